@@ -1,0 +1,22 @@
+from django.contrib import admin
+
+from .models import CachedRendition, CacheTask
+
+
+@admin.register(CachedRendition)
+class CachedRenditionAdmin(admin.ModelAdmin):
+    list_display = ["track", "quality", "bitrate", "size", "created_at", "last_accessed_at", "hit_count"]
+    list_filter = ["quality"]
+    list_select_related = ["track"]
+    search_fields = ["track__title", "track__artist", "track__path"]
+    raw_id_fields = ["track"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(CacheTask)
+class CacheTaskAdmin(admin.ModelAdmin):
+    list_display = ["track", "quality", "status", "priority", "attempts", "worker_id", "created_at", "finished_at"]
+    list_filter = ["status", "quality"]
+    list_select_related = ["track"]
+    search_fields = ["track__title", "track__artist", "track__path"]
+    raw_id_fields = ["track"]

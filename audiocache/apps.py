@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AudioCacheConfig(AppConfig):
+    name = "audiocache"
+    verbose_name = "Audio cache"

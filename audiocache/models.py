@@ -1,0 +1,120 @@
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from mixtapes.models import Track
+
+from .qualities import BITRATES
+
+
+class Quality(models.TextChoices):
+    HIGH = "high", f"High ({BITRATES['high']}k)"
+    MEDIUM = "medium", f"Medium ({BITRATES['medium']}k)"
+    LOW = "low", f"Low ({BITRATES['low']}k)"
+
+
+class CachedRendition(models.Model):
+    """An MP3 made from a lossless track, stored as ``AUDIO_CACHE_DIR/<file_name>``.
+
+    ``source_size``/``source_mtime_ns``/``encoder_profile`` record what the file was made
+    from and how; when any differs from the track today, the rendition is stale.
+    """
+
+    track = models.ForeignKey(Track, on_delete=models.CASCADE, related_name="renditions")
+    quality = models.CharField(max_length=8, choices=Quality.choices)
+    bitrate = models.PositiveIntegerField(help_text="kbit/s.")
+    file_name = models.CharField(
+        max_length=128, unique=True, help_text="<hash>_<quality>_<bitrate>k.mp3 inside AUDIO_CACHE_DIR."
+    )
+    size = models.PositiveBigIntegerField(help_text="Bytes.")
+    source_size = models.PositiveBigIntegerField()
+    source_mtime_ns = models.BigIntegerField()
+    encoder_profile = models.CharField(max_length=64, help_text="Identifies the ffmpeg settings used.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_accessed_at = models.DateTimeField(null=True, blank=True)
+    hit_count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["track", "quality"], name="rendition_unique_track_quality"),
+        ]
+        indexes = [
+            # Least-recently-used eviction and "not accessed for N days".
+            models.Index(fields=["last_accessed_at"], name="rendition_lru_idx"),
+            models.Index(fields=["created_at"], name="rendition_created_idx"),
+            models.Index(fields=["quality", "created_at"], name="rendition_quality_idx"),
+            models.Index(fields=["-size"], name="rendition_size_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.track} @ {self.quality}"
+
+
+class CacheTask(models.Model):
+    """One transcode job in the queue. Rows stay after they finish, for the admin's history."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+        SKIPPED = "skipped"
+        CANCELLED = "cancelled"
+
+    ACTIVE_STATUSES = (Status.PENDING, Status.RUNNING)
+
+    # A listener waiting on a play request outranks a batch precache.
+    PRIORITY_PRECACHE = 0
+    PRIORITY_PLAY = 100
+
+    track = models.ForeignKey(Track, on_delete=models.CASCADE, related_name="cache_tasks")
+    quality = models.CharField(max_length=8, choices=Quality.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    priority = models.SmallIntegerField(default=PRIORITY_PRECACHE)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True, help_text="The tail of ffmpeg's stderr, or why the task failed.")
+    worker_id = models.CharField(max_length=128, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    available_at = models.DateTimeField(default=timezone.now, help_text="Not claimed before this time (retry backoff).")
+    progress = models.FloatField(default=0.0, help_text="0.0 to 1.0.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            # The database, not the application, guarantees one active job per rendition:
+            # concurrent enqueues race on this index and the loser joins the winner's task.
+            models.UniqueConstraint(
+                fields=["track", "quality"],
+                condition=Q(status__in=["pending", "running"]),
+                name="cachetask_one_active_per_rendition",
+            ),
+            models.CheckConstraint(
+                condition=Q(progress__gte=0.0) & Q(progress__lte=1.0), name="cachetask_progress_range"
+            ),
+        ]
+        indexes = [
+            # The claim query: best pending task first.
+            models.Index(
+                fields=["-priority", "available_at", "id"],
+                condition=Q(status="pending"),
+                name="cachetask_claim_idx",
+            ),
+            # Reclaiming expired leases.
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(status="running"),
+                name="cachetask_lease_idx",
+            ),
+            models.Index(fields=["status", "-created_at"], name="cachetask_status_idx"),
+            models.Index(fields=["quality", "status"], name="cachetask_quality_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.track} @ {self.quality} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES

@@ -1,0 +1,198 @@
+"""Settings for the mixtape server.
+
+Every knob is an environment variable read through ``config.env`` (django-environ
+underneath); the README's "Settings" table lists them with their defaults. An invalid
+value stops start-up with a message that names the variable.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from audiocache.qualities import QUALITY_NAMES
+
+from . import env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Development convenience only: the Docker image ships no .env and real variables win.
+env.read_env_file(BASE_DIR / ".env")
+
+# --- Core -------------------------------------------------------------------------
+
+DEBUG = env.boolean("DEBUG", False)
+DATA_ROOT = env.path("DATA_ROOT", BASE_DIR / "data")
+MUSIC_ROOT = env.path("MUSIC_ROOT", DATA_ROOT / "music")
+
+
+def _secret_key() -> str:
+    """``SECRET_KEY`` from the environment, else one generated once and kept in ``DATA_ROOT``.
+
+    There is no built-in fallback key: a fresh install gets its own random key, and a
+    scale-out deployment (several hosts) sets ``SECRET_KEY`` explicitly.
+    """
+    configured = env.raw("SECRET_KEY")
+    if configured is not None:
+        if len(configured.strip()) < 32:
+            raise ImproperlyConfigured("SECRET_KEY is too short: use at least 32 random characters.")
+        return configured.strip()
+    key_file = DATA_ROOT / "secret_key"
+    try:
+        return key_file.read_text().strip()
+    except FileNotFoundError:
+        pass
+    try:
+        DATA_ROOT.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(50)
+        # O_EXCL: two processes starting at once must not each write a different key.
+        with open(key_file, "x", opener=lambda p, flags: os.open(p, flags, 0o600)) as fh:
+            fh.write(key)
+        return key
+    except FileExistsError:
+        return key_file.read_text().strip()
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"SECRET_KEY is not set and {key_file} cannot be created ({exc.strerror}): set SECRET_KEY or make DATA_ROOT writable."
+        ) from None
+
+
+SECRET_KEY = _secret_key()
+
+ALLOWED_HOSTS = env.string_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.string_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_eventstream",
+    "mixtapes",
+    "audiocache",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------
+
+DATABASES = {"default": env.database("DATABASE_URL", f"sqlite:///{DATA_ROOT / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            # The web process and its workers write concurrently: WAL lets readers go on
+            # during a write, IMMEDIATE takes the write lock up front (no upgrade deadlock)
+            # and the timeout makes a writer wait instead of failing with "database is locked".
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+        }
+    )
+    # Tests that start worker processes need a database file those processes can open.
+    _sqlite_test_name = env.raw("SQLITE_TEST_NAME")
+    if _sqlite_test_name:
+        DATABASES["default"]["TEST"] = {"NAME": _sqlite_test_name}
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.url("REDIS_URL", "", schemes=("redis", "rediss", "unix"))
+
+# --- Auth, i18n ---------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.string("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static and uploaded files ------------------------------------------------------
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = env.path("STATIC_ROOT", BASE_DIR / "staticfiles")
+MEDIA_URL = "media/"
+MEDIA_ROOT = DATA_ROOT / "media"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+# --- Audio cache (names and defaults from the seed design) -------------------------
+
+AUDIO_CACHE_DIR = env.path("AUDIO_CACHE_DIR", DATA_ROOT / "cache" / "audio")
+AUDIO_CACHE_ENABLED = env.boolean("AUDIO_CACHE_ENABLED", True)
+AUDIO_CACHE_DEFAULT_QUALITY = env.choice("AUDIO_CACHE_DEFAULT_QUALITY", "medium", QUALITY_NAMES)
+# 0 means "no workers inside the web process" (scale-out: run manage.py cacheworker).
+AUDIO_CACHE_MAX_WORKERS = env.integer("AUDIO_CACHE_MAX_WORKERS", 4, minimum=0, maximum=64)
+AUDIO_CACHE_PRECACHE_ON_UPLOAD = env.boolean("AUDIO_CACHE_PRECACHE_ON_UPLOAD", True)
+AUDIO_CACHE_PRECACHE_QUALITIES = env.choices_list("AUDIO_CACHE_PRECACHE_QUALITIES", ["medium"], QUALITY_NAMES)
+AUDIO_CACHE_MAX_SIZE = env.byte_size("AUDIO_CACHE_MAX_SIZE", 0)
+AUDIO_CACHE_MAX_AGE_DAYS = env.integer("AUDIO_CACHE_MAX_AGE_DAYS", 0, minimum=0)
+AUDIO_CACHE_TRANSCODE_TIMEOUT = env.integer("AUDIO_CACHE_TRANSCODE_TIMEOUT", 900, minimum=1)
+AUDIO_CACHE_FFMPEG = env.string("AUDIO_CACHE_FFMPEG", "ffmpeg")
+AUDIO_CACHE_FFPROBE = env.string("AUDIO_CACHE_FFPROBE", "ffprobe")
+AUDIO_CACHE_SENDFILE = env.choice("AUDIO_CACHE_SENDFILE", "none", ("none", "nginx"))
+
+# How many files scanlibrary probes at once (ffprobe runs are independent processes).
+LIBRARY_SCAN_WORKERS = env.integer("LIBRARY_SCAN_WORKERS", 4, minimum=1, maximum=64)
+
+# --- Logging ------------------------------------------------------------------------
+
+LOG_LEVEL = env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+}

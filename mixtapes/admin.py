@@ -1,0 +1,31 @@
+from django.contrib import admin
+
+from .models import Mixtape, MixtapeTrack, Track
+
+
+@admin.register(Track)
+class TrackAdmin(admin.ModelAdmin):
+    list_display = ["display_title", "artist", "album", "codec", "is_lossless", "duration", "missing_since"]
+    list_filter = ["is_lossless", "codec", "has_cover", ("missing_since", admin.EmptyFieldListFilter)]
+    search_fields = ["title", "artist", "album", "path"]
+    readonly_fields = [f.name for f in Track._meta.fields]
+    list_per_page = 100
+    show_full_result_count = False  # COUNT(*) over a 100k-row library on every page is wasted work
+
+    def has_add_permission(self, request):
+        return False  # tracks come from scanlibrary, not from hand entry
+
+
+class MixtapeTrackInline(admin.TabularInline):
+    model = MixtapeTrack
+    raw_id_fields = ["track"]
+    extra = 0
+
+
+@admin.register(Mixtape)
+class MixtapeAdmin(admin.ModelAdmin):
+    list_display = ["title", "owner", "is_public", "updated_at"]
+    list_filter = ["is_public"]
+    search_fields = ["title", "slug", "owner__username"]
+    prepopulated_fields = {"slug": ["title"]}
+    inlines = [MixtapeTrackInline]

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MixtapesConfig(AppConfig):
+    name = "mixtapes"
+    verbose_name = "Mixtapes and library"

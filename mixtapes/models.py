@@ -1,0 +1,116 @@
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils.text import slugify
+
+# Longest relative path we store; a longer one is reported by the scan, not truncated.
+# (PostgreSQL's B-tree entries top out near 2.7 kB, which rules out a unique index on longer keys.)
+MAX_PATH_LENGTH = 1024
+MAX_TAG_LENGTH = 500
+
+
+class Track(models.Model):
+    """One audio file of the library, as the last scan saw it."""
+
+    path = models.CharField(
+        max_length=MAX_PATH_LENGTH, unique=True, help_text="Relative to MUSIC_ROOT, with '/' separators."
+    )
+
+    title = models.CharField(max_length=MAX_TAG_LENGTH, blank=True)
+    artist = models.CharField(max_length=MAX_TAG_LENGTH, blank=True)
+    album = models.CharField(max_length=MAX_TAG_LENGTH, blank=True)
+    album_artist = models.CharField(max_length=MAX_TAG_LENGTH, blank=True)
+    track_number = models.PositiveIntegerField(null=True, blank=True)
+    disc_number = models.PositiveIntegerField(null=True, blank=True)
+
+    duration = models.FloatField(null=True, blank=True, help_text="Seconds.")
+    codec = models.CharField(max_length=32, help_text="ffprobe's codec name, e.g. flac, alac, pcm_s24le, mp3.")
+    container = models.CharField(max_length=64, blank=True, help_text="ffprobe's format name.")
+    sample_rate = models.PositiveIntegerField(null=True, blank=True)
+    bit_depth = models.PositiveSmallIntegerField(null=True, blank=True)
+    channels = models.PositiveSmallIntegerField(null=True, blank=True)
+    bitrate = models.PositiveIntegerField(null=True, blank=True, help_text="Bits per second.")
+    is_lossless = models.BooleanField(help_text="Decided from the codec, never from the file extension.")
+    has_cover = models.BooleanField(default=False)
+
+    file_size = models.PositiveBigIntegerField()
+    file_mtime_ns = models.BigIntegerField(help_text="Modification time in nanoseconds, as os.stat reports it.")
+
+    added_at = models.DateTimeField(auto_now_add=True)
+    scanned_at = models.DateTimeField(help_text="When a scan last saw this file.")
+    missing_since = models.DateTimeField(
+        null=True, blank=True, help_text="Set when a scan no longer finds the file; the row stays for mixtapes."
+    )
+
+    class Meta:
+        ordering = ["album_artist", "album", "disc_number", "track_number", "path"]
+        indexes = [
+            models.Index(Lower("title"), name="track_title_lower_idx"),
+            models.Index(Lower("artist"), name="track_artist_lower_idx"),
+            models.Index(Lower("album"), name="track_album_lower_idx"),
+            models.Index(fields=["album_artist", "album", "disc_number", "track_number"], name="track_album_order_idx"),
+            models.Index(fields=["is_lossless"], name="track_lossless_idx"),
+            models.Index(fields=["scanned_at"], name="track_scanned_idx"),
+        ]
+
+    def __str__(self):
+        if self.title:
+            return f"{self.artist} – {self.title}" if self.artist else self.title
+        return Path(self.path).name
+
+    @property
+    def display_title(self) -> str:
+        return self.title or Path(self.path).stem
+
+    def absolute_path(self) -> Path:
+        """The file under MUSIC_ROOT; callers that open it must still check containment."""
+        return Path(settings.MUSIC_ROOT) / self.path
+
+
+class Mixtape(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mixtapes")
+    title = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    liner_notes = models.TextField(blank=True)
+    cover = models.ImageField(upload_to="covers/", blank=True)
+    is_public = models.BooleanField(default=False)
+    tracks = models.ManyToManyField(Track, through="MixtapeTrack", related_name="mixtapes")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["owner", "-updated_at"], name="mixtape_owner_recent_idx")]
+
+    def __str__(self):
+        return self.title
+
+    def save(self, *args, **kwargs):
+        if not self.slug:
+            self.slug = self._unique_slug()
+        super().save(*args, **kwargs)
+
+    def _unique_slug(self) -> str:
+        base = slugify(self.title)[:70] or "mixtape"
+        candidate, n = base, 2
+        while Mixtape.objects.filter(slug=candidate).exists():
+            candidate, n = f"{base}-{n}", n + 1
+        return candidate
+
+
+class MixtapeTrack(models.Model):
+    mixtape = models.ForeignKey(Mixtape, on_delete=models.CASCADE, related_name="entries")
+    # PROTECT: deleting a Track must not silently empty people's mixtapes.
+    track = models.ForeignKey(Track, on_delete=models.PROTECT, related_name="mixtape_entries")
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["mixtape", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["mixtape", "position"], name="mixtapetrack_unique_position"),
+        ]
+
+    def __str__(self):
+        return f"{self.mixtape} #{self.position}: {self.track}"

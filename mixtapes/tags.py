@@ -1,0 +1,117 @@
+"""Read the tags of an audio file with mutagen, cleaned for display and storage.
+
+mutagen speaks every tag dialect we meet (Vorbis comments, ID3 in MP3/WAV/AIFF, MP4 atoms,
+APEv2); ffprobe's container tags fill any gap mutagen leaves.
+"""
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import mutagen
+from mutagen.id3 import ID3
+
+from .models import MAX_TAG_LENGTH
+
+FIELDS = ("title", "artist", "album", "album_artist", "track_number", "disc_number")
+
+# Per field: the names it goes by in easy (Vorbis/EasyID3/EasyMP4/APEv2) tags, ID3 frames, and ffprobe.
+_EASY_KEYS = {
+    "title": ("title",),
+    "artist": ("artist",),
+    "album": ("album",),
+    "album_artist": ("albumartist", "album artist", "album_artist"),
+    "track_number": ("tracknumber", "track"),
+    "disc_number": ("discnumber", "disc", "disk"),
+}
+_ID3_FRAMES = {
+    "title": "TIT2",
+    "artist": "TPE1",
+    "album": "TALB",
+    "album_artist": "TPE2",
+    "track_number": "TRCK",
+    "disc_number": "TPOS",
+}
+_FFPROBE_KEYS = {
+    "title": ("title",),
+    "artist": ("artist",),
+    "album": ("album",),
+    "album_artist": ("album_artist", "albumartist", "album artist"),
+    "track_number": ("track", "tracknumber"),
+    "disc_number": ("disc", "discnumber"),
+}
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+_LEADING_NUMBER = re.compile(r"^\s*(\d{1,6})")
+
+
+@dataclass(frozen=True)
+class Tags:
+    title: str = ""
+    artist: str = ""
+    album: str = ""
+    album_artist: str = ""
+    track_number: int | None = None
+    disc_number: int | None = None
+
+
+def clean_text(value: str) -> str:
+    """One line of printable text at most ``MAX_TAG_LENGTH`` long (tags may hold megabytes of junk)."""
+    text = _CONTROL.sub(" ", unicodedata.normalize("NFC", value[: MAX_TAG_LENGTH * 4]))
+    return " ".join(text.split())[:MAX_TAG_LENGTH]
+
+
+def parse_number(value: str) -> int | None:
+    """``"3"``, ``"03/12"`` and ``"3 of 12"`` all give 3; nonsense gives None."""
+    match = _LEADING_NUMBER.match(value or "")
+    if not match:
+        return None
+    number = int(match.group(1))
+    return number if 0 < number < 100_000 else None
+
+
+def read_tags(path: Path, fallback: dict[str, str] | None = None) -> Tags:
+    """Tags of ``path``; ``fallback`` is ffprobe's lower-cased tag dict for what mutagen misses."""
+    found = _mutagen_tags(path)
+    for field_name, keys in _FFPROBE_KEYS.items():
+        if not found.get(field_name) and fallback:
+            found[field_name] = next((fallback[k] for k in keys if fallback.get(k)), "")
+    return Tags(
+        title=clean_text(found.get("title", "")),
+        artist=clean_text(found.get("artist", "")),
+        album=clean_text(found.get("album", "")),
+        album_artist=clean_text(found.get("album_artist", "")),
+        track_number=parse_number(found.get("track_number", "")),
+        disc_number=parse_number(found.get("disc_number", "")),
+    )
+
+
+def _mutagen_tags(path: Path) -> dict[str, str]:
+    try:
+        audio = mutagen.File(path, easy=True)
+    except Exception:  # mutagen raises many types on damaged files; ffprobe's tags still apply
+        return {}
+    tags = getattr(audio, "tags", None)
+    if not tags:
+        return {}
+    found: dict[str, str] = {}
+    if isinstance(tags, ID3):  # WAV and AIFF carry raw ID3 frames even with easy=True
+        for field_name, frame_id in _ID3_FRAMES.items():
+            frame = tags.get(frame_id)
+            if frame is not None and getattr(frame, "text", None):
+                found[field_name] = str(frame.text[0])
+        return found
+    for field_name, keys in _EASY_KEYS.items():
+        for key in keys:
+            try:
+                value = tags[key]
+            except (KeyError, ValueError, TypeError):
+                continue
+            if isinstance(value, list):
+                value = value[0] if value else ""
+            text = str(value)
+            if text:
+                found[field_name] = text
+                break
+    return found
