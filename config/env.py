@@ -15,7 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 env = environ.Env()
 
-_UNSET = object()
+SUPPORTED_DATABASE_ENGINES = ("django.db.backends.sqlite3", "django.db.backends.postgresql")
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
@@ -118,8 +118,8 @@ def database(name: str, default: str) -> dict:
         raise _invalid(
             name, value, f"a database URL such as sqlite:////path/db.sqlite3 or postgres://user@host/db ({exc})"
         ) from None
-    if not config.get("ENGINE"):
-        raise _invalid(name, value, "a sqlite:// or postgres:// URL")
+    if config.get("ENGINE") not in SUPPORTED_DATABASE_ENGINES:
+        raise _invalid(name, value, "a sqlite:// or postgres:// URL (the databases this app is tested on)")
     return config
 
 

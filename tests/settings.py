@@ -20,3 +20,5 @@ from config.settings import STORAGES  # noqa: E402
 # Templates call {% static %}; the manifest is only built by collectstatic (tested on its own).
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+STATIC_ROOT = os.path.join(_root, "static")
+os.makedirs(STATIC_ROOT, exist_ok=True)

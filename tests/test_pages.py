@@ -1,0 +1,69 @@
+"""The pages that exist so far: home, login, health, admin."""
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import MixtapeFactory, TrackFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_home_for_anonymous_users_shows_no_library(client):
+    TrackFactory(title="Private Song")
+    response = client.get("/")
+    assert response.status_code == 200
+    assert b"Log in" in response.content
+    assert b"Private Song" not in response.content
+
+
+def test_home_for_a_user_shows_library_and_own_mixtapes(client):
+    user = UserFactory()
+    TrackFactory(title="Known Song", duration=120)
+    TrackFactory(title="Gone Song", missing_since="2026-01-01T00:00Z")
+    MixtapeFactory(owner=user, title="Mine")
+    MixtapeFactory(title="Someone else's")
+    client.force_login(user)
+    page = client.get("/").content.decode()
+    assert "Known Song" in page and "Gone Song" not in page
+    assert "Mine" in page and "Someone else" not in page
+
+
+def test_login_page_and_csrf(client):
+    user = UserFactory(username="ann")
+    assert client.get(reverse("login")).status_code == 200
+    strict = client.__class__(enforce_csrf_checks=True)
+    response = strict.post(reverse("login"), {"username": "ann", "password": "correct horse battery staple"})
+    assert response.status_code == 403
+    response = client.post(reverse("login"), {"username": "ann", "password": "correct horse battery staple"})
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"] == str(user.pk)
+
+
+def test_healthz(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": True}
+    assert client.post("/healthz").status_code == 405
+
+
+def test_admin_requires_staff(client):
+    assert client.get("/admin/mixtapes/track/").status_code == 302
+    client.force_login(UserFactory())
+    assert client.get("/admin/mixtapes/track/").status_code == 302
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/admin/mixtapes/track/", "/admin/mixtapes/mixtape/", "/admin/audiocache/cachedrendition/",
+     "/admin/audiocache/cachetask/"],
+)  # fmt: skip
+def test_admin_changelists(admin_client, url):
+    from tests.factories import CachedRenditionFactory, CacheTaskFactory, MixtapeTrackFactory
+
+    MixtapeTrackFactory(track__title="Listed Song")
+    CachedRenditionFactory()
+    CacheTaskFactory()
+    response = admin_client.get(url)
+    assert response.status_code == 200
+    if "track" in url:
+        assert b"Listed Song" in response.content

@@ -1,0 +1,107 @@
+"""ffprobe facts and mutagen tags, including damaged and hostile values."""
+
+import pytest
+
+from audiocache.probe import ProbeError, ToolMissing, ffmpeg_input, is_lossless_codec, parse_probe, probe
+from mixtapes.tags import clean_text, parse_number, read_tags
+
+
+@pytest.mark.parametrize(
+    ("codec", "lossless"),
+    [("flac", True), ("alac", True), ("ape", True), ("wavpack", True), ("pcm_s16le", True), ("pcm_s24be", True),
+     ("pcm_f32le", True), ("tta", True), ("mp3", False), ("aac", False), ("vorbis", False), ("opus", False),
+     ("wmav2", False)],
+)  # fmt: skip
+def test_lossless_codecs(codec, lossless):
+    assert is_lossless_codec(codec) is lossless
+
+
+def test_input_argument_can_never_be_an_option_or_a_protocol(tmp_path):
+    for name in ("-i.flac", "http:x.flac", "concat:a|b.flac"):
+        argument = ffmpeg_input(tmp_path / name)
+        assert argument.startswith("file:/")
+        assert argument.endswith(name)
+
+
+def test_probe_of_a_5_1_hi_res_file(make_audio):
+    path = make_audio("surround.flac", kind="flac24", sample_rate=96000, channels=6)
+    result = probe(path)
+    assert (result.codec, result.sample_rate, result.bit_depth, result.channels) == ("flac", 96000, 24, 6)
+    assert result.is_lossless and not result.has_cover
+
+
+def test_probe_reports_a_missing_ffprobe(make_audio):
+    path = make_audio("a.flac")
+    with pytest.raises(ToolMissing, match="not found"):
+        probe(path, ffprobe="/nonexistent/ffprobe")
+
+
+def test_probe_of_a_text_file(tmp_path):
+    path = tmp_path / "fake.mp3"
+    path.write_text("hello\n" * 100)
+    with pytest.raises(ProbeError):
+        probe(path)
+
+
+def audio_stream(**overrides):
+    return {"codec_type": "audio", "codec_name": "flac", "sample_rate": "44100", "channels": 2, **overrides}
+
+
+def test_parse_probe_tolerates_absurd_numbers():
+    result = parse_probe(
+        {
+            "streams": [audio_stream(bit_rate="99999999999999999999", bits_per_raw_sample="nan")],
+            "format": {"duration": "inf", "bit_rate": "-5", "format_name": "flac"},
+        }
+    )
+    assert (result.bitrate, result.duration, result.bit_depth) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"streams": [], "format": {}},
+        {"streams": [{"codec_type": "video", "codec_name": "mjpeg"}], "format": {}},
+        {"streams": [audio_stream(sample_rate="0")], "format": {}},
+        {"streams": [audio_stream(channels=0)], "format": {}},
+        {"streams": [audio_stream(codec_name="unknown")], "format": {}},
+    ],
+)
+def test_parse_probe_rejects_what_cannot_be_played(data):
+    with pytest.raises(ProbeError):
+        parse_probe(data)
+
+
+def test_stream_tags_fill_in_for_container_tags():
+    result = parse_probe({"streams": [audio_stream(tags={"TITLE": "Opus Title"})], "format": {"tags": {}}})
+    assert result.tags == {"title": "Opus Title"}
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [("3", 3), ("03/12", 3), ("3 of 12", 3), (" 7", 7), ("", None), ("0", None), ("A", None), ("-1", None),
+     ("99999999999", None)],
+)  # fmt: skip
+def test_parse_number(text, number):
+    assert parse_number(text) == number
+
+
+def test_clean_text():
+    assert clean_text("  a\x00b\r\nc\t\td  ") == "a b c d"
+    assert clean_text("e\u0301") == "\u00e9"  # NFC, so searches match what people type
+    assert len(clean_text("z" * 10_000_000)) == 500
+
+
+def test_read_tags_falls_back_to_ffprobe_tags(tmp_path):
+    path = tmp_path / "untagged.flac"
+    path.write_bytes(b"not even audio")
+    tags = read_tags(path, fallback={"title": "From ffprobe", "track": "4/10", "album_artist": "VA"})
+    assert (tags.title, tags.track_number, tags.album_artist) == ("From ffprobe", 4, "VA")
+
+
+def test_read_tags_of_every_format(make_audio):
+    common = {"title": "T", "artist": "A", "album": "B", "album_artist": "C", "track": "2/3", "disc": "1/1"}
+    for kind, name in [("flac", "a.flac"), ("alac", "a.m4a"), ("mp3", "a.mp3"), ("wavpack", "a.wv"),
+                       ("opus", "a.opus"), ("aiff", "a.aiff")]:  # fmt: skip
+        tags = read_tags(make_audio(name, kind=kind, tags=common))
+        assert (tags.title, tags.artist, tags.album, tags.track_number) == ("T", "A", "B", 2), kind
