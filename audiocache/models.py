@@ -1,8 +1,11 @@
+import uuid
+
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from mixtapes.models import Track
+from mixtapes.models import Mixtape, Track
 
 from .qualities import BITRATES
 
@@ -77,6 +80,11 @@ class CacheTask(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     available_at = models.DateTimeField(default=timezone.now, help_text="Not claimed before this time (retry backoff).")
     progress = models.FloatField(default=0.0, help_text="0.0 to 1.0.")
+    force = models.BooleanField(default=False, help_text="Transcode even if a fresh rendition exists.")
+    # The source as it was when the task was queued: a failed task only blocks new attempts
+    # (quarantine) while the source is still the same file.
+    source_size = models.PositiveBigIntegerField(null=True, blank=True)
+    source_mtime_ns = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -118,3 +126,45 @@ class CacheTask(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
+
+
+class CacheBatch(models.Model):
+    """One precache request (a mixtape save, a CLI run): its own progress channel and summary.
+
+    Items point at the tasks that do the work; a task may serve several batches, so two
+    overlapping batches that share tracks both see it finish.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    label = models.CharField(max_length=200)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    mixtape = models.ForeignKey(Mixtape, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "cache batches"
+        indexes = [models.Index(fields=["-created_at"], name="cachebatch_recent_idx")]
+
+    def __str__(self):
+        return self.label
+
+
+class CacheBatchItem(models.Model):
+    class Outcome(models.TextChoices):
+        SKIPPED = "skipped"  # decided when queued: already cached, lossy, missing, quarantined
+        FAILED = "failed"
+
+    batch = models.ForeignKey(CacheBatch, on_delete=models.CASCADE, related_name="items")
+    track = models.ForeignKey(Track, on_delete=models.CASCADE, related_name="+")
+    quality = models.CharField(max_length=8, choices=Quality.choices)
+    task = models.ForeignKey(CacheTask, null=True, blank=True, on_delete=models.SET_NULL, related_name="batch_items")
+    # Empty while a task decides the outcome; set when the batch could decide without a task.
+    outcome = models.CharField(max_length=8, choices=Outcome.choices, blank=True)
+    note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["batch", "id"], name="cachebatchitem_batch_idx")]
+
+    def __str__(self):
+        return f"{self.batch}: {self.track} @ {self.quality}"

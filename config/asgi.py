@@ -1,4 +1,8 @@
-"""ASGI entry point (uvicorn config.asgi:application)."""
+"""ASGI entry point (uvicorn config.asgi:application).
+
+The Django application is wrapped so uvicorn's lifespan events start and stop the
+embedded transcoding pool (AUDIO_CACHE_MAX_WORKERS workers; 0 = none).
+"""
 
 import os
 
@@ -10,4 +14,8 @@ exit_on_bad_settings()
 
 from django.core.asgi import get_asgi_application  # noqa: E402
 
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+from audiocache.embedded import Lifespan  # noqa: E402
+
+application = Lifespan(django_application)

@@ -180,10 +180,16 @@ AUDIO_CACHE_MAX_AGE_DAYS = env.integer("AUDIO_CACHE_MAX_AGE_DAYS", 0, minimum=0)
 AUDIO_CACHE_TRANSCODE_TIMEOUT = env.integer("AUDIO_CACHE_TRANSCODE_TIMEOUT", 900, minimum=1)
 AUDIO_CACHE_FFMPEG = env.string("AUDIO_CACHE_FFMPEG", "ffmpeg")
 AUDIO_CACHE_FFPROBE = env.string("AUDIO_CACHE_FFPROBE", "ffprobe")
+# The queue: attempts before a task stays failed, first retry delay (doubles each time), and
+# how long a worker's claim lasts without a heartbeat before another worker may take the task.
+AUDIO_CACHE_MAX_ATTEMPTS = env.integer("AUDIO_CACHE_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
+AUDIO_CACHE_RETRY_DELAY = env.integer("AUDIO_CACHE_RETRY_DELAY", 30, minimum=0)
+AUDIO_CACHE_LEASE_SECONDS = env.integer("AUDIO_CACHE_LEASE_SECONDS", 60, minimum=2)
 AUDIO_CACHE_SENDFILE = env.choice("AUDIO_CACHE_SENDFILE", "none", ("none", "nginx"))
 
-# How many files scanlibrary probes at once (ffprobe runs are independent processes).
-LIBRARY_SCAN_WORKERS = env.integer("LIBRARY_SCAN_WORKERS", 4, minimum=1, maximum=64)
+# How many files scanlibrary probes at once. Each ffprobe run is a separate process that
+# spends most of its ~65 ms loading libraries, so one per CPU keeps every core busy.
+LIBRARY_SCAN_WORKERS = env.integer("LIBRARY_SCAN_WORKERS", max(2, os.cpu_count() or 2), minimum=1, maximum=64)
 
 # --- Logging ------------------------------------------------------------------------
 

@@ -1,0 +1,201 @@
+"""``AudioCache``: the seed design's API over ``CachedRendition`` rows and the cache folder.
+
+A rendition is *fresh* when its file exists and it was made from the source as it is now
+(same size and mtime) with today's encoder profile. Only fresh renditions are ever
+returned; everything else falls back to the original.
+"""
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from mixtapes.models import Track
+
+from .models import CachedRendition
+from .qualities import BITRATES, QUALITY_NAMES
+from .transcoder import ENCODER_PROFILE, SourceFacts, transcode
+
+logger = logging.getLogger(__name__)
+
+
+class SourceUnavailable(Exception):
+    """The track's file is missing, unreadable or outside MUSIC_ROOT."""
+
+
+@dataclass(frozen=True)
+class SourceState:
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+def cache_file_name(relative_path: str, quality: str) -> str:
+    """``<hash>_<quality>_<bitrate>k.mp3``; the hash is over the path relative to MUSIC_ROOT,
+    so moving the whole library to another root keeps the cache."""
+    digest = hashlib.sha256(relative_path.encode("utf-8")).hexdigest()[:32]
+    return f"{digest}_{quality}_{BITRATES[quality]}k.mp3"
+
+
+def source_path(track: Track) -> Path:
+    """The track's file, resolved; raises ``SourceUnavailable`` if it leaves MUSIC_ROOT."""
+    root = os.path.realpath(settings.MUSIC_ROOT)
+    resolved = os.path.realpath(os.path.join(root, track.path))
+    if os.path.commonpath([root, resolved]) != root or resolved == root:
+        raise SourceUnavailable(f"track {track.pk} points outside MUSIC_ROOT")
+    return Path(resolved)
+
+
+def source_state(track: Track) -> SourceState:
+    path = source_path(track)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise SourceUnavailable("source file not found (moved or deleted since the last scan?)") from None
+    except OSError as exc:
+        raise SourceUnavailable(f"source file cannot be read: {exc.strerror}") from None
+    if not path.is_file():
+        raise SourceUnavailable("source is not a regular file")
+    return SourceState(path, st.st_size, st.st_mtime_ns)
+
+
+def is_fresh(rendition: CachedRendition, source: SourceState, cache_dir: Path) -> bool:
+    return (
+        rendition.source_size == source.size
+        and rendition.source_mtime_ns == source.mtime_ns
+        and rendition.encoder_profile == ENCODER_PROFILE
+        and (cache_dir / rendition.file_name).is_file()
+    )
+
+
+def _track(track_or_path) -> Track:
+    if isinstance(track_or_path, Track):
+        return track_or_path
+    path = Path(track_or_path)
+    if path.is_absolute():
+        path = Path(os.path.relpath(path, settings.MUSIC_ROOT))
+    return Track.objects.get(path=path.as_posix())
+
+
+class AudioCache:
+    """Transcoding and look-ups for one cache folder (default ``AUDIO_CACHE_DIR``).
+
+    Methods take a ``Track`` or a path to its file (absolute, or relative to MUSIC_ROOT).
+    """
+
+    def __init__(self, cache_dir: Path | None = None, logger: logging.Logger | None = None):
+        self.cache_dir = Path(cache_dir or settings.AUDIO_CACHE_DIR)
+        self.logger = logger or globals()["logger"]
+
+    def get_cache_path(self, original, quality: str = "medium") -> Path:
+        track = _track(original)
+        return self.cache_dir / cache_file_name(track.path, quality)
+
+    def should_transcode(self, original) -> bool:
+        """Lossless sources get renditions; lossy ones (MP3, AAC, Ogg, Opus) are never re-encoded."""
+        return _track(original).is_lossless
+
+    def fresh_rendition(self, original, quality: str = "medium") -> CachedRendition | None:
+        track = _track(original)
+        rendition = CachedRendition.objects.filter(track=track, quality=quality).first()
+        if rendition is None:
+            return None
+        try:
+            source = source_state(track)
+        except SourceUnavailable:
+            return None
+        return rendition if is_fresh(rendition, source, self.cache_dir) else None
+
+    def is_cached(self, original, quality: str = "medium") -> bool:
+        return self.fresh_rendition(original, quality) is not None
+
+    def get_cached_or_original(self, original, quality: str = "medium") -> Path:
+        """The fresh rendition if there is one, else the original. Never transcodes."""
+        track = _track(original)
+        if track.is_lossless:
+            rendition = self.fresh_rendition(track, quality)
+            if rendition is not None:
+                return self.cache_dir / rendition.file_name
+        return source_path(track)
+
+    def transcode_file(self, original, quality: str = "medium", overwrite: bool = False, **transcode_options) -> Path:
+        """Make (or re-make with ``overwrite``) the rendition now, in this process.
+
+        Returns the rendition's path, or the original's for a lossy source. Raises
+        ``SourceUnavailable`` or ``TranscodeError``; a failure never removes a good rendition.
+        """
+        if quality not in QUALITY_NAMES:
+            raise ValueError(f"unknown quality {quality!r}")
+        track = _track(original)
+        if not track.is_lossless:
+            return source_path(track)
+        if not overwrite:
+            rendition = self.fresh_rendition(track, quality)
+            if rendition is not None:
+                return self.cache_dir / rendition.file_name
+        before = source_state(track)
+        destination = self.get_cache_path(track, quality)
+        facts = SourceFacts(track.sample_rate, track.channels, track.has_cover, track.duration)
+        size = transcode(before.path, destination, quality, facts, **transcode_options)
+        after = source_state(track)
+        if after != before:
+            # The rendition may mix old and new audio: record nothing; the next request re-makes it.
+            raise SourceChanged("the source file changed while it was being transcoded")
+        CachedRendition.objects.update_or_create(
+            track=track,
+            quality=quality,
+            defaults={
+                "bitrate": BITRATES[quality],
+                "file_name": destination.name,
+                "size": size,
+                "source_size": before.size,
+                "source_mtime_ns": before.mtime_ns,
+                "encoder_profile": ENCODER_PROFILE,
+                "created_at": timezone.now(),
+            },
+        )
+        self.logger.info("rendition track=%s quality=%s bytes=%s", track.pk, quality, size)
+        return destination
+
+    def precache_file(self, original, qualities: list[str] | None = None) -> dict[str, Path]:
+        """Make every missing or stale rendition of one file now; quality -> path."""
+        return {q: self.transcode_file(original, q) for q in (qualities or ["medium"])}
+
+    def get_cache_size(self) -> int:
+        """Total bytes of all renditions, from the database (no directory walk)."""
+        return CachedRendition.objects.aggregate(total=Sum("size"))["total"] or 0
+
+    def clear_cache(self, older_than_days: int | None = None) -> int:
+        """Delete renditions (file and row), all or those not played for ``older_than_days``.
+
+        Returns the number deleted. Only files inside the cache folder are touched.
+        """
+        renditions = CachedRendition.objects.all()
+        if older_than_days is not None:
+            cutoff = timezone.now() - timedelta(days=older_than_days)
+            renditions = renditions.filter(
+                Q(last_accessed_at__lt=cutoff) | Q(last_accessed_at__isnull=True, created_at__lt=cutoff)
+            )
+        deleted = 0
+        for rendition in renditions.iterator(chunk_size=500):
+            delete_rendition(rendition, self.cache_dir)
+            deleted += 1
+        return deleted
+
+
+class SourceChanged(SourceUnavailable):
+    pass
+
+
+def delete_rendition(rendition: CachedRendition, cache_dir: Path | None = None) -> None:
+    """Remove the row, then the file (a reader that still has it open keeps reading: POSIX)."""
+    cache_dir = Path(cache_dir or settings.AUDIO_CACHE_DIR)
+    path = cache_dir / Path(rendition.file_name).name  # a name only: never a path out of the cache
+    rendition.delete()
+    path.unlink(missing_ok=True)

@@ -1,0 +1,61 @@
+"""The worker pool inside the web process (single-node topology).
+
+Django's ASGI handler ignores the ASGI lifespan protocol, so ``config/asgi.py`` wraps the
+application in ``Lifespan``, which starts the pool when uvicorn starts and hands running
+tasks back when it stops.
+"""
+
+import asyncio
+import logging
+
+from django.conf import settings
+
+from .transcoder import FFmpegMissing
+from .worker import WorkerPool
+
+logger = logging.getLogger(__name__)
+
+_pool: WorkerPool | None = None
+
+
+def start_pool() -> WorkerPool | None:
+    global _pool
+    if not settings.AUDIO_CACHE_ENABLED or settings.AUDIO_CACHE_MAX_WORKERS < 1:
+        logger.info("no embedded transcoding workers (AUDIO_CACHE_ENABLED=false or AUDIO_CACHE_MAX_WORKERS=0)")
+        return None
+    try:
+        _pool = WorkerPool(settings.AUDIO_CACHE_MAX_WORKERS).start()
+    except FFmpegMissing as exc:
+        # The app still serves originals; the operator sees why nothing gets cached.
+        logger.error("transcoding is off: %s", exc)
+        _pool = None
+    return _pool
+
+
+def stop_pool(timeout: float = 30) -> None:
+    global _pool
+    if _pool is not None:
+        _pool.stop()
+        _pool.join(timeout)
+        _pool = None
+
+
+class Lifespan:
+    """ASGI middleware answering ``lifespan`` events around a Django ASGI application."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "lifespan":
+            return await self.app(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await loop.run_in_executor(None, start_pool)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await loop.run_in_executor(None, stop_pool)
+                await send({"type": "lifespan.shutdown.complete"})
+                return

@@ -1,0 +1,55 @@
+import signal
+import threading
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from audiocache.transcoder import FFmpegMissing
+from audiocache.worker import WorkerPool
+
+
+class Command(BaseCommand):
+    help = (
+        "Run transcoding workers: each claims one task at a time from the queue and drives one ffmpeg, "
+        "so never more than --workers ffmpeg processes run. Start as many of these, on as many hosts, "
+        "as you like (they share the database and the cache folder). SIGTERM or Ctrl+C stops ffmpeg and "
+        "hands running tasks back to the queue before exiting."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help=f"Transcodes at once (default: AUDIO_CACHE_MAX_WORKERS = {settings.AUDIO_CACHE_MAX_WORKERS}, at least 1).",
+        )
+        parser.add_argument("--burst", action="store_true", help="Exit once no task is pending or running.")
+        parser.add_argument("--name", help="Worker name shown in the admin (default: host:pid:random).")
+
+    def handle(self, *args, workers=None, burst=False, name=None, **options):
+        workers = workers if workers is not None else max(1, settings.AUDIO_CACHE_MAX_WORKERS)
+        if workers < 1:
+            raise CommandError("--workers must be at least 1")
+        pool = WorkerPool(workers, burst=burst, name=name)
+        try:
+            pool.start()
+        except FFmpegMissing as exc:
+            raise CommandError(f"cannot start workers: {exc}") from None
+        self.stdout.write(f"cacheworker {pool.name}: {workers} worker(s){' (burst)' if burst else ''}")
+        self.stdout.flush()
+
+        stopped = threading.Event()
+
+        def request_stop(signum, frame):
+            if stopped.is_set():
+                return
+            stopped.set()
+            self.stderr.write(f"{signal.Signals(signum).name}: stopping, handing running tasks back ...")
+            pool.stop()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        # Wake up regularly so the signal handler runs promptly on the main thread.
+        while not pool.join(timeout=0.5):
+            pass
+        self.stdout.write(f"cacheworker {pool.name}: stopped after {pool.processed} task(s)")

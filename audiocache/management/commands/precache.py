@@ -1,0 +1,117 @@
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from audiocache import queue
+from audiocache.cache_worker import run_batch_inline, wait_for_batch
+from audiocache.qualities import QUALITY_NAMES
+from audiocache.transcoder import FFmpegMissing
+from mixtapes.models import Mixtape, Track
+
+
+class Command(BaseCommand):
+    help = (
+        "Queue MP3 renditions of lossless tracks as one batch. Tracks already cached (and fresh), lossy "
+        "tracks and sources that failed before are skipped. Without --wait or --inline it returns at once "
+        "and the workers (the web process's pool or cacheworker processes) do the work."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--mixtape", action="append", default=[], metavar="SLUG", help="A mixtape's tracks (repeatable)."
+        )
+        parser.add_argument(
+            "--track", action="append", default=[], type=int, metavar="ID", help="One track (repeatable)."
+        )
+        parser.add_argument("--all", action="store_true", help="Every lossless track of the library.")
+        parser.add_argument(
+            "--quality",
+            nargs="+",
+            choices=QUALITY_NAMES,
+            help=f"Qualities to make (default: AUDIO_CACHE_PRECACHE_QUALITIES = {','.join(settings.AUDIO_CACHE_PRECACHE_QUALITIES)}).",
+        )
+        parser.add_argument(
+            "--overwrite", action="store_true", help="Transcode again even if a fresh rendition exists."
+        )
+        parser.add_argument(
+            "--wait", action="store_true", help="Show progress until the batch ends; exit 1 if a task failed."
+        )
+        parser.add_argument(
+            "--inline", action="store_true", help="Do the work in this process (no server or cacheworker needed)."
+        )
+        parser.add_argument(
+            "--workers", type=int, help="With --inline: transcodes at once (default: AUDIO_CACHE_MAX_WORKERS)."
+        )
+
+    def handle(self, *args, mixtape, track, all, quality, overwrite, wait, inline, workers, **options):
+        ids = self._select(mixtape, track, all)
+        qualities = quality or list(settings.AUDIO_CACHE_PRECACHE_QUALITIES)
+        label = "precache " + (" ".join(sys.argv[2:]) if len(sys.argv) > 2 else "")
+        batch = queue.create_batch(ids, qualities, label=label.strip(), force=overwrite)
+        summary = queue.batch_summary(batch)
+        self.stdout.write(f"Batch {batch.pk}: {summary.total} renditions ({summary.pending} to make, {summary}).")
+        if not (wait or inline):
+            return
+        self._started = time.monotonic()
+        self._last_line = 0.0
+        try:
+            if inline:
+                n = workers or max(1, settings.AUDIO_CACHE_MAX_WORKERS)
+                if n < 1:
+                    raise CommandError("--workers must be at least 1")
+                summary = run_batch_inline(batch, n, self._show)
+            else:
+                summary = wait_for_batch(batch, on_update=self._show)
+        except FFmpegMissing as exc:
+            raise CommandError(f"cannot transcode: {exc}") from None
+        except KeyboardInterrupt:
+            raise CommandError(
+                f"interrupted; the batch goes on in the background ({queue.batch_summary(batch)})"
+            ) from None
+        self.stdout.write("")
+        self.stdout.write(f"Finished: {summary} in {time.monotonic() - self._started:.1f} s.")
+        failures = batch.items.filter(task__status="failed").select_related("track", "task")
+        for item in failures[:20]:
+            self.stderr.write(
+                f"  failed: {item.track.path} @ {item.quality}: {(item.task.error.splitlines() or [''])[-1]}"
+            )
+        if summary.failed:
+            raise CommandError(f"{summary.failed} rendition(s) failed")
+
+    def _select(self, slugs, track_ids, everything) -> list[int]:
+        if not (slugs or track_ids or everything):
+            raise CommandError("say what to precache: --mixtape SLUG, --track ID or --all")
+        ids: list[int] = []
+        for slug in slugs:
+            mixtape = Mixtape.objects.filter(slug=slug).first()
+            if mixtape is None:
+                raise CommandError(f"no mixtape with slug {slug!r}")
+            ids += list(mixtape.entries.order_by("position").values_list("track_id", flat=True))
+        if track_ids:
+            found = set(Track.objects.filter(id__in=track_ids).values_list("id", flat=True))
+            unknown = sorted(set(track_ids) - found)
+            if unknown:
+                raise CommandError(f"no track with id {', '.join(map(str, unknown))}")
+            ids += track_ids
+        if everything:
+            ids += list(Track.objects.filter(is_lossless=True, missing_since__isnull=True).values_list("id", flat=True))
+        return list(dict.fromkeys(ids))
+
+    def _show(self, summary: queue.BatchSummary) -> None:
+        elapsed = max(0.001, time.monotonic() - self._started)
+        rate = summary.done / elapsed
+        eta = f"{(summary.pending / rate):.0f} s" if rate and summary.pending else "-"
+        width = 30
+        filled = int(width * summary.done / summary.total) if summary.total else width
+        line = (
+            f"[{'#' * filled}{'.' * (width - filled)}] {summary.done}/{summary.total}  "
+            f"{rate:.2f}/s  ETA {eta}  ({summary})"
+        )
+        if self.stdout.isatty():
+            self.stdout.write("\r" + line, ending="")
+            self.stdout.flush()
+        elif summary.finished or time.monotonic() - self._last_line > 5:
+            self._last_line = time.monotonic()
+            self.stdout.write(line)

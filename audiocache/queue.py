@@ -1,0 +1,415 @@
+"""The transcode queue on ``CacheTask`` rows: enqueue, claim, lease, finish, retry, cancel.
+
+Correctness comes from the database, so any number of workers on any number of hosts can
+share one queue:
+
+- one active task per (track, quality) is a partial unique index; an enqueue that loses
+  the race simply joins the winner's task;
+- a claim takes a row with ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL and with a
+  conditional ``UPDATE`` that must change exactly one row on SQLite;
+- every state change a worker makes is conditional on it still holding the task
+  (``status=running`` and its ``worker_id``), so a worker whose lease was taken over can
+  never overwrite the new owner's work.
+"""
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from mixtapes.models import Track
+
+from .models import CacheBatch, CacheBatchItem, CachedRendition, CacheTask
+from .transcoder import ENCODER_PROFILE, TEMP_PREFIX
+
+logger = logging.getLogger(__name__)
+
+Status = CacheTask.Status
+CHUNK = 500  # rows per bulk query: well under SQLite's bound-parameter limit
+
+
+# --- Enqueue ----------------------------------------------------------------------------
+
+
+@dataclass
+class BatchSummary:
+    total: int
+    cached: int
+    skipped: int
+    failed: int
+
+    @property
+    def done(self) -> int:
+        return self.cached + self.skipped + self.failed
+
+    @property
+    def pending(self) -> int:
+        return self.total - self.done
+
+    @property
+    def finished(self) -> bool:
+        return self.pending == 0
+
+    def __str__(self):
+        return f"{self.cached} cached, {self.skipped} skipped, {self.failed} failed"
+
+
+_listeners: list = []
+
+
+def on_enqueue(callback) -> None:
+    """Register ``callback()`` to run after new work is queued (the in-process pool wakes up)."""
+    _listeners.append(callback)
+
+
+def _notify() -> None:
+    for callback in list(_listeners):
+        try:
+            callback()
+        except Exception:  # a listener must never break an enqueue
+            logger.exception("enqueue listener failed")
+
+
+def enqueue(
+    tracks: Iterable[Track] | Iterable[int],
+    qualities: Iterable[str],
+    *,
+    priority: int = CacheTask.PRIORITY_PRECACHE,
+    force: bool = False,
+    batch: CacheBatch | None = None,
+) -> dict[tuple[int, str], CacheTask | str]:
+    """Queue renditions of ``tracks`` at ``qualities``; returns (track id, quality) -> task or skip reason.
+
+    Idempotent: an active task for the same track and quality is joined (and its priority
+    raised if ours is higher). Already fresh renditions, lossy and missing sources, and
+    sources whose last attempt failed (quarantined until the file changes) are skipped
+    unless ``force``. With ``batch``, one item per (track, quality) records the outcome.
+    Works in chunks with bulk queries, so 10,000 tracks cost a few dozen queries.
+    """
+    qualities = list(dict.fromkeys(qualities))
+    ids = [t.pk if isinstance(t, Track) else int(t) for t in tracks]
+    ids = list(dict.fromkeys(ids))
+    results: dict[tuple[int, str], CacheTask | str] = {}
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        track_rows = {
+            t.id: t
+            for t in Track.objects.filter(id__in=chunk).only(
+                "id", "is_lossless", "file_size", "file_mtime_ns", "missing_since"
+            )
+        }
+        for quality in qualities:
+            results.update(_enqueue_chunk(chunk, track_rows, quality, priority, force, batch))
+    if any(isinstance(v, CacheTask) for v in results.values()):
+        transaction.on_commit(_notify)
+    return results
+
+
+def _enqueue_chunk(chunk, track_rows, quality, priority, force, batch):
+    results: dict[tuple[int, str], CacheTask | str] = {}
+    wanted = []
+    fresh = set()
+    quarantined = {}
+    if not force:
+        fresh = set(
+            CachedRendition.objects.filter(
+                track_id__in=chunk,
+                quality=quality,
+                source_size=F("track__file_size"),
+                source_mtime_ns=F("track__file_mtime_ns"),
+                encoder_profile=ENCODER_PROFILE,
+            ).values_list("track_id", flat=True)
+        )
+        quarantined = dict(
+            CacheTask.objects.filter(
+                track_id__in=chunk,
+                quality=quality,
+                status=Status.FAILED,
+                source_size=F("track__file_size"),
+                source_mtime_ns=F("track__file_mtime_ns"),
+            ).values_list("track_id", "error")
+        )
+    for track_id in chunk:
+        track = track_rows.get(track_id)
+        key = (track_id, quality)
+        if track is None or track.missing_since is not None:
+            results[key] = "source missing"
+        elif not track.is_lossless:
+            results[key] = "lossy source, streamed as is"
+        elif track_id in fresh:
+            results[key] = "already cached"
+        elif track_id in quarantined:
+            last_line = ((quarantined[track_id] or "").strip().splitlines() or ["see the task's error"])[-1]
+            results[key] = f"failed before (rescan or force to retry): {last_line[:200]}"
+        else:
+            wanted.append(track)
+
+    if wanted:
+        with transaction.atomic():
+            CacheTask.objects.bulk_create(
+                [
+                    CacheTask(
+                        track_id=t.id,
+                        quality=quality,
+                        priority=priority,
+                        force=force,
+                        source_size=t.file_size,
+                        source_mtime_ns=t.file_mtime_ns,
+                    )
+                    for t in wanted
+                ],
+                ignore_conflicts=True,  # an active task already exists: we join it below
+            )
+            wanted_ids = [t.id for t in wanted]
+            active = CacheTask.objects.filter(
+                track_id__in=wanted_ids, quality=quality, status__in=CacheTask.ACTIVE_STATUSES
+            )
+            active.filter(status=Status.PENDING, priority__lt=priority).update(priority=priority)
+            if force:
+                active.filter(status=Status.PENDING, force=False).update(force=True)
+            for task in active:
+                results[(task.track_id, quality)] = task
+        for t in wanted:
+            # Finished between our insert and our read (rare): nothing left to do for it.
+            results.setdefault((t.id, quality), "already cached")
+
+    if batch is not None:
+        CacheBatchItem.objects.bulk_create(
+            [
+                CacheBatchItem(
+                    batch=batch,
+                    track_id=track_id,
+                    quality=quality,
+                    task=result if isinstance(result, CacheTask) else None,
+                    outcome=_outcome_for_reason(result) if isinstance(result, str) else "",
+                    note="" if isinstance(result, CacheTask) else result,
+                )
+                for (track_id, _q), result in results.items()
+            ]
+        )
+    return results
+
+
+def _outcome_for_reason(reason: str) -> str:
+    return (
+        CacheBatchItem.Outcome.FAILED
+        if reason.startswith(("failed", "source missing"))
+        else CacheBatchItem.Outcome.SKIPPED
+    )
+
+
+def create_batch(
+    tracks,
+    qualities,
+    *,
+    label: str,
+    user=None,
+    mixtape=None,
+    force: bool = False,
+    priority: int = CacheTask.PRIORITY_PRECACHE,
+) -> CacheBatch:
+    with transaction.atomic():
+        batch = CacheBatch.objects.create(label=label[:200], created_by=user, mixtape=mixtape)
+        enqueue(tracks, qualities, priority=priority, force=force, batch=batch)
+    refresh_batch(batch)
+    return batch
+
+
+def batch_summary(batch: CacheBatch) -> BatchSummary:
+    """Counts from the items and their tasks' live status (one aggregate query)."""
+    no_task = Q(task__isnull=True)
+    counts = batch.items.aggregate(
+        total=Count("id"),
+        cached=Count("id", filter=~no_task & Q(task__status=Status.DONE)),
+        skipped=Count(
+            "id",
+            filter=(no_task & Q(outcome=CacheBatchItem.Outcome.SKIPPED))
+            | Q(task__status__in=[Status.SKIPPED, Status.CANCELLED]),
+        ),
+        failed=Count(
+            "id", filter=(no_task & ~Q(outcome=CacheBatchItem.Outcome.SKIPPED)) | Q(task__status=Status.FAILED)
+        ),
+    )
+    return BatchSummary(**counts)
+
+
+def refresh_batch(batch: CacheBatch) -> BatchSummary:
+    """Summary of ``batch``; marks it finished the first time nothing is pending."""
+    summary = batch_summary(batch)
+    if summary.finished and batch.finished_at is None:
+        CacheBatch.objects.filter(pk=batch.pk, finished_at__isnull=True).update(finished_at=timezone.now())
+        batch.refresh_from_db(fields=["finished_at"])
+    return summary
+
+
+def batches_of(task: CacheTask) -> list[CacheBatch]:
+    return list(CacheBatch.objects.filter(items__task=task, finished_at__isnull=True).distinct())
+
+
+# --- Claim, lease, finish ----------------------------------------------------------------------
+
+
+def lease_until():
+    return timezone.now() + timedelta(seconds=settings.AUDIO_CACHE_LEASE_SECONDS)
+
+
+def claim(worker_id: str) -> CacheTask | None:
+    """Take the best pending task (highest priority, then oldest) for ``worker_id``."""
+    now = timezone.now()
+    claimable = CacheTask.objects.filter(status=Status.PENDING, available_at__lte=now).order_by(
+        "-priority", "available_at", "id"
+    )
+    running = {
+        "status": Status.RUNNING,
+        "worker_id": worker_id,
+        "lease_expires_at": lease_until(),
+        "started_at": now,
+        "progress": 0.0,
+    }
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            task = claimable.select_for_update(skip_locked=True).first()
+            if task is None:
+                return None
+            CacheTask.objects.filter(pk=task.pk).update(attempts=F("attempts") + 1, **running)
+    else:
+        # SQLite has no row locks: the UPDATE only changes the row if nobody took it first.
+        for _ in range(10):
+            task_id = claimable.values_list("id", flat=True).first()
+            if task_id is None:
+                return None
+            if CacheTask.objects.filter(pk=task_id, status=Status.PENDING).update(
+                attempts=F("attempts") + 1, **running
+            ):
+                task = CacheTask(pk=task_id)
+                break
+        else:
+            return None
+    return CacheTask.objects.select_related("track").get(pk=task.pk)
+
+
+def _mine(task: CacheTask, worker_id: str):
+    return CacheTask.objects.filter(pk=task.pk, status=Status.RUNNING, worker_id=worker_id)
+
+
+def heartbeat(task_ids: Iterable[int], pool_name: str) -> set[int]:
+    """Extend the leases of ``task_ids`` held by the threads of pool ``pool_name`` (their
+    worker ids are ``<pool_name>/<n>``); returns the ids the pool no longer holds."""
+    task_ids = set(task_ids)
+    if not task_ids:
+        return set()
+    held = CacheTask.objects.filter(pk__in=task_ids, status=Status.RUNNING, worker_id__startswith=f"{pool_name}/")
+    held.update(lease_expires_at=lease_until())
+    return task_ids - set(held.values_list("pk", flat=True))
+
+
+def set_progress(task: CacheTask, worker_id: str, progress: float) -> bool:
+    return bool(_mine(task, worker_id).update(progress=min(1.0, max(0.0, progress))))
+
+
+def finish(task: CacheTask, worker_id: str, status: str, error: str = "") -> bool:
+    """Mark a task done, skipped or failed for good; False if the worker had lost it."""
+    values = {"status": status, "finished_at": timezone.now(), "lease_expires_at": None, "error": error}
+    if status == Status.DONE:
+        values["progress"] = 1.0
+    return bool(_mine(task, worker_id).update(**values))
+
+
+def retry_delay(attempts: int) -> timedelta:
+    return timedelta(seconds=settings.AUDIO_CACHE_RETRY_DELAY * (2 ** max(0, attempts - 1)))
+
+
+def fail(task: CacheTask, worker_id: str, error: str, *, permanent: bool = False) -> str:
+    """Record a failed attempt: back to pending after a backoff, or failed for good.
+
+    Returns the status the task ends in ("" if the worker had lost it).
+    """
+    task.refresh_from_db(fields=["attempts"])
+    if permanent or task.attempts >= settings.AUDIO_CACHE_MAX_ATTEMPTS:
+        return Status.FAILED if finish(task, worker_id, Status.FAILED, error) else ""
+    updated = _mine(task, worker_id).update(
+        status=Status.PENDING,
+        worker_id="",
+        lease_expires_at=None,
+        available_at=timezone.now() + retry_delay(task.attempts),
+        error=error,
+        progress=0.0,
+    )
+    return Status.PENDING if updated else ""
+
+
+def hand_back(task: CacheTask, worker_id: str) -> bool:
+    """Return a task untouched (worker shutting down): the attempt does not count."""
+    return bool(
+        _mine(task, worker_id).update(
+            status=Status.PENDING, worker_id="", lease_expires_at=None, attempts=F("attempts") - 1, progress=0.0
+        )
+    )
+
+
+def cancel(tasks) -> int:
+    """Cancel active tasks; a running one is stopped by its worker at the next heartbeat."""
+    ids = [t.pk if isinstance(t, CacheTask) else int(t) for t in tasks]
+    return CacheTask.objects.filter(pk__in=ids, status__in=CacheTask.ACTIVE_STATUSES).update(
+        status=Status.CANCELLED, finished_at=timezone.now(), lease_expires_at=None
+    )
+
+
+def reclaim_expired(cache_dir: Path | None = None) -> list[int]:
+    """Put tasks whose worker stopped renewing its lease back in the queue (or fail them
+    after the last attempt) and delete the partial files their ffmpeg left behind."""
+    cache_dir = Path(cache_dir or settings.AUDIO_CACHE_DIR)
+    now = timezone.now()
+    reclaimed = []
+    expired = CacheTask.objects.filter(status=Status.RUNNING, lease_expires_at__lt=now).values_list(
+        "pk", "attempts", "worker_id"
+    )
+    for pk, attempts, worker_id in expired[:100]:
+        same = CacheTask.objects.filter(pk=pk, status=Status.RUNNING, worker_id=worker_id, lease_expires_at__lt=now)
+        message = f"worker {worker_id} stopped responding (lease expired)"
+        if attempts >= settings.AUDIO_CACHE_MAX_ATTEMPTS:
+            changed = same.update(
+                status=Status.FAILED, error=message, finished_at=now, lease_expires_at=None, worker_id=""
+            )
+        else:
+            changed = same.update(
+                status=Status.PENDING,
+                error=message,
+                lease_expires_at=None,
+                worker_id="",
+                available_at=now,
+                progress=0.0,
+            )
+        if changed:
+            reclaimed.append(pk)
+            remove_temp_files(pk, cache_dir)
+            logger.warning("reclaimed task %s from %s", pk, worker_id)
+    return reclaimed
+
+
+def temp_tag(task_id: int) -> str:
+    """Part of a task's temporary file names, so whoever reclaims the task can find them."""
+    return f"t{task_id}-"
+
+
+def remove_temp_files(task_id: int, cache_dir: Path) -> int:
+    removed = 0
+    for path in cache_dir.glob(f"{TEMP_PREFIX}{temp_tag(task_id)}*"):
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def queue_depth() -> dict[str, int]:
+    return dict(
+        CacheTask.objects.filter(status__in=CacheTask.ACTIVE_STATUSES)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
