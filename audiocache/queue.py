@@ -25,8 +25,9 @@ from django.utils import timezone
 
 from mixtapes.models import Track
 
+from .cache import SourceState, SourceUnavailable, is_fresh, source_state
 from .models import CacheBatch, CacheBatchItem, CachedRendition, CacheTask
-from .transcoder import ENCODER_PROFILE, TEMP_PREFIX
+from .transcoder import TEMP_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -100,9 +101,7 @@ def enqueue(
         chunk = ids[start : start + CHUNK]
         track_rows = {
             t.id: t
-            for t in Track.objects.filter(id__in=chunk).only(
-                "id", "is_lossless", "file_size", "file_mtime_ns", "missing_since"
-            )
+            for t in Track.objects.filter(id__in=chunk).order_by().only("id", "path", "is_lossless", "missing_since")
         }
         for quality in qualities:
             results.update(_enqueue_chunk(chunk, track_rows, quality, priority, force, batch))
@@ -113,42 +112,42 @@ def enqueue(
 
 def _enqueue_chunk(chunk, track_rows, quality, priority, force, batch):
     results: dict[tuple[int, str], CacheTask | str] = {}
-    wanted = []
-    fresh = set()
-    quarantined = {}
-    if not force:
-        fresh = set(
-            CachedRendition.objects.filter(
-                track_id__in=chunk,
-                quality=quality,
-                source_size=F("track__file_size"),
-                source_mtime_ns=F("track__file_mtime_ns"),
-                encoder_profile=ENCODER_PROFILE,
-            ).values_list("track_id", flat=True)
-        )
-        quarantined = dict(
-            CacheTask.objects.filter(
-                track_id__in=chunk,
-                quality=quality,
-                status=Status.FAILED,
-                source_size=F("track__file_size"),
-                source_mtime_ns=F("track__file_mtime_ns"),
-            ).values_list("track_id", "error")
-        )
+    # The file as it is now, not as the last scan saw it: a rendition made before the file
+    # changed must not count as cached, and a changed file leaves quarantine.
+    candidates: dict[int, tuple[Track, SourceState]] = {}
     for track_id in chunk:
         track = track_rows.get(track_id)
         key = (track_id, quality)
         if track is None or track.missing_since is not None:
-            results[key] = "source missing"
+            results[key] = "source missing (rescan the library?)"
         elif not track.is_lossless:
             results[key] = "lossy source, streamed as is"
-        elif track_id in fresh:
-            results[key] = "already cached"
-        elif track_id in quarantined:
-            last_line = ((quarantined[track_id] or "").strip().splitlines() or ["see the task's error"])[-1]
-            results[key] = f"failed before (rescan or force to retry): {last_line[:200]}"
         else:
-            wanted.append(track)
+            try:
+                candidates[track_id] = (track, source_state(track))
+            except SourceUnavailable as exc:
+                results[key] = f"source unavailable: {exc}"
+    renditions, quarantined = {}, {}
+    if candidates and not force:
+        renditions = {r.track_id: r for r in CachedRendition.objects.filter(track_id__in=candidates, quality=quality)}
+        for track_id, size, mtime_ns, error in (
+            CacheTask.objects.filter(track_id__in=candidates, quality=quality, status=Status.FAILED)
+            .order_by("id")
+            .values_list("track_id", "source_size", "source_mtime_ns", "error")
+        ):
+            quarantined[track_id] = (size, mtime_ns, error)
+    cache_dir = Path(settings.AUDIO_CACHE_DIR)
+    wanted = []
+    for track_id, (track, state) in candidates.items():
+        rendition = renditions.get(track_id)
+        failed_before = quarantined.get(track_id)
+        if rendition is not None and is_fresh(rendition, state, cache_dir):
+            results[(track_id, quality)] = "already cached"
+        elif failed_before is not None and failed_before[:2] == (state.size, state.mtime_ns):
+            last_line = ((failed_before[2] or "").strip().splitlines() or ["see the task's error"])[-1]
+            results[(track_id, quality)] = f"failed before (fix the file or force a retry): {last_line[:200]}"
+        else:
+            wanted.append((track, state))
 
     if wanted:
         with transaction.atomic():
@@ -159,14 +158,14 @@ def _enqueue_chunk(chunk, track_rows, quality, priority, force, batch):
                         quality=quality,
                         priority=priority,
                         force=force,
-                        source_size=t.file_size,
-                        source_mtime_ns=t.file_mtime_ns,
+                        source_size=state.size,
+                        source_mtime_ns=state.mtime_ns,
                     )
-                    for t in wanted
+                    for t, state in wanted
                 ],
                 ignore_conflicts=True,  # an active task already exists: we join it below
             )
-            wanted_ids = [t.id for t in wanted]
+            wanted_ids = [t.id for t, _state in wanted]
             active = CacheTask.objects.filter(
                 track_id__in=wanted_ids, quality=quality, status__in=CacheTask.ACTIVE_STATUSES
             )
@@ -175,7 +174,7 @@ def _enqueue_chunk(chunk, track_rows, quality, priority, force, batch):
                 active.filter(status=Status.PENDING, force=False).update(force=True)
             for task in active:
                 results[(task.track_id, quality)] = task
-        for t in wanted:
+        for t, _state in wanted:
             # Finished between our insert and our read (rare): nothing left to do for it.
             results.setdefault((t.id, quality), "already cached")
 
@@ -199,7 +198,7 @@ def _enqueue_chunk(chunk, track_rows, quality, priority, force, batch):
 def _outcome_for_reason(reason: str) -> str:
     return (
         CacheBatchItem.Outcome.FAILED
-        if reason.startswith(("failed", "source missing"))
+        if reason.startswith(("failed", "source"))
         else CacheBatchItem.Outcome.SKIPPED
     )
 

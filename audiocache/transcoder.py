@@ -25,6 +25,8 @@ from .qualities import BITRATES
 # Rates MP3 can carry; anything above is resampled (to 44.1 kHz for its multiples, else 48 kHz).
 MAX_MP3_SAMPLE_RATE = 48000
 TEMP_PREFIX = ".tmp-"
+# A rendition shorter than this share of the probed duration means the source is damaged.
+TRUNCATION_TOLERANCE = 0.98
 TEMP_SUFFIX = ".part"
 
 # What every rendition is made with, besides the bitrate. Changing anything here changes
@@ -147,7 +149,7 @@ def _run_ffmpeg(command, source, duration, timeout, on_progress, should_stop) ->
         except PermissionError:
             raise FFmpegMissing(f"{command[0]!r} is not executable: check AUDIO_CACHE_FFMPEG") from None
         try:
-            _follow_progress(process, duration, deadline, on_progress, should_stop)
+            decoded = _follow_progress(process, duration, deadline, on_progress, should_stop)
             remaining = max(0.1, deadline - time.monotonic())
             returncode = process.wait(timeout=remaining)
         except subprocess.TimeoutExpired:
@@ -157,14 +159,19 @@ def _run_ffmpeg(command, source, duration, timeout, on_progress, should_stop) ->
                 process.kill()
                 process.wait()
             process.stdout.close()
+        stderr.seek(0)
+        tail = stderr_tail(stderr.read(), source)
         if returncode != 0:
-            stderr.seek(0)
-            tail = stderr_tail(stderr.read(), source)
             raise TranscodeError(tail or f"ffmpeg failed with exit status {returncode}")
+        # ffmpeg exits 0 after decoding what it could of a damaged file; a rendition much
+        # shorter than the source is a failure, not a cache entry.
+        if duration and decoded < duration * TRUNCATION_TOLERANCE - 0.25:
+            message = f"decoded only {decoded:.1f} s of {duration:.1f} s: the source looks truncated or damaged"
+            raise TranscodeError(f"{message}\n{tail}" if tail else message)
 
 
-def _follow_progress(process, duration, deadline, on_progress, should_stop) -> None:
-    """Read ffmpeg's ``-progress`` key=value lines until it closes stdout."""
+def _follow_progress(process, duration, deadline, on_progress, should_stop) -> float:
+    """Read ffmpeg's ``-progress`` key=value lines until it closes stdout; returns seconds decoded."""
     # Reading blocks until ffmpeg prints; a watchdog thread enforces the deadline and the
     # stop request by killing ffmpeg, which ends the read.
     expired = threading.Event()
@@ -179,15 +186,19 @@ def _follow_progress(process, duration, deadline, on_progress, should_stop) -> N
 
     guard = threading.Thread(target=watchdog, name="ffmpeg-watchdog", daemon=True)
     guard.start()
+    decoded = 0.0
     for line in process.stdout:
         key, _, value = line.strip().partition("=")
-        if key == "out_time_us" and on_progress and duration and value.isdigit():
-            on_progress(min(1.0, int(value) / 1e6 / duration))
+        if key == "out_time_us" and value.isdigit():
+            decoded = int(value) / 1e6
+            if on_progress and duration:
+                on_progress(min(1.0, decoded / duration))
     guard.join(timeout=1)
     if expired.is_set():
         if should_stop and should_stop():
             raise TranscodeError("stopped")
         raise subprocess.TimeoutExpired(process.args, 0)
+    return decoded
 
 
 def _fsync(path: Path) -> int:

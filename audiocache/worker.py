@@ -210,7 +210,7 @@ class WorkerPool:
                 overwrite=True,
                 temp_tag=queue.temp_tag(task.pk),
                 on_progress=on_progress,
-                should_stop=running.stop.is_set,
+                should_stop=lambda: running.stop.is_set() or self._stopping.is_set(),
             )
         except FFmpegMissing as exc:
             # Not the task's fault: give it back and stop this pool loudly.
@@ -225,7 +225,7 @@ class WorkerPool:
         except TranscodeTimeout as exc:
             return queue.fail(task, worker_id, str(exc)), str(exc)
         except TranscodeError as exc:
-            if running.stop.is_set():
+            if running.stop.is_set() or self._stopping.is_set():
                 if self._stopping.is_set() and queue.hand_back(task, worker_id):
                     return "handed back", "pool stopping"
                 return Status.CANCELLED, "stopped"

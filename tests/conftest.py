@@ -50,3 +50,25 @@ def make_audio(music_root, audio_templates):
         return target
 
     return make
+
+
+@pytest.fixture
+def file_track(music_root):
+    """``file_track(**fields)``: a Track row whose file exists (a few bytes, not audio).
+
+    Enough for the queue, which looks at a file's size and mtime but never decodes it.
+    """
+    from mixtapes.models import Track
+    from tests.factories import TrackFactory
+
+    def make(**fields) -> Track:
+        track = TrackFactory(**fields)
+        path = music_root / track.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\0" * 100)
+        st = path.stat()
+        Track.objects.filter(pk=track.pk).update(file_size=st.st_size, file_mtime_ns=st.st_mtime_ns)
+        track.refresh_from_db()
+        return track
+
+    return make

@@ -22,3 +22,13 @@ STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.s
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
 STATIC_ROOT = os.path.join(_root, "static")
 os.makedirs(STATIC_ROOT, exist_ok=True)
+
+# A database file (not SQLite's default in-memory test database) so worker threads and
+# worker processes started by the tests can open it; PostgreSQL needs nothing special.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": os.path.join(_root, "test.sqlite3")}  # noqa: F405
+
+# Short leases and no retry delay keep the queue tests quick; the production defaults are
+# covered by test_settings.
+AUDIO_CACHE_LEASE_SECONDS = 3
+AUDIO_CACHE_RETRY_DELAY = 0

@@ -1,0 +1,275 @@
+"""The transcoder and AudioCache: real ffmpeg on generated audio, checked with ffprobe."""
+
+import json
+import os
+import subprocess
+
+import pytest
+from django.utils import timezone
+
+from audiocache.cache import AudioCache, SourceUnavailable, cache_file_name
+from audiocache.models import CachedRendition
+from audiocache.transcoder import (
+    ENCODER_PROFILE,
+    FFmpegMissing,
+    SourceFacts,
+    TranscodeError,
+    TranscodeTimeout,
+    build_command,
+    check_ffmpeg,
+    output_sample_rate,
+    transcode,
+)
+from mixtapes.library import scan_library
+from mixtapes.models import Track
+
+pytestmark = pytest.mark.django_db
+
+TAGS = {"title": "Song Title", "artist": "Some Artist", "album": "An Album", "track": "3/9"}
+
+
+def ffprobe(path):
+    result = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", f"file:{path}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return json.loads(result.stdout)
+
+
+def scanned(make_audio, name, **spec):
+    make_audio(name, **spec)
+    scan_library()
+    return Track.objects.get(path=name)
+
+
+@pytest.mark.parametrize(
+    ("name", "spec", "expected_rate"),
+    [
+        ("a.flac", {"kind": "flac", "cover": True}, 44100),
+        ("hi-res.flac", {"kind": "flac24", "sample_rate": 96000, "cover": True}, 48000),
+        ("hi-res-44.flac", {"kind": "flac24", "sample_rate": 88200}, 44100),
+        ("surround.flac", {"kind": "flac", "channels": 6}, 44100),
+        ("a.wav", {"kind": "wav24"}, 44100),
+        ("a.aiff", {"kind": "aiff"}, 44100),
+        ("a.m4a", {"kind": "alac", "cover": True}, 44100),
+        ("a.wv", {"kind": "wavpack"}, 44100),
+        ("mono.flac", {"kind": "flac", "channels": 1}, 44100),
+    ],
+)
+@pytest.mark.parametrize("quality", ["high", "low"])
+def test_renditions_of_every_lossless_kind(make_audio, settings, name, spec, expected_rate, quality):
+    track = scanned(make_audio, name, duration=1.5, tags=TAGS, **spec)
+    cache = AudioCache()
+    path = cache.transcode_file(track, quality)
+
+    assert path == settings.AUDIO_CACHE_DIR / cache_file_name(name, quality)
+    info = ffprobe(path)
+    audio = next(s for s in info["streams"] if s["codec_type"] == "audio")
+    assert audio["codec_name"] == "mp3"
+    assert int(audio["bit_rate"]) == {"high": 256_000, "low": 128_000}[quality]
+    assert int(audio["sample_rate"]) == expected_rate
+    assert audio["channels"] == min(2, spec.get("channels", 2))
+    assert float(info["format"]["duration"]) == pytest.approx(1.5, abs=0.1)
+    tags = {k.lower(): v for k, v in info["format"]["tags"].items()}
+    assert (tags["title"], tags["artist"], tags["album"]) == ("Song Title", "Some Artist", "An Album")
+    covers = [s for s in info["streams"] if s.get("disposition", {}).get("attached_pic")]
+    assert len(covers) == (1 if spec.get("cover") else 0)
+    with open(path, "rb") as fh:
+        head = fh.read(8192)
+    assert head.startswith(b"ID3\x03")  # ID3v2.3
+    assert b"Xing" in head or b"Info" in head  # the LAME/Xing header made it into the final file
+
+    rendition = CachedRendition.objects.get(track=track, quality=quality)
+    assert rendition.size == path.stat().st_size
+    assert rendition.encoder_profile == ENCODER_PROFILE
+    assert cache.is_cached(track, quality)
+    assert cache.get_cached_or_original(track, quality) == path
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".tmp-")]
+
+
+@pytest.mark.parametrize(("name", "kind"), [("a.mp3", "mp3"), ("a.m4a", "aac"), ("a.opus", "opus")])
+def test_lossy_sources_are_never_re_encoded(make_audio, settings, name, kind):
+    track = scanned(make_audio, name, kind=kind)
+    cache = AudioCache()
+    assert not cache.should_transcode(track)
+    assert cache.transcode_file(track, "medium") == (settings.MUSIC_ROOT / name).resolve()
+    assert cache.get_cached_or_original(track, "medium") == (settings.MUSIC_ROOT / name).resolve()
+    assert CachedRendition.objects.count() == 0
+    assert not settings.AUDIO_CACHE_DIR.exists() or not any(settings.AUDIO_CACHE_DIR.iterdir())
+
+
+def test_staleness_after_touch_replace_and_profile_change(make_audio):
+    track = scanned(make_audio, "a.flac")
+    cache = AudioCache()
+    original = cache.get_cached_or_original(track)
+    cached = cache.transcode_file(track)
+    assert cache.get_cached_or_original(track) == cached
+
+    st = original.stat()
+    os.utime(original, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    assert not cache.is_cached(track)
+    assert cache.get_cached_or_original(track) == original  # a stale rendition is never served
+    cache.transcode_file(track)
+    assert cache.is_cached(track)
+
+    original.unlink()
+    make_audio("a.flac", duration=2)  # replaced by different audio
+    assert not cache.is_cached(track)
+    cache.transcode_file(track)
+    assert cache.is_cached(track)
+
+    CachedRendition.objects.update(encoder_profile="mp3-older-settings")
+    assert not cache.is_cached(track)
+
+    CachedRendition.objects.update(encoder_profile=ENCODER_PROFILE)
+    cached.unlink()
+    assert not cache.is_cached(track)  # the row alone is not a rendition
+
+
+def test_a_failed_transcode_keeps_the_good_rendition(make_audio, settings):
+    track = scanned(make_audio, "a.flac")
+    cache = AudioCache()
+    good = cache.transcode_file(track)
+    good_bytes = good.read_bytes()
+    source = settings.MUSIC_ROOT / "a.flac"
+    source.write_text("now it is text")
+    with pytest.raises(TranscodeError):
+        cache.transcode_file(track, overwrite=True)
+    assert good.read_bytes() == good_bytes
+    assert CachedRendition.objects.get().size == len(good_bytes)
+    assert sorted(p.name for p in settings.AUDIO_CACHE_DIR.iterdir()) == [good.name]
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("truncate", "truncated or damaged"),
+        ("text", ""),
+        ("zero", ""),
+    ],
+)
+def test_damaged_sources_fail_with_a_readable_error_and_leave_nothing(make_audio, settings, damage, message):
+    track = scanned(make_audio, "a.flac", duration=3, noise=True)
+    source = settings.MUSIC_ROOT / "a.flac"
+    if damage == "truncate":
+        source.write_bytes(source.read_bytes()[:40_000])
+    elif damage == "text":
+        source.write_text("This is not a FLAC file.\n" * 50)
+    else:
+        source.write_bytes(b"")
+    with pytest.raises(TranscodeError) as excinfo:
+        AudioCache().transcode_file(track)
+    assert message in str(excinfo.value)
+    assert len(str(excinfo.value).strip()) > 10  # ffmpeg's own words, not an empty error
+    assert str(settings.MUSIC_ROOT) not in str(excinfo.value)
+    assert CachedRendition.objects.count() == 0
+    assert not any(settings.AUDIO_CACHE_DIR.iterdir())
+
+
+def test_odd_file_names_transcode(make_audio):
+    names = ["-dash.flac", "http:x.flac", "concat:a|b.flac", "new\nline.flac", 'quote\'s "x".flac', "日本.flac"]
+    for name in names:
+        make_audio(name)
+    scan_library()
+    cache = AudioCache()
+    for track in Track.objects.all():
+        assert cache.transcode_file(track).is_file()
+    assert CachedRendition.objects.count() == len(names)
+
+
+def test_a_track_pointing_outside_music_root_is_refused(make_audio, tmp_path):
+    track = scanned(make_audio, "a.flac")
+    (tmp_path / "outside.flac").write_bytes(b"x")
+    Track.objects.filter(pk=track.pk).update(path="../outside.flac")
+    track.refresh_from_db()
+    with pytest.raises(SourceUnavailable, match="outside MUSIC_ROOT"):
+        AudioCache().transcode_file(track)
+
+
+def test_timeout_kills_ffmpeg_and_leaves_nothing(make_audio, settings):
+    track = scanned(make_audio, "long.flac", duration=30, noise=True)
+    with pytest.raises(TranscodeTimeout, match="longer than"):
+        AudioCache().transcode_file(track, timeout=0.2)
+    assert not any(settings.AUDIO_CACHE_DIR.iterdir())
+
+
+def test_stop_request_kills_ffmpeg(make_audio, settings):
+    track = scanned(make_audio, "long.flac", duration=30, noise=True)
+    with pytest.raises(TranscodeError, match="stopped"):
+        AudioCache().transcode_file(track, should_stop=lambda: True)
+    assert not any(settings.AUDIO_CACHE_DIR.iterdir())
+
+
+def test_progress_is_reported(make_audio):
+    track = scanned(make_audio, "a.flac", duration=3)
+    seen = []
+    AudioCache().transcode_file(track, on_progress=seen.append)
+    assert seen and seen[-1] == pytest.approx(1.0, abs=0.05)
+    assert seen == sorted(seen)
+
+
+def test_missing_ffmpeg_is_a_clear_error(make_audio, settings):
+    track = scanned(make_audio, "a.flac")
+    settings.AUDIO_CACHE_FFMPEG = "/nonexistent/ffmpeg"
+    with pytest.raises(FFmpegMissing, match="not found: install ffmpeg or set AUDIO_CACHE_FFMPEG"):
+        check_ffmpeg()
+    with pytest.raises(FFmpegMissing):
+        AudioCache().transcode_file(track)
+
+
+def test_command_shape(tmp_path):
+    facts = SourceFacts(sample_rate=192000, channels=6, has_cover=True, duration=10)
+    command = build_command(tmp_path / "-in.flac", tmp_path / "out.mp3", "medium", facts, ffmpeg="ffmpeg")
+    assert command[:3] == ["ffmpeg", "-hide_banner", "-nostdin"]
+    assert command[command.index("-i") + 1] == f"file:{tmp_path}/-in.flac"
+    assert command[command.index("-b:a") + 1] == "192k"
+    assert command[command.index("-ar") + 1] == "48000"
+    assert command[command.index("-ac") + 1] == "2"
+    assert command[command.index("-id3v2_version") + 1] == "3"
+    assert command[-1] == f"file:{tmp_path}/out.mp3"
+    plain = build_command(tmp_path / "a.flac", tmp_path / "o.mp3", "low", SourceFacts(44100, 2, False, 1))
+    assert "-ar" not in plain and "-ac" not in plain and "0:v?" not in plain
+    assert [output_sample_rate(r) for r in (None, 44100, 48000, 88200, 96000, 176400, 192000)] == [
+        None, None, None, 44100, 48000, 44100, 48000
+    ]  # fmt: skip
+
+
+def test_seed_api_cache_size_and_clear(make_audio, settings):
+    for name in ("a.flac", "b.flac", "c.flac"):
+        make_audio(name)
+    scan_library()
+    cache = AudioCache()
+    paths = cache.precache_file("a.flac", ["high", "low"])  # a path relative to MUSIC_ROOT works too
+    assert set(paths) == {"high", "low"}
+    cache.transcode_file(settings.MUSIC_ROOT / "b.flac")  # and an absolute one
+    cache.transcode_file(Track.objects.get(path="c.flac"))
+    total = sum(p.stat().st_size for p in settings.AUDIO_CACHE_DIR.iterdir())
+    assert cache.get_cache_size() == total
+
+    old = timezone.now() - timezone.timedelta(days=40)
+    CachedRendition.objects.filter(track__path="a.flac").update(created_at=old, last_accessed_at=old)
+    assert cache.clear_cache(older_than_days=30) == 2
+    assert CachedRendition.objects.count() == 2
+    assert len(list(settings.AUDIO_CACHE_DIR.iterdir())) == 2
+    music_before = sorted(p.name for p in settings.MUSIC_ROOT.iterdir())
+    assert cache.clear_cache() == 2
+    assert list(settings.AUDIO_CACHE_DIR.iterdir()) == []
+    assert sorted(p.name for p in settings.MUSIC_ROOT.iterdir()) == music_before
+    assert cache.get_cache_size() == 0
+
+
+def test_cache_file_names_do_not_depend_on_where_the_library_is(settings, tmp_path):
+    name = cache_file_name("Artist/Album/01.flac", "medium")
+    assert name.endswith("_medium_192k.mp3") and len(name) == 32 + len("_medium_192k.mp3")
+    settings.MUSIC_ROOT = tmp_path / "moved"
+    assert cache_file_name("Artist/Album/01.flac", "medium") == name
+
+
+def test_transcode_refuses_to_overwrite_its_temporary_name(make_audio, settings, tmp_path):
+    source = make_audio("a.flac")
+    out = tmp_path / "out" / "x.mp3"
+    size = transcode(source, out, "low", SourceFacts(44100, 2, False, 1.0))
+    assert size == out.stat().st_size > 0
