@@ -69,6 +69,11 @@ def on_enqueue(callback) -> None:
     _listeners.append(callback)
 
 
+def remove_enqueue_listener(callback) -> None:
+    if callback in _listeners:
+        _listeners.remove(callback)
+
+
 def _notify() -> None:
     for callback in list(_listeners):
         try:
@@ -196,11 +201,7 @@ def _enqueue_chunk(chunk, track_rows, quality, priority, force, batch):
 
 
 def _outcome_for_reason(reason: str) -> str:
-    return (
-        CacheBatchItem.Outcome.FAILED
-        if reason.startswith(("failed", "source"))
-        else CacheBatchItem.Outcome.SKIPPED
-    )
+    return CacheBatchItem.Outcome.FAILED if reason.startswith(("failed", "source")) else CacheBatchItem.Outcome.SKIPPED
 
 
 def create_batch(

@@ -93,6 +93,7 @@ class WorkerPool:
         """Stop claiming, kill running ffmpeg processes and hand their tasks back to the queue."""
         self._stopping.set()
         self._wakeup.set()
+        queue.remove_enqueue_listener(self.wake)
         with self._lock:
             for running in self._running.values():
                 running.stop.set()

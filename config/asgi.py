@@ -5,6 +5,7 @@ embedded transcoding pool (AUDIO_CACHE_MAX_WORKERS workers; 0 = none).
 """
 
 import os
+import warnings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -15,6 +16,11 @@ exit_on_bad_settings()
 from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_application = get_asgi_application()
+
+# WhiteNoise hands Django synchronous file iterators, which Django's ASGI handler consumes in a
+# thread after warning on every static request. Static files are small; audio streams do not go
+# through WhiteNoise.
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
 
 from audiocache.embedded import Lifespan  # noqa: E402
 

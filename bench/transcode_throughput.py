@@ -1,0 +1,107 @@
+#!/usr/bin/env python
+"""Transcoding throughput of the queue and pool against a bare ffmpeg loop, in one run.
+
+    .venv/bin/python bench/transcode_throughput.py [--tracks 8] [--seconds 60] [--workers 2] [--rounds 2]
+
+Generates TRACKS lossless files of SECONDS each (FLAC, stereo, 44.1 kHz, music-like noise),
+then, ROUNDS times and alternating so both see the same machine:
+
+  bare   `xargs -P WORKERS ffmpeg ...` with exactly the arguments our transcoder uses
+  ours   `manage.py precache --all --inline --workers WORKERS --quality medium` on a fresh
+         SQLite database (queue, claims, leases, fsync + rename, database writes included)
+
+and prints the best time of each and the ratio ours / bare (target: within 1.05).
+"""
+
+import argparse
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tracks", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="transcode-bench-"))
+    music = work / "music"
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DATA_ROOT=str(work / "data"),
+        MUSIC_ROOT=str(music),
+        LOG_LEVEL="warning",
+        AUDIO_CACHE_MAX_WORKERS=str(args.workers),
+    )
+    import django
+
+    django.setup()
+    from audiocache.transcoder import SourceFacts, build_command
+    from mixtapes.demo import AudioSpec, chord, render_audio
+
+    try:
+        print(f"Generating {args.tracks} x {args.seconds:g} s FLAC in {music} ...")
+        sources = []
+        for n in range(args.tracks):
+            spec = AudioSpec("flac", args.seconds, signal=chord(220 + 20 * n, 330 + 15 * n, 440, tremolo=0.5))
+            sources.append(render_audio(music / f"{n:02d} - Track.flac", spec))
+
+        manage = [sys.executable, str(REPO / "manage.py")]
+        env = dict(os.environ)
+        subprocess.run([*manage, "migrate", "-v", "0"], check=True, env=env)
+        subprocess.run([*manage, "scanlibrary", "-v", "0"], check=True, env=env, capture_output=True)
+
+        facts = SourceFacts(sample_rate=44100, channels=2, has_cover=False, duration=args.seconds)
+        bare_out = work / "bare"
+        bare_out.mkdir()
+        # Exactly our arguments (progress reporting included), one line per track.
+        script = "\n".join(
+            shlex.join(build_command(src, bare_out / f"{src.stem}.mp3", "medium", facts)) for src in sources
+        )
+
+        def run_bare() -> float:
+            for f in bare_out.iterdir():
+                f.unlink()
+            started = time.monotonic()
+            subprocess.run(
+                ["xargs", "-P", str(args.workers), "-d", "\n", "-I", "{}", "sh", "-c", "{} >/dev/null"],
+                input=script, text=True, check=True,
+            )  # fmt: skip
+            return time.monotonic() - started
+
+        def run_ours() -> float:
+            started = time.monotonic()
+            subprocess.run(
+                [*manage, "precache", "--all", "--inline", "--overwrite", "--workers", str(args.workers),
+                 "--quality", "medium"],
+                check=True, env=env, capture_output=True,
+            )  # fmt: skip
+            return time.monotonic() - started
+
+        bare_times, our_times = [], []
+        for round_ in range(args.rounds):
+            bare_times.append(run_bare())
+            our_times.append(run_ours())
+            print(f"round {round_ + 1}: bare {bare_times[-1]:.2f} s, ours {our_times[-1]:.2f} s")
+        bare, ours = min(bare_times), min(our_times)
+        audio = args.tracks * args.seconds
+        print(f"bare xargs -P{args.workers} ffmpeg: {bare:7.2f} s  ({audio / bare:6.1f}x real time)")
+        print(f"precache --inline --workers {args.workers}: {ours:7.2f} s  ({audio / ours:6.1f}x real time)")
+        print(f"ratio ours / bare: {ours / bare:.3f}  (target <= 1.05)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
