@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import CachedRendition, CacheTask
+from .models import CacheBatch, CacheBatchItem, CachedRendition, CacheTask
 
 
 @admin.register(CachedRendition)
@@ -20,3 +20,20 @@ class CacheTaskAdmin(admin.ModelAdmin):
     list_select_related = ["track"]
     search_fields = ["track__title", "track__artist", "track__path"]
     raw_id_fields = ["track"]
+
+
+class CacheBatchItemInline(admin.TabularInline):
+    model = CacheBatchItem
+    fields = ["track", "quality", "task", "outcome", "note"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(CacheBatch)
+class CacheBatchAdmin(admin.ModelAdmin):
+    list_display = ["label", "created_by", "mixtape", "created_at", "finished_at"]
+    list_select_related = ["created_by", "mixtape"]
+    search_fields = ["label"]
+    readonly_fields = ["label", "created_by", "mixtape", "created_at", "finished_at"]
+    inlines = [CacheBatchItemInline]

@@ -2,7 +2,7 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from audiocache.models import CachedRendition, CacheTask
+from audiocache.models import CacheBatch, CacheBatchItem, CachedRendition, CacheTask
 from audiocache.qualities import BITRATES
 from mixtapes.models import Mixtape, MixtapeTrack, Track
 
@@ -73,3 +73,20 @@ class CacheTaskFactory(factory.django.DjangoModelFactory):
 
     track = factory.SubFactory(TrackFactory)
     quality = "medium"
+
+
+class CacheBatchFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CacheBatch
+
+    label = factory.Sequence(lambda n: f"Batch {n}")
+
+
+class CacheBatchItemFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CacheBatchItem
+
+    batch = factory.SubFactory(CacheBatchFactory)
+    task = factory.SubFactory(CacheTaskFactory)
+    track = factory.SelfAttribute("task.track")
+    quality = factory.SelfAttribute("task.quality")

@@ -55,14 +55,15 @@ def test_admin_requires_staff(client):
 @pytest.mark.parametrize(
     "url",
     ["/admin/mixtapes/track/", "/admin/mixtapes/mixtape/", "/admin/audiocache/cachedrendition/",
-     "/admin/audiocache/cachetask/"],
+     "/admin/audiocache/cachetask/", "/admin/audiocache/cachebatch/"],
 )  # fmt: skip
 def test_admin_changelists(admin_client, url):
-    from tests.factories import CachedRenditionFactory, CacheTaskFactory, MixtapeTrackFactory
+    from tests.factories import CacheBatchItemFactory, CachedRenditionFactory, MixtapeTrackFactory
 
     MixtapeTrackFactory(track__title="Listed Song")
     CachedRenditionFactory()
-    CacheTaskFactory()
+    item = CacheBatchItemFactory()
+    assert admin_client.get(f"/admin/audiocache/cachebatch/{item.batch.pk}/change/").status_code == 200
     response = admin_client.get(url)
     assert response.status_code == 200
     if "track" in url:
