@@ -110,3 +110,10 @@ def test_collectstatic_with_the_production_manifest_storage(tmp_path):
     assert result.returncode == 0, result.stderr
     manifest = (tmp_path / "static" / "staticfiles.json").read_text()
     assert "vendor/bootstrap/bootstrap.min.css" in manifest
+
+
+@pytest.mark.django_db
+def test_models_and_migrations_agree():
+    out = StringIO()
+    call_command("makemigrations", "--check", "--dry-run", stdout=out)  # exits non-zero on a missing migration
+    assert "No changes detected" in out.getvalue()
