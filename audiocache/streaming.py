@@ -1,0 +1,350 @@
+"""File responses with HTTP range requests and conditional requests (RFC 9110), for ASGI.
+
+Written by hand because Django's ``FileResponse`` has no range support and, under ASGI,
+reads the whole file into memory before the first byte goes out. Here the file is opened
+once (its ``fstat`` gives the size and validators of exactly the bytes served, even if the
+file is replaced or unlinked meanwhile), and the body is an async iterator reading fixed
+chunks with ``os.pread`` in a thread, so memory stays flat and a client that goes away
+stops the reading.
+"""
+
+import asyncio
+import hashlib
+import itertools
+import os
+import re
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from email.utils import formatdate, parsedate_to_datetime
+from urllib.parse import quote
+
+from django.http import HttpResponse, StreamingHttpResponse
+
+CHUNK_SIZE = 256 * 1024
+MAX_RANGES = 16  # more parts than this is a scan, not a player: the whole file is cheaper
+_DIGITS_LIMIT = 18  # longer numbers are "huge": never parsed (Python refuses > 4300 digits anyway)
+_SPEC = re.compile(r"^(\d*)-(\d*)$")
+
+CONTENT_TYPES = {
+    ".mp3": "audio/mpeg",
+    ".flac": "audio/flac",
+    ".wav": "audio/wav",
+    ".wave": "audio/wav",
+    ".aif": "audio/aiff",
+    ".aiff": "audio/aiff",
+    ".aifc": "audio/aiff",
+    ".m4a": "audio/mp4",
+    ".mp4": "audio/mp4",
+    ".caf": "audio/x-caf",
+    ".ogg": "audio/ogg",
+    ".oga": "audio/ogg",
+    ".opus": "audio/ogg",
+    ".aac": "audio/aac",
+    ".wv": "audio/x-wavpack",
+    ".ape": "audio/x-ape",
+    ".tta": "audio/x-tta",
+    ".wma": "audio/x-ms-wma",
+}
+
+
+def content_type_for(name: str) -> str:
+    return CONTENT_TYPES.get(os.path.splitext(name)[1].lower(), "application/octet-stream")
+
+
+# --- Range header --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    start: int
+    end: int  # inclusive
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+class Unsatisfiable(Exception):
+    """Every range lies outside the representation: answer 416."""
+
+
+def _number(text: str, huge: int) -> int:
+    return huge if len(text) > _DIGITS_LIMIT else int(text)
+
+
+def parse_range(header: str | None, size: int) -> list[ByteRange] | None:
+    """The satisfiable ranges of ``header`` for a file of ``size`` bytes.
+
+    Returns None when the header is absent, malformed or not in bytes (serve the whole file),
+    raises ``Unsatisfiable`` when it is valid but no range overlaps the file.
+    """
+    if not header:
+        return None
+    unit, sep, spec_list = header.partition("=")
+    if not sep or unit.strip().lower() != "bytes":
+        return None
+    specs = [s.strip() for s in spec_list.split(",")]
+    specs = [s for s in specs if s]  # RFC 9110 list syntax tolerates empty elements
+    if not specs:
+        return None
+    huge = size + 1
+    ranges = []
+    for spec in specs:
+        match = _SPEC.match(spec)
+        if not match:
+            return None
+        first, last = match.groups()
+        if first:
+            start = _number(first, huge)
+            end = _number(last, huge) if last else size - 1
+            if last and end < start:
+                return None  # "5-2" is invalid syntax: ignore the whole header
+            if start >= size:
+                continue  # unsatisfiable on its own
+            ranges.append(ByteRange(start, min(end, size - 1)))
+        elif last:
+            suffix = _number(last, huge)
+            if suffix == 0 or size == 0:
+                continue  # "-0" selects nothing
+            ranges.append(ByteRange(max(0, size - suffix), size - 1))
+        else:
+            return None  # "-" alone
+    if not ranges:
+        raise Unsatisfiable
+    return ranges
+
+
+def needs_whole_file(ranges: list[ByteRange]) -> bool:
+    """Overlapping or too many ranges: send the whole representation with 200 instead."""
+    if len(ranges) > MAX_RANGES:
+        return True
+    ordered = sorted(ranges, key=lambda r: r.start)
+    return any(b.start <= a.end for a, b in itertools.pairwise(ordered))
+
+
+# --- Validators and conditional requests -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """What a response says about the bytes it serves."""
+
+    size: int
+    mtime: float
+    etag: str  # strong, quoted
+
+    @property
+    def last_modified(self) -> str:
+        return formatdate(int(self.mtime), usegmt=True)
+
+
+def identity(st: os.stat_result, salt: str) -> FileIdentity:
+    """A strong ETag that changes when the bytes change: ``salt`` names the file (rendition vs
+    original, which file), size and mtime in nanoseconds catch a rewrite in place."""
+    digest = hashlib.sha256(f"{salt}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:24]
+    return FileIdentity(st.st_size, st.st_mtime, f'"{digest}"')
+
+
+def _etags(header: str) -> list[str]:
+    return [tag.strip() for tag in header.split(",") if tag.strip()]
+
+
+def _weak_match(header: str, etag: str) -> bool:
+    tags = _etags(header)
+    return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
+
+
+def _http_date(value: str):
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed.timestamp() if parsed.tzinfo else None
+
+
+def precondition_status(request, ident: FileIdentity) -> int | None:
+    """412 or 304 per RFC 9110 section 13.2.2, or None to go on."""
+    if_match = request.headers.get("If-Match")
+    if if_match is not None:
+        tags = _etags(if_match)
+        if "*" not in tags and ident.etag not in tags:  # strong comparison
+            return 412
+    else:
+        since = request.headers.get("If-Unmodified-Since")
+        when = _http_date(since) if since else None
+        if when is not None and int(ident.mtime) > when:
+            return 412
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None:
+        if _weak_match(if_none_match, ident.etag):
+            return 304 if request.method in ("GET", "HEAD") else 412
+    elif request.method in ("GET", "HEAD"):
+        since = request.headers.get("If-Modified-Since")
+        when = _http_date(since) if since else None
+        if when is not None and int(ident.mtime) <= when:
+            return 304
+    return None
+
+
+def if_range_allows(request, ident: FileIdentity) -> bool:
+    """A Range applies only if If-Range (when sent) still names this representation."""
+    value = request.headers.get("If-Range")
+    if value is None:
+        return True
+    value = value.strip()
+    if value.startswith(('"', "W/")):
+        return value == ident.etag  # strong comparison: a weak tag never matches
+    return _http_date(value) == int(ident.mtime) and value == ident.last_modified
+
+
+# --- Bodies -------------------------------------------------------------------------------
+
+
+async def read_chunks(fd: int, start: int, length: int) -> AsyncIterator[bytes]:
+    loop = asyncio.get_running_loop()
+    position, remaining = start, length
+    while remaining > 0:
+        chunk = await loop.run_in_executor(None, os.pread, fd, min(CHUNK_SIZE, remaining), position)
+        if not chunk:
+            return  # the file shrank under us; Content-Length makes the client notice
+        position += len(chunk)
+        remaining -= len(chunk)
+        yield chunk
+
+
+class _OpenFile:
+    """The descriptor a response reads from, closed exactly once: by the body when it ends or
+    is cancelled (client gone), or by Django closing the response if the body never started."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.closed = False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self.fd)
+
+
+async def _single_body(file: _OpenFile, start: int, length: int) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in read_chunks(file.fd, start, length):
+            yield chunk
+    finally:
+        file.close()
+
+
+async def _multipart_body(
+    file: _OpenFile, parts: list[tuple[bytes, ByteRange]], closing: bytes
+) -> AsyncIterator[bytes]:
+    try:
+        for head, byte_range in parts:
+            yield head
+            async for chunk in read_chunks(file.fd, byte_range.start, byte_range.length):
+                yield chunk
+            yield b"\r\n"
+        yield closing
+    finally:
+        file.close()
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield  # pragma: no cover - makes this an async generator
+
+
+# --- The response ---------------------------------------------------------------------------------
+
+
+def serve_file(request, path: str, *, salt: str, content_type: str | None = None, headers: dict | None = None):
+    """Answer GET/HEAD for the file at ``path`` (already checked to be allowed) with ranges.
+
+    Raises ``FileNotFoundError``/``OSError`` if it cannot be opened; callers turn that into 404.
+    """
+    file = _OpenFile(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+    try:
+        response = _respond(request, file, path, salt, content_type, headers or {})
+    except BaseException:
+        file.close()
+        raise
+    if request.method == "HEAD" or not isinstance(response, StreamingHttpResponse):
+        file.close()
+    else:
+        # Django calls these when it closes the response (as FileResponse does with its file).
+        response._resource_closers.append(file.close)
+    return response
+
+
+def _respond(request, file: _OpenFile, path: str, salt: str, content_type: str | None, headers: dict):
+    st = os.fstat(file.fd)
+    ident = identity(st, salt)
+    content_type = content_type or content_type_for(path)
+    common = {"Accept-Ranges": "bytes", "ETag": ident.etag, "Last-Modified": ident.last_modified, **headers}
+
+    status = precondition_status(request, ident)
+    if status is not None:
+        response = HttpResponse(status=status)
+        for key in ("ETag", "Last-Modified", "Cache-Control", "Vary", "X-Audio-Cache"):
+            if key in common:
+                response[key] = common[key]
+        return response
+
+    ranges = None
+    if if_range_allows(request, ident):
+        try:
+            ranges = parse_range(request.headers.get("Range"), ident.size)
+        except Unsatisfiable:
+            response = HttpResponse(status=416)
+            response["Content-Range"] = f"bytes */{ident.size}"
+            for key, value in common.items():
+                response[key] = value
+            return response
+    if ranges is not None and needs_whole_file(ranges):
+        ranges = None
+
+    head = request.method == "HEAD"
+    if ranges is None:
+        response = StreamingHttpResponse(
+            _nothing() if head else _single_body(file, 0, ident.size), content_type=content_type
+        )
+        response["Content-Length"] = str(ident.size)
+    elif len(ranges) == 1:
+        (byte_range,) = ranges
+        response = StreamingHttpResponse(
+            _nothing() if head else _single_body(file, byte_range.start, byte_range.length),
+            status=206,
+            content_type=content_type,
+        )
+        response["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{ident.size}"
+        response["Content-Length"] = str(byte_range.length)
+    else:
+        boundary = secrets.token_hex(16)
+        parts = [
+            (
+                f"--{boundary}\r\nContent-Type: {content_type}\r\n"
+                f"Content-Range: bytes {r.start}-{r.end}/{ident.size}\r\n\r\n".encode(),
+                r,
+            )
+            for r in ranges
+        ]
+        closing = f"--{boundary}--\r\n".encode()
+        length = sum(len(h) + r.length + 2 for h, r in parts) + len(closing)
+        response = StreamingHttpResponse(
+            _nothing() if head else _multipart_body(file, parts, closing),
+            status=206,
+            content_type=f"multipart/byteranges; boundary={boundary}",
+        )
+        response["Content-Length"] = str(length)
+    for key, value in common.items():
+        response[key] = value
+    return response
+
+
+def accel_redirect(internal_prefix: str, relative: str, content_type: str, headers: dict | None = None) -> HttpResponse:
+    """Let nginx send the bytes (``AUDIO_CACHE_SENDFILE=nginx``): it does ranges and validators itself."""
+    response = HttpResponse(content_type=content_type)
+    response["X-Accel-Redirect"] = internal_prefix.rstrip("/") + "/" + quote(relative)
+    for key, value in (headers or {}).items():
+        response[key] = value
+    return response

@@ -1,0 +1,96 @@
+import logging
+import os
+
+from django.conf import settings
+from django.http import Http404, HttpResponseBadRequest
+from django.utils import timezone
+from django.views.decorators.http import require_safe
+
+from mixtapes.models import MixtapeTrack, Track
+
+from . import queue, stats
+from .cache import AudioCache, SourceUnavailable, source_path
+from .models import CacheTask
+from .qualities import ORIGINAL, REQUESTABLE
+from .streaming import accel_redirect, content_type_for, serve_file
+
+logger = logging.getLogger(__name__)
+
+# Internal nginx locations (deploy/nginx.conf) for AUDIO_CACHE_SENDFILE=nginx.
+NGINX_CACHE_PREFIX = "/_protected/cache"
+NGINX_MUSIC_PREFIX = "/_protected/music"
+
+
+@require_safe
+def stream(request, track_id: int):
+    """``GET/HEAD /stream/<id>/?quality=high|medium|low|original``: a rendition or the original, with ranges."""
+    quality = request.GET.get("quality", settings.AUDIO_CACHE_DEFAULT_QUALITY)
+    if quality not in REQUESTABLE:
+        return HttpResponseBadRequest(
+            f"Unknown quality {quality[:40]!r}: use one of {', '.join(REQUESTABLE)}.", content_type="text/plain"
+        )
+    track = Track.objects.filter(pk=track_id).first()
+    if track is None:
+        raise Http404("No such track.")
+    public = MixtapeTrack.objects.filter(track=track, mixtape__is_public=True).exists()
+    if not public and not request.user.is_authenticated:
+        raise Http404("No such track.")  # not 403: do not confirm that a private track exists
+
+    wants_rendition = settings.AUDIO_CACHE_ENABLED and quality != ORIGINAL and track.is_lossless
+    if wants_rendition:
+        rendition = AudioCache().fresh_rendition(track, quality)
+        if rendition is not None:
+            response = _serve_rendition(request, track, rendition, public)
+            if response is not None:
+                stats.record_hit(rendition.pk)
+                return response
+        # A miss: make it for next time (a failed source stays quarantined), serve the original now.
+        queue.enqueue([track], [quality], priority=CacheTask.PRIORITY_PLAY)
+        return _serve_original(request, track, public, "miss")
+    return _serve_original(request, track, public, "bypass")
+
+
+def _headers(public: bool, cache_state: str) -> dict:
+    headers = {"X-Audio-Cache": cache_state}
+    scope = "public" if public else "private"
+    # On a miss the same URL will soon answer with the MP3: let caches revalidate (the ETag differs).
+    headers["Cache-Control"] = f"{scope}, no-cache" if cache_state == "miss" else f"{scope}, max-age=86400"
+    if not public:
+        headers["Vary"] = "Cookie"  # the answer depends on who is logged in
+    return headers
+
+
+def _serve_rendition(request, track, rendition, public):
+    cache_dir = os.path.realpath(settings.AUDIO_CACHE_DIR)
+    name = os.path.basename(rendition.file_name)
+    path = os.path.join(cache_dir, name)
+    if name != rendition.file_name or os.path.dirname(os.path.realpath(path)) != cache_dir:
+        logger.error("rendition %s has a file name outside the cache folder; not served", rendition.pk)
+        return None
+    headers = _headers(public, "hit")
+    if settings.AUDIO_CACHE_SENDFILE == "nginx":
+        return accel_redirect(NGINX_CACHE_PREFIX, name, "audio/mpeg", headers)
+    try:
+        return serve_file(request, path, salt=f"r:{name}", content_type="audio/mpeg", headers=headers)
+    except FileNotFoundError:
+        return None  # evicted between the freshness check and the open: serve the original
+
+
+def _serve_original(request, track, public, cache_state):
+    try:
+        path = str(source_path(track))  # resolved and checked to be inside MUSIC_ROOT
+    except SourceUnavailable:
+        logger.warning("track %s points outside MUSIC_ROOT; refused", track.pk)
+        raise Http404("No such track.") from None
+    headers = _headers(public, cache_state)
+    content_type = content_type_for(track.path)
+    try:
+        if settings.AUDIO_CACHE_SENDFILE == "nginx":
+            if not os.path.isfile(path):
+                raise FileNotFoundError(path)
+            relative = os.path.relpath(path, os.path.realpath(settings.MUSIC_ROOT))
+            return accel_redirect(NGINX_MUSIC_PREFIX, relative, content_type, headers)
+        return serve_file(request, path, salt=f"o:{track.path}", content_type=content_type, headers=headers)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        Track.objects.filter(pk=track.pk, missing_since__isnull=True).update(missing_since=timezone.now())
+        raise Http404("The audio file is missing; rescan the library.") from None
