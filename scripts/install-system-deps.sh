@@ -26,7 +26,8 @@ if ! $missing_python && ! "$python" -c 'import ensurepip, venv' >/dev/null 2>&1;
     packages+=("python3-venv")
 fi
 if $want_test; then
-    :  # browser and nginx packages join here when their tests arrive
+    command -v curl >/dev/null 2>&1 || packages+=(curl)          # live-server tests
+    command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || packages+=(nginx-light)  # X-Accel-Redirect test
 fi
 
 if ((${#packages[@]} == 0)); then

@@ -1,8 +1,12 @@
 """Helpers for tests that run real ``manage.py`` processes against the test database."""
 
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -24,7 +28,7 @@ def database_url() -> str:
 
 
 @pytest.fixture
-def manage_env(settings, tmp_path):
+def manage_env(settings, tmp_path, music_root):
     """Environment for a ``manage.py`` subprocess sharing this test's database, library and cache."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "AUDIO_CACHE_"))}
     environment.update(
@@ -64,3 +68,53 @@ def spawn(manage_env):
         if process.poll() is None:
             process.kill()
         process.wait(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{url} did not answer within {timeout} s") from None
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def uvicorn_server(manage_env):
+    """``uvicorn_server(**env)`` -> base URL of a uvicorn process serving the app on the test database."""
+    servers = []
+
+    def start(**extra_env) -> str:
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO,
+            env={**manage_env, "AUDIO_CACHE_MAX_WORKERS": "0", **extra_env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        servers.append(process)
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base + "/healthz")
+        return base
+
+    yield start
+    for process in servers:
+        process.terminate()
+        try:
+            process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()

@@ -1,0 +1,176 @@
+"""Real clients against a live uvicorn (and nginx in front of it): curl, ffprobe, raw ranges."""
+
+import json
+import os
+import shutil
+import string
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from audiocache.cache import AudioCache
+from mixtapes.library import scan_library
+from mixtapes.models import Track
+from tests.e2e.conftest import REPO, free_port, wait_for_http
+from tests.factories import MixtapeFactory, MixtapeTrackFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def shared_track(make_audio):
+    """A lossless track with a medium rendition, on a public mixtape (so anonymous clients may play it)."""
+    make_audio("Ünïcode Artist/01 spaced & odd #1.flac", duration=3, tags={"title": "Live"})
+    scan_library()
+    track = Track.objects.get()
+    rendition = AudioCache().transcode_file(track, "medium")
+    MixtapeTrackFactory(track=track, mixtape=MixtapeFactory(is_public=True))
+    return track, rendition
+
+
+def curl(*args) -> subprocess.CompletedProcess:
+    return subprocess.run(["curl", "--silent", "--show-error", *args], capture_output=True, timeout=60, check=False)
+
+
+def headers_of(output: bytes) -> dict[str, str]:
+    lines = output.decode("latin-1").split("\r\n")
+    return {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if ":" in line)}
+
+
+def test_curl_and_ffprobe_read_a_rendition_from_uvicorn(uvicorn_server, shared_track, tmp_path):
+    track, rendition = shared_track
+    base = uvicorn_server()
+    address = f"{base}/stream/{track.pk}/?quality=medium"
+    data = rendition.read_bytes()
+
+    out = tmp_path / "part.bin"
+    result = curl("-r", "100-4195", "-o", str(out), "-D", str(tmp_path / "h.txt"), address)
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == data[100:4196]
+    head = headers_of((tmp_path / "h.txt").read_bytes())
+    assert head["content-range"] == f"bytes 100-4195/{len(data)}"
+    assert head["x-audio-cache"] == "hit"
+
+    whole = curl("-o", str(tmp_path / "whole.mp3"), address)
+    assert whole.returncode == 0 and (tmp_path / "whole.mp3").read_bytes() == data
+
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", address],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert probe.returncode == 0, probe.stderr
+    info = json.loads(probe.stdout)
+    assert info["streams"][0]["codec_name"] == "mp3"
+    assert float(info["format"]["duration"]) == pytest.approx(3.0, abs=0.1)
+    # ffprobe seeks with ranges; decoding the whole stream must also work.
+    decode = subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-ss", "1.5", "-i", address, "-f", "null", "-"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert decode.returncode == 0, decode.stderr
+
+
+def test_a_client_that_disconnects_does_not_break_the_server(uvicorn_server, shared_track):
+    track, _ = shared_track
+    base = uvicorn_server()
+    for _ in range(5):
+        # --max-filesize makes curl hang up mid-body.
+        curl("--max-filesize", "1000", "-o", os.devnull, f"{base}/stream/{track.pk}/?quality=original")
+    result = curl("-o", os.devnull, "-w", "%{http_code}", f"{base}/stream/{track.pk}/?quality=original")
+    assert result.stdout == b"200"
+
+
+NGINX_MAIN = string.Template("""
+daemon off;
+pid $work/nginx.pid;
+error_log $work/error.log warn;
+$user
+events { worker_connections 256; }
+http {
+    include /etc/nginx/mime.types;
+    access_log $work/access.log;
+    client_body_temp_path $work/body;
+    proxy_temp_path $work/proxy;
+    fastcgi_temp_path $work/fastcgi;
+    uwsgi_temp_path $work/uwsgi;
+    scgi_temp_path $work/scgi;
+    include $work/mixtapes.conf;
+}
+""")
+
+
+@pytest.fixture
+def nginx(settings):
+    """``nginx(app_base_url)`` -> base URL of a real nginx running deploy/nginx.conf in front of the app."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(binary):
+        pytest.skip("nginx is not installed (make test installs nginx-light)")
+    processes = []
+    work = Path(tempfile.mkdtemp(prefix="nginx-test-"))
+
+    def start(app_base: str) -> str:
+        port = free_port()
+        server_block = string.Template((REPO / "deploy" / "nginx.conf").read_text()).safe_substitute(
+            LISTEN=f"127.0.0.1:{port}",
+            APP_UPSTREAM=app_base.removeprefix("http://"),
+            STATIC_ROOT=str(work / "static"),
+            AUDIO_CACHE_DIR=str(settings.AUDIO_CACHE_DIR),
+            MUSIC_ROOT=str(settings.MUSIC_ROOT),
+        )
+        (work / "mixtapes.conf").write_text(server_block)
+        # As root, nginx's workers would run as "nobody", who cannot enter pytest's private tmp folders.
+        user = "user root;" if os.geteuid() == 0 else ""
+        (work / "nginx.conf").write_text(NGINX_MAIN.substitute(work=work, user=user))
+        process = subprocess.Popen(
+            [binary, "-c", str(work / "nginx.conf"), "-e", str(work / "error.log")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        processes.append(process)
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base + "/healthz", timeout=15)
+        return base
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.communicate(timeout=20)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def test_nginx_sends_the_bytes_with_x_accel_redirect(uvicorn_server, nginx, shared_track, tmp_path, settings):
+    track, rendition = shared_track
+    app = uvicorn_server(AUDIO_CACHE_SENDFILE="nginx")
+    front = nginx(app)
+    data = rendition.read_bytes()
+    original = track.absolute_path().read_bytes()
+
+    # The app alone answers with an empty body and the internal location.
+    direct = curl("-D", "-", "-o", os.devnull, f"{app}/stream/{track.pk}/?quality=medium")
+    assert "x-accel-redirect: /_protected/cache/" in direct.stdout.decode().lower()
+
+    for quality, expected, cache_state, content_type in [
+        ("medium", data, "hit", "audio/mpeg"),
+        ("original", original, "bypass", "audio/flac"),
+    ]:
+        address = f"{front}/stream/{track.pk}/?quality={quality}"
+        result = curl("-D", str(tmp_path / "h.txt"), "-o", str(tmp_path / "b.bin"), address)
+        assert result.returncode == 0, result.stderr
+        head = headers_of((tmp_path / "h.txt").read_bytes())
+        assert (tmp_path / "b.bin").read_bytes() == expected, quality
+        assert head["x-audio-cache"] == cache_state
+        assert head["content-type"] == content_type
+        assert "x-accel-redirect" not in head
+        ranged = curl("-r", "10-109", "-D", str(tmp_path / "h2.txt"), "-o", str(tmp_path / "r.bin"), address)
+        assert ranged.returncode == 0
+        assert (tmp_path / "r.bin").read_bytes() == expected[10:110]
+        assert headers_of((tmp_path / "h2.txt").read_bytes())["content-range"] == f"bytes 10-109/{len(expected)}"
+
+    # The internal locations cannot be reached from outside.
+    name = rendition.name
+    assert curl("-o", os.devnull, "-w", "%{http_code}", f"{front}/_protected/cache/{name}").stdout == b"404"
+    # Access rules still apply: a private track is not found for an anonymous client.
+    Track.objects.filter(pk=track.pk).update()
+    track.mixtapes.update(is_public=False)
+    assert curl("-o", os.devnull, "-w", "%{http_code}", f"{front}/stream/{track.pk}/").stdout == b"404"
