@@ -108,8 +108,10 @@ def uvicorn_server(manage_env):
         servers.append(process)
         base = f"http://127.0.0.1:{port}"
         wait_for_http(base + "/healthz")
+        start.pids[base] = process.pid
         return base
 
+    start.pids = {}
     yield start
     for process in servers:
         process.terminate()

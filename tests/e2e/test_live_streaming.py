@@ -6,6 +6,7 @@ import shutil
 import string
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -72,13 +73,33 @@ def test_curl_and_ffprobe_read_a_rendition_from_uvicorn(uvicorn_server, shared_t
     assert decode.returncode == 0, decode.stderr
 
 
-def test_a_client_that_disconnects_does_not_break_the_server(uvicorn_server, shared_track):
-    track, _ = shared_track
+def test_clients_that_hang_up_mid_body_release_their_files(uvicorn_server, make_audio):
+    # About 35 MB: far more than the loopback socket buffers can hold for a slow client.
+    make_audio("big.flac", kind="flac24", sample_rate=96000, duration=60, noise=True)
+    scan_library()
+    track = Track.objects.get()
+    MixtapeTrackFactory(track=track, mixtape=MixtapeFactory(is_public=True))
     base = uvicorn_server()
-    for _ in range(5):
-        # --max-filesize makes curl hang up mid-body.
-        curl("--max-filesize", "1000", "-o", os.devnull, f"{base}/stream/{track.pk}/?quality=original")
-    result = curl("-o", os.devnull, "-w", "%{http_code}", f"{base}/stream/{track.pk}/?quality=original")
+    address = f"{base}/stream/{track.pk}/?quality=original"
+    pid = uvicorn_server.pids[base]
+
+    def open_audio_files() -> int:
+        fds = Path(f"/proc/{pid}/fd")
+        return sum(1 for fd in fds.iterdir() if os.path.realpath(fd).endswith("big.flac"))
+
+    hung_up = [subprocess.Popen(["curl", "-s", "--limit-rate", "20k", "-o", os.devnull, address]) for _ in range(5)]
+    deadline = time.monotonic() + 10
+    while open_audio_files() < 5:
+        assert time.monotonic() < deadline, "the server never opened the files"
+        time.sleep(0.1)
+    for client in hung_up:
+        client.kill()  # gone mid-body
+        client.wait()
+    deadline = time.monotonic() + 10
+    while open_audio_files():
+        assert time.monotonic() < deadline, "the server kept reading for clients that left"
+        time.sleep(0.1)
+    result = curl("-o", os.devnull, "-w", "%{http_code}", address)
     assert result.stdout == b"200"
 
 
