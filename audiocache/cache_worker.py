@@ -52,7 +52,7 @@ def run_batch_inline(
     """Run a pool in this process until ``batch`` is finished (it may help with other queued work too)."""
     pool = WorkerPool(workers, name=f"inline-{batch.pk.hex[:8]}").start()
     try:
-        return wait_for_batch(batch, poll_interval=0.2, on_update=on_update)
+        return wait_for_batch(batch, poll_interval=0.05, on_update=on_update)
     finally:
         pool.stop()
         pool.join(timeout=30)

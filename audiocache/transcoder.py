@@ -175,14 +175,14 @@ def _follow_progress(process, duration, deadline, on_progress, should_stop) -> f
     # Reading blocks until ffmpeg prints; a watchdog thread enforces the deadline and the
     # stop request by killing ffmpeg, which ends the read.
     expired = threading.Event()
+    finished = threading.Event()
 
     def watchdog():
-        while process.poll() is None:
+        while not finished.wait(0.2) and process.poll() is None:
             if time.monotonic() > deadline or (should_stop and should_stop()):
                 expired.set()
                 process.kill()
                 return
-            time.sleep(0.2)
 
     guard = threading.Thread(target=watchdog, name="ffmpeg-watchdog", daemon=True)
     guard.start()
@@ -193,6 +193,7 @@ def _follow_progress(process, duration, deadline, on_progress, should_stop) -> f
             decoded = int(value) / 1e6
             if on_progress and duration:
                 on_progress(min(1.0, decoded / duration))
+    finished.set()  # ffmpeg closed its output: release the watchdog now, not at its next tick
     guard.join(timeout=1)
     if expired.is_set():
         if should_stop and should_stop():
@@ -220,14 +221,17 @@ def check_ffmpeg(ffmpeg: str | None = None) -> str:
     """Raise ``FFmpegMissing`` unless ffmpeg runs and has libmp3lame; returns its version line."""
     ffmpeg = ffmpeg or settings.AUDIO_CACHE_FFMPEG
     try:
-        result = subprocess.run(
-            [ffmpeg, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=30, check=False
-        )
         version = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True, timeout=30, check=False)
+        has_lame = "--enable-libmp3lame" in version.stdout
+        if not has_lame and version.returncode == 0:  # a build that does not list its configuration
+            encoders = subprocess.run(
+                [ffmpeg, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=30, check=False
+            )
+            has_lame = encoders.returncode == 0 and "libmp3lame" in encoders.stdout
     except FileNotFoundError:
         raise FFmpegMissing(f"{ffmpeg!r} was not found: install ffmpeg or set AUDIO_CACHE_FFMPEG") from None
     except (PermissionError, subprocess.TimeoutExpired) as exc:
         raise FFmpegMissing(f"{ffmpeg!r} cannot be run ({exc}): check AUDIO_CACHE_FFMPEG") from None
-    if result.returncode != 0 or "libmp3lame" not in result.stdout:
+    if version.returncode != 0 or not has_lame:
         raise FFmpegMissing(f"{ffmpeg!r} has no libmp3lame MP3 encoder: install a full ffmpeg build")
     return (version.stdout.splitlines() or ["ffmpeg"])[0]
