@@ -38,7 +38,7 @@ ffmpeg -v error -nostdin -f lavfi -i "anoisesrc=color=pink:amplitude=0.4:duratio
 $PY manage.py migrate -v 0
 $PY manage.py scanlibrary -v 0 >/dev/null
 $PY manage.py precache --all --quality high --inline --workers 2 >/dev/null
-TRACK=$($PY manage.py shell -c "
+TRACK=$($PY manage.py shell -v 0 -c "
 from django.contrib.auth.models import User
 from mixtapes.models import Mixtape, MixtapeTrack, Track
 t = Track.objects.get()
@@ -86,7 +86,7 @@ EOF
 "$NGINX" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" &
 PIDS+=("$!")
 for p in "$APP_PORT" "$ACCEL_APP_PORT" "$STATIC_PORT" "$FRONT_PORT"; do
-    for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$p/" && break; sleep 0.1; done
+    for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$p/healthz" && break; sleep 0.1; done
 done
 
 STREAM="/stream/$TRACK/?quality=high"

@@ -25,6 +25,10 @@ env.read_env_file(BASE_DIR / ".env")
 DEBUG = env.boolean("DEBUG", False)
 DATA_ROOT = env.path("DATA_ROOT", BASE_DIR / "data")
 MUSIC_ROOT = env.path("MUSIC_ROOT", DATA_ROOT / "music")
+try:
+    DATA_ROOT.mkdir(parents=True, exist_ok=True)  # the SQLite file, cache and uploads live here
+except OSError as exc:
+    raise ImproperlyConfigured(f"DATA_ROOT={str(DATA_ROOT)!r} cannot be created: {exc.strerror}.") from None
 
 
 def _secret_key() -> str:
@@ -165,6 +169,10 @@ STORAGES = {
         )
     },
 }
+
+# A page must not fail because collectstatic was not run (e.g. DEBUG=false from a checkout):
+# unknown names fall back to their plain URL.
+WHITENOISE_MANIFEST_STRICT = False
 
 # --- Audio cache (names and defaults from the seed design) -------------------------
 

@@ -26,7 +26,7 @@ def manage(tmp_path, *args, **env_vars):
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("AUDIO_CACHE_", "DJANGO_"))}
     for name in ("DATABASE_URL", "REDIS_URL", "DEBUG", "MUSIC_ROOT", "SECRET_KEY", "ALLOWED_HOSTS"):
         environment.pop(name, None)
-    environment.update(DJANGO_SETTINGS_MODULE="config.settings", DATA_ROOT=str(tmp_path / "data"), **env_vars)
+    environment.update({"DJANGO_SETTINGS_MODULE": "config.settings", "DATA_ROOT": str(tmp_path / "data"), **env_vars})
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60
     )
@@ -158,6 +158,15 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(checkout):
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-2:] == ["wal", "30000"]
     assert (checkout / "data" / "db.sqlite3").exists()
+
+
+def test_a_new_data_root_is_created(checkout):
+    result = manage(checkout, "migrate", "-v", "0", SECRET_KEY="k" * 40, DATA_ROOT=str(checkout / "new" / "data"))
+    assert result.returncode == 0, result.stderr
+    assert (checkout / "new" / "data" / "db.sqlite3").is_file()
+    blocked = manage(checkout, "check", SECRET_KEY="k" * 40, DATA_ROOT="/proc/version/data")
+    assert blocked.returncode == 2
+    assert blocked.stderr.startswith("Configuration error: DATA_ROOT='/proc/version/data' cannot be created")
 
 
 def test_generated_secret_key_is_private_and_stable(checkout):
