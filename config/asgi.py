@@ -13,9 +13,21 @@ from config.startup import exit_on_bad_settings
 
 exit_on_bad_settings()
 
-from django.core.asgi import get_asgi_application  # noqa: E402
+import django  # noqa: E402
+from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 
-django_application = get_asgi_application()
+django.setup(set_prefix=False)
+
+from audiocache.streaming import CHUNK_SIZE  # noqa: E402
+
+
+class MixtapesASGIHandler(ASGIHandler):
+    # Django re-slices every body part into 64 KiB messages (a copy each); the audio streams
+    # already come in CHUNK_SIZE parts, so pass them through whole.
+    chunk_size = CHUNK_SIZE
+
+
+django_application = MixtapesASGIHandler()
 
 # WhiteNoise hands Django synchronous file iterators, which Django's ASGI handler consumes in a
 # thread after warning on every static request. Static files are small; audio streams do not go
