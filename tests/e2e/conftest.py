@@ -39,7 +39,7 @@ def manage_env(settings, tmp_path, music_root):
         AUDIO_CACHE_DIR=str(settings.AUDIO_CACHE_DIR),
         AUDIO_CACHE_LEASE_SECONDS=str(settings.AUDIO_CACHE_LEASE_SECONDS),
         AUDIO_CACHE_RETRY_DELAY="0",
-        SECRET_KEY="e2e-test-key-" + "x" * 40,
+        SECRET_KEY=settings.SECRET_KEY,  # sessions made by the test client must verify in the server
         PYTHONUNBUFFERED="1",
     )
     return environment

@@ -195,3 +195,33 @@ def test_nginx_sends_the_bytes_with_x_accel_redirect(uvicorn_server, nginx, shar
     Track.objects.filter(pk=track.pk).update()
     track.mixtapes.update(is_public=False)
     assert curl("-o", os.devnull, "-w", "%{http_code}", f"{front}/stream/{track.pk}/").stdout == b"404"
+
+
+def test_the_short_stream_path_applies_the_same_rules(uvicorn_server, make_audio, client, tmp_path):
+    """Under uvicorn /stream/ skips Django's middleware stack: sessions, access and errors must hold."""
+    from tests.factories import UserFactory
+
+    make_audio("private.flac", duration=1)
+    scan_library()
+    track = Track.objects.get()
+    base = uvicorn_server()
+    address = f"{base}/stream/{track.pk}/?quality=original"
+
+    def status(*args) -> bytes:
+        return curl("-o", os.devnull, "-w", "%{http_code}", *args).stdout
+
+    assert status(address) == b"404"  # anonymous, not on a public mixtape
+    client.force_login(UserFactory())
+    cookie = f"sessionid={client.cookies['sessionid'].value}"
+    assert status("-b", cookie, address) == b"200"
+    assert status("-b", "sessionid=forged", address) == b"404"
+    assert status("-b", cookie, f"{base}/stream/{track.pk}/?quality=ultra") == b"400"
+    assert status("-b", cookie, "-X", "POST", address) == b"405"
+    assert status("-b", cookie, f"{base}/stream/999999/") == b"404"
+    assert status("-b", cookie, f"{base}/stream/abc/") == b"404"
+    head = curl("-I", "-b", cookie, address).stdout.decode().lower()
+    assert "200" in head.splitlines()[0]
+    assert "x-content-type-options: nosniff" in head
+    assert "vary: cookie" in head and "cache-control: private" in head
+    ranged = curl("-b", cookie, "-r", "0-9", address).stdout
+    assert ranged == track.absolute_path().read_bytes()[:10]
