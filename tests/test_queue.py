@@ -2,6 +2,7 @@
 
 import os
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -333,10 +334,12 @@ def test_cancelling_a_running_task_stops_ffmpeg(make_audio, settings):
         deadline = timezone.now() + timedelta(seconds=20)
         while not CacheTask.objects.filter(status=Status.RUNNING).exists():
             assert timezone.now() < deadline
+            time.sleep(0.05)  # a busy loop would starve the pool's threads of the GIL
         queue.cancel(CacheTask.objects.all())
         deadline = timezone.now() + timedelta(seconds=20)
         while pool._running:  # stopped at the next heartbeat (lease 3 s / 4)
             assert timezone.now() < deadline
+            time.sleep(0.05)
     finally:
         pool.stop()
         pool.join(10)
@@ -353,6 +356,7 @@ def test_stopping_the_pool_hands_running_tasks_back(make_audio, settings):
     deadline = timezone.now() + timedelta(seconds=20)
     while not CacheTask.objects.filter(status=Status.RUNNING).exists():
         assert timezone.now() < deadline
+        time.sleep(0.05)
     pool.stop()
     assert pool.join(20)
     task = CacheTask.objects.get()
