@@ -31,6 +31,7 @@ def _security_headers(request, response):
 
 
 def stream_request(request):
+    request.get_host()  # ALLOWED_HOSTS, as CommonMiddleware checks it (DisallowedHost -> 400)
     match = STREAM_PATH.fullmatch(request.path_info)
     if match is None:
         raise Http404("No such track.")

@@ -298,15 +298,17 @@ def _mine(task: CacheTask, worker_id: str):
     return CacheTask.objects.filter(pk=task.pk, status=Status.RUNNING, worker_id=worker_id)
 
 
-def heartbeat(task_ids: Iterable[int], pool_name: str) -> set[int]:
-    """Extend the leases of ``task_ids`` held by the threads of pool ``pool_name`` (their
-    worker ids are ``<pool_name>/<n>``); returns the ids the pool no longer holds."""
-    task_ids = set(task_ids)
-    if not task_ids:
+def heartbeat(holders: dict[int, str]) -> set[int]:
+    """Extend the leases of tasks (task id -> worker id holding it); returns the ids that
+    are no longer held by that exact worker (cancelled, or taken over after a lost lease)."""
+    if not holders:
         return set()
-    held = CacheTask.objects.filter(pk__in=task_ids, status=Status.RUNNING, worker_id__startswith=f"{pool_name}/")
+    mine = Q()
+    for pk, worker_id in holders.items():
+        mine |= Q(pk=pk, worker_id=worker_id)
+    held = CacheTask.objects.filter(mine, status=Status.RUNNING)
     held.update(lease_expires_at=lease_until())
-    return task_ids - set(held.values_list("pk", flat=True))
+    return set(holders) - set(held.values_list("pk", flat=True))
 
 
 def set_progress(task: CacheTask, worker_id: str, progress: float) -> bool:
@@ -388,19 +390,20 @@ def reclaim_expired(cache_dir: Path | None = None) -> list[int]:
             )
         if changed:
             reclaimed.append(pk)
-            remove_temp_files(pk, cache_dir)
+            remove_temp_files(pk, attempts, cache_dir)  # only the dead attempt's files
             logger.warning("reclaimed task %s from %s", pk, worker_id)
     return reclaimed
 
 
-def temp_tag(task_id: int) -> str:
-    """Part of a task's temporary file names, so whoever reclaims the task can find them."""
-    return f"t{task_id}-"
+def temp_tag(task_id: int, attempt: int) -> str:
+    """Part of an attempt's temporary file names, so whoever reclaims the task can find (only)
+    that attempt's partial files: the next attempt may already be writing its own."""
+    return f"t{task_id}a{attempt}-"
 
 
-def remove_temp_files(task_id: int, cache_dir: Path) -> int:
+def remove_temp_files(task_id: int, attempt: int, cache_dir: Path) -> int:
     removed = 0
-    for path in cache_dir.glob(f"{TEMP_PREFIX}{temp_tag(task_id)}*"):
+    for path in cache_dir.glob(f"{TEMP_PREFIX}{temp_tag(task_id, attempt)}*"):
         path.unlink(missing_ok=True)
         removed += 1
     return removed

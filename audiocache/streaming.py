@@ -14,6 +14,8 @@ import itertools
 import os
 import re
 import secrets
+import stat
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
@@ -24,7 +26,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 CHUNK_SIZE = 256 * 1024
 MAX_RANGES = 16  # more parts than this is a scan, not a player: the whole file is cheaper
 _DIGITS_LIMIT = 18  # longer numbers are "huge": never parsed (Python refuses > 4300 digits anyway)
-_SPEC = re.compile(r"^(\d*)-(\d*)$")
+_SPEC = re.compile(r"^([0-9]*)-([0-9]*)$", re.ASCII)
 
 CONTENT_TYPES = {
     ".mp3": "audio/mpeg",
@@ -158,7 +160,7 @@ def _weak_match(header: str, etag: str) -> bool:
 def _http_date(value: str):
     try:
         parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return parsed.timestamp() if parsed.tzinfo else None
 
@@ -215,16 +217,15 @@ async def read_chunks(fd: int, start: int, length: int) -> AsyncIterator[bytes]:
 
 class _OpenFile:
     """The descriptor a response reads from, closed exactly once: by the body when it ends or
-    is cancelled (client gone), or by Django closing the response if the body never started."""
+    is cancelled (client gone), by Django closing the response if the body never started, or
+    when the response is dropped unsent (the client left while the view was still running)."""
 
     def __init__(self, fd: int):
         self.fd = fd
-        self.closed = False
+        self._close = weakref.finalize(self, os.close, fd)
 
     def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            os.close(self.fd)
+        self._close()  # a finalizer runs at most once
 
 
 async def _single_body(file: _OpenFile, start: int, length: int) -> AsyncIterator[bytes]:
@@ -262,8 +263,11 @@ def serve_file(request, path: str, *, salt: str, content_type: str | None = None
 
     Raises ``FileNotFoundError``/``OSError`` if it cannot be opened; callers turn that into 404.
     """
-    file = _OpenFile(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+    # O_NONBLOCK: opening a FIFO must not hang; only regular files are ever served.
+    file = _OpenFile(os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK))
     try:
+        if not stat.S_ISREG(os.fstat(file.fd).st_mode):
+            raise FileNotFoundError(f"not a regular file: {path}")
         response = _respond(request, file, path, salt, content_type, headers or {})
     except BaseException:
         file.close()
@@ -291,7 +295,8 @@ def _respond(request, file: _OpenFile, path: str, salt: str, content_type: str |
         return response
 
     ranges = None
-    if if_range_allows(request, ident):
+    # RFC 9110 section 14.2: range handling is defined for GET only (HEAD gets the 200 headers).
+    if request.method == "GET" and if_range_allows(request, ident):
         try:
             ranges = parse_range(request.headers.get("Range"), ident.size)
         except Unsatisfiable:

@@ -37,6 +37,7 @@ def default_worker_name() -> str:
 @dataclass
 class _Running:
     task: CacheTask
+    worker_id: str
     stop: threading.Event = field(default_factory=threading.Event)
 
 
@@ -120,13 +121,19 @@ class WorkerPool:
                     logger.exception("claim failed; retrying")
                     self._stopping.wait(self.poll_interval)
                     continue
-                if task is None:
-                    if self.burst and self._queue_is_drained():
-                        break
-                    self._wakeup.wait(self.poll_interval)
-                    self._wakeup.clear()
-                    continue
-                self._run(task, worker_id)
+                try:
+                    if task is None:
+                        if self.burst and self._queue_is_drained():
+                            break
+                        self._wakeup.wait(self.poll_interval)
+                        self._wakeup.clear()
+                        continue
+                    self._run(task, worker_id)
+                except Exception:
+                    # The database went away mid-task (restart, "database is locked"): keep the
+                    # thread; the task's lease expires and it is retried.
+                    logger.exception("worker %s: database error; going on", worker_id)
+                    self._stopping.wait(self.poll_interval)
         finally:
             connection.close()
             if self.burst and not self._stopping.is_set():
@@ -147,7 +154,7 @@ class WorkerPool:
                 try:
                     with self._lock:
                         held = {pk: r for pk, r in self._running.items()}
-                    for lost in queue.heartbeat(held, self.name):
+                    for lost in queue.heartbeat({pk: r.worker_id for pk, r in held.items()}):
                         logger.info("task %s was cancelled or taken over; stopping its ffmpeg", lost)
                         held[lost].stop.set()
                     queue.reclaim_expired(self.cache.cache_dir)
@@ -159,7 +166,7 @@ class WorkerPool:
     # -- one task ---------------------------------------------------------------------------
 
     def _run(self, task: CacheTask, worker_id: str) -> None:
-        running = _Running(task)
+        running = _Running(task, worker_id)
         with self._lock:
             self._running[task.pk] = running
         started = time.monotonic()
@@ -171,15 +178,19 @@ class WorkerPool:
             outcome = queue.fail(task, worker_id, f"internal error: {exc}") or "lost"
         finally:
             with self._lock:
-                self._running.pop(task.pk, None)
+                if self._running.get(task.pk) is running:  # the task may have come back to another thread
+                    del self._running[task.pk]
             self.processed += 1
         logger.info(
             "transcode task=%s track=%s quality=%s result=%s seconds=%.2f %s",
             task.pk, task.track_id, task.quality, outcome, time.monotonic() - started, detail,
         )  # fmt: skip
         if outcome in (Status.DONE, Status.SKIPPED, Status.FAILED, Status.CANCELLED):
-            for batch in queue.batches_of(task):
-                queue.refresh_batch(batch)
+            try:
+                for batch in queue.batches_of(task):
+                    queue.refresh_batch(batch)
+            except Exception:  # a batch is also finished by whoever reads its progress next
+                logger.exception("could not update the batches of task %s", task.pk)
 
     def _execute(self, task: CacheTask, worker_id: str, running: _Running) -> tuple[str, str]:
         track = task.track
@@ -209,7 +220,7 @@ class WorkerPool:
                 track,
                 task.quality,
                 overwrite=True,
-                temp_tag=queue.temp_tag(task.pk),
+                temp_tag=queue.temp_tag(task.pk, task.attempts),
                 on_progress=on_progress,
                 should_stop=lambda: running.stop.is_set() or self._stopping.is_set(),
             )

@@ -49,12 +49,17 @@ def _secret_key() -> str:
         pass
     try:
         DATA_ROOT.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(50)
-        # O_EXCL: two processes starting at once must not each write a different key.
-        with open(key_file, "x", opener=lambda p, flags: os.open(p, flags, 0o600)) as fh:
-            fh.write(key)
-        return key
-    except FileExistsError:
+        # Written whole under a private name, then linked into place: two processes starting at
+        # once end up with the same key, and nobody ever reads a half-written one.
+        draft = DATA_ROOT / f".secret_key.{os.getpid()}"
+        with open(draft, "w", opener=lambda p, flags: os.open(p, flags, 0o600)) as fh:
+            fh.write(secrets.token_urlsafe(50))
+        try:
+            os.link(draft, key_file)
+        except FileExistsError:
+            pass  # another process won; use its key
+        finally:
+            draft.unlink()
         return key_file.read_text().strip()
     except OSError as exc:
         raise ImproperlyConfigured(

@@ -175,9 +175,11 @@ def test_heartbeat_reports_lost_tasks(file_track):
     ta, tb = queue.claim("pool/0"), queue.claim("pool/1")
     before = CacheTask.objects.get(pk=ta.pk).lease_expires_at
     queue.cancel([tb])
-    lost = queue.heartbeat({ta.pk, tb.pk}, "pool")
+    lost = queue.heartbeat({ta.pk: "pool/0", tb.pk: "pool/1"})
     assert lost == {tb.pk}
     assert CacheTask.objects.get(pk=ta.pk).lease_expires_at >= before
+    # A thread of the same pool that is not the holder does not keep the lease alive.
+    assert queue.heartbeat({ta.pk: "pool/7"}) == {ta.pk}
 
 
 @pytest.mark.django_db
@@ -224,13 +226,15 @@ def test_reclaim_removes_partial_files_and_fails_after_the_last_attempt(settings
     track = file_track()
     queue.enqueue([track], ["medium"])
     task = queue.claim("dead/0")
-    partial = tmp_path / f".tmp-{queue.temp_tag(task.pk)}abc-x_medium_192k.mp3.part"
+    partial = tmp_path / f".tmp-{queue.temp_tag(task.pk, task.attempts)}abc-x_medium_192k.mp3.part"
+    next_attempt = tmp_path / f".tmp-{queue.temp_tag(task.pk, task.attempts + 1)}def-x_medium_192k.mp3.part"
+    next_attempt.write_bytes(b"the next attempt, already writing")
     partial.write_bytes(b"half an mp3")
     other = tmp_path / ".tmp-t999999-abc-y.mp3.part"
     other.write_bytes(b"someone else's")
     CacheTask.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     queue.reclaim_expired()
-    assert not partial.exists() and other.exists()
+    assert not partial.exists() and other.exists() and next_attempt.exists()
     task = queue.claim("dead/0")
     CacheTask.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     queue.reclaim_expired()

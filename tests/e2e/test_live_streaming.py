@@ -219,6 +219,7 @@ def test_the_short_stream_path_applies_the_same_rules(uvicorn_server, make_audio
     assert status("-b", cookie, "-X", "POST", address) == b"405"
     assert status("-b", cookie, f"{base}/stream/999999/") == b"404"
     assert status("-b", cookie, f"{base}/stream/abc/") == b"404"
+    assert status("-b", cookie, "-H", "Host: evil.example", address) == b"400"  # ALLOWED_HOSTS
     head = curl("-I", "-b", cookie, address).stdout.decode().lower()
     assert "200" in head.splitlines()[0]
     assert "x-content-type-options: nosniff" in head
