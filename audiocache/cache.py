@@ -8,6 +8,7 @@ returned; everything else falls back to the original.
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -20,13 +21,17 @@ from mixtapes.models import Track
 
 from .models import CachedRendition
 from .qualities import BITRATES, QUALITY_NAMES
-from .transcoder import ENCODER_PROFILE, SourceFacts, transcode
+from .transcoder import ENCODER_PROFILE, SourceFacts, TranscodeError, transcode
 
 logger = logging.getLogger(__name__)
 
 
 class SourceUnavailable(Exception):
     """The track's file is missing, unreadable or outside MUSIC_ROOT."""
+
+
+class SourceChanged(SourceUnavailable):
+    """The file changed during the transcode: worth another attempt, unlike a missing file."""
 
 
 @dataclass(frozen=True)
@@ -124,11 +129,20 @@ class AudioCache:
                 return self.cache_dir / rendition.file_name
         return source_path(track)
 
-    def transcode_file(self, original, quality: str = "medium", overwrite: bool = False, **transcode_options) -> Path:
+    def transcode_file(
+        self,
+        original,
+        quality: str = "medium",
+        overwrite: bool = False,
+        still_allowed: Callable[[], bool] | None = None,
+        **transcode_options,
+    ) -> Path:
         """Make (or re-make with ``overwrite``) the rendition now, in this process.
 
         Returns the rendition's path, or the original's for a lossy source. Raises
         ``SourceUnavailable`` or ``TranscodeError``; a failure never removes a good rendition.
+        ``still_allowed`` (a worker's "do I still hold this task?") is asked just before the
+        new file would replace the old one.
         """
         if quality not in QUALITY_NAMES:
             raise ValueError(f"unknown quality {quality!r}")
@@ -142,11 +156,17 @@ class AudioCache:
         before = source_state(track)
         destination = self.get_cache_path(track, quality)
         facts = SourceFacts(track.sample_rate, track.channels, track.has_cover, track.duration)
-        size = transcode(before.path, destination, quality, facts, **transcode_options)
-        after = source_state(track)
-        if after != before:
-            # The rendition may mix old and new audio: record nothing; the next request re-makes it.
-            raise SourceChanged("the source file changed while it was being transcoded")
+
+        def check_before_publish() -> None:
+            # Checked before the rename, so a stale result never replaces a newer rendition.
+            if source_state(track) != before:
+                raise SourceChanged("the source file changed while it was being transcoded")
+            if still_allowed is not None and not still_allowed():
+                raise TranscodeError("stopped: the task was taken over by another worker")
+
+        size = transcode(
+            before.path, destination, quality, facts, before_publish=check_before_publish, **transcode_options
+        )
         CachedRendition.objects.update_or_create(
             track=track,
             quality=quality,
@@ -187,10 +207,6 @@ class AudioCache:
             delete_rendition(rendition, self.cache_dir)
             deleted += 1
         return deleted
-
-
-class SourceChanged(SourceUnavailable):
-    pass
 
 
 def delete_rendition(rendition: CachedRendition, cache_dir: Path | None = None) -> None:

@@ -311,6 +311,10 @@ def heartbeat(holders: dict[int, str]) -> set[int]:
     return set(holders) - set(held.values_list("pk", flat=True))
 
 
+def still_held(task: CacheTask, worker_id: str) -> bool:
+    return _mine(task, worker_id).exists()
+
+
 def set_progress(task: CacheTask, worker_id: str, progress: float) -> bool:
     return bool(_mine(task, worker_id).update(progress=min(1.0, max(0.0, progress))))
 

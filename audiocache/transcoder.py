@@ -114,12 +114,15 @@ def transcode(
     temp_tag: str = "",
     on_progress: Callable[[float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    before_publish: Callable[[], None] | None = None,
 ) -> int:
     """Write the rendition of ``source`` to ``destination`` atomically; returns its size in bytes.
 
     ``on_progress`` gets 0.0-1.0 as ffmpeg advances; ``should_stop`` is polled and, when it
-    returns True, ffmpeg is killed and ``TranscodeError("stopped")`` raised. On any failure
-    the temporary file is removed and an existing ``destination`` is left untouched.
+    returns True, ffmpeg is killed and ``TranscodeError("stopped")`` raised. ``before_publish``
+    runs after the file is complete and synced, just before it replaces ``destination``; it
+    raises to cancel. On any failure the temporary file is removed and an existing
+    ``destination`` is left untouched.
     """
     timeout = timeout or settings.AUDIO_CACHE_TRANSCODE_TIMEOUT
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -130,6 +133,8 @@ def transcode(
         size = _fsync(temp)
         if size == 0:
             raise TranscodeError("ffmpeg produced an empty file")
+        if before_publish is not None:
+            before_publish()
         os.replace(temp, destination)
         _fsync_dir(destination.parent)
         return size

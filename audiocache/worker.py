@@ -221,6 +221,7 @@ class WorkerPool:
                 task.quality,
                 overwrite=True,
                 temp_tag=queue.temp_tag(task.pk, task.attempts),
+                still_allowed=lambda: queue.still_held(task, worker_id),
                 on_progress=on_progress,
                 should_stop=lambda: running.stop.is_set() or self._stopping.is_set(),
             )

@@ -273,3 +273,36 @@ def test_transcode_refuses_to_overwrite_its_temporary_name(make_audio, settings,
     out = tmp_path / "out" / "x.mp3"
     size = transcode(source, out, "low", SourceFacts(44100, 2, False, 1.0))
     assert size == out.stat().st_size > 0
+
+
+def test_a_source_changed_during_the_transcode_publishes_nothing(make_audio, settings):
+    from audiocache.cache import SourceChanged
+
+    track = scanned(make_audio, "a.flac", duration=3)
+    cache = AudioCache()
+    good = cache.transcode_file(track)
+    good_bytes, good_inode, row = good.read_bytes(), good.stat().st_ino, CachedRendition.objects.get()
+    source = settings.MUSIC_ROOT / "a.flac"
+
+    def touch_source(_fraction):
+        st = source.stat()
+        os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+
+    with pytest.raises(SourceChanged):
+        cache.transcode_file(track, overwrite=True, on_progress=touch_source)
+    assert good.stat().st_ino == good_inode  # never replaced (a rename would bring a new inode)
+    assert good.read_bytes() == good_bytes
+    assert CachedRendition.objects.get().created_at == row.created_at
+    assert sorted(p.name for p in settings.AUDIO_CACHE_DIR.iterdir()) == [good.name]
+
+
+def test_a_worker_that_lost_its_task_does_not_publish(make_audio, settings):
+    track = scanned(make_audio, "a.flac")
+    cache = AudioCache()
+    good = cache.transcode_file(track)
+    good_bytes, good_inode = good.read_bytes(), good.stat().st_ino
+    with pytest.raises(TranscodeError, match="taken over"):
+        cache.transcode_file(track, "medium", overwrite=True, still_allowed=lambda: False)
+    assert good.stat().st_ino == good_inode
+    assert good.read_bytes() == good_bytes
+    assert sorted(p.name for p in settings.AUDIO_CACHE_DIR.iterdir()) == [good.name]
