@@ -60,6 +60,12 @@ class BatchSummary:
     def __str__(self):
         return f"{self.cached} cached, {self.skipped} skipped, {self.failed} failed"
 
+    @property
+    def counts(self):
+        from .progress import Counts
+
+        return Counts(cached=self.cached, skipped=self.skipped, failed=self.failed, total=self.total)
+
 
 _listeners: list = []
 
@@ -214,10 +220,16 @@ def create_batch(
     force: bool = False,
     priority: int = CacheTask.PRIORITY_PRECACHE,
 ) -> CacheBatch:
+    from .progress import get_progress_tracker
+
     with transaction.atomic():
         batch = CacheBatch.objects.create(label=label[:200], created_by=user, mixtape=mixtape)
         enqueue(tracks, qualities, priority=priority, force=force, batch=batch)
-    refresh_batch(batch)
+    summary = batch_summary(batch)
+    get_progress_tracker().emit(
+        batch.pk, "start", "pending", f"Queued {summary.total} renditions ({summary})", summary.counts, force=True
+    )
+    refresh_batch(batch)  # a batch with nothing to do ends here, with its final event
     return batch
 
 
@@ -239,12 +251,25 @@ def batch_summary(batch: CacheBatch) -> BatchSummary:
     return BatchSummary(**counts)
 
 
-def refresh_batch(batch: CacheBatch) -> BatchSummary:
-    """Summary of ``batch``; marks it finished the first time nothing is pending."""
+def update_batch(batch: CacheBatch) -> tuple[BatchSummary, bool]:
+    """Summary of ``batch``, and True for exactly one caller: the one that saw it finish."""
     summary = batch_summary(batch)
+    just_finished = False
     if summary.finished and batch.finished_at is None:
-        CacheBatch.objects.filter(pk=batch.pk, finished_at__isnull=True).update(finished_at=timezone.now())
+        just_finished = bool(
+            CacheBatch.objects.filter(pk=batch.pk, finished_at__isnull=True).update(finished_at=timezone.now())
+        )
         batch.refresh_from_db(fields=["finished_at"])
+    return summary, just_finished
+
+
+def refresh_batch(batch: CacheBatch) -> BatchSummary:
+    """Summary of ``batch``; marks it finished (and announces it) the first time nothing is pending."""
+    summary, just_finished = update_batch(batch)
+    if just_finished:
+        from .progress import ProgressCallback
+
+        ProgressCallback(batch.pk).finished(summary.counts)
     return summary
 
 

@@ -4,4 +4,5 @@ from . import views
 
 urlpatterns = [
     path("stream/<int:track_id>/", views.stream, name="stream"),
+    path("events/batches/<uuid:batch_id>/", views.batch_events, name="batch-events"),
 ]

@@ -10,7 +10,7 @@ from mixtapes.models import MixtapeTrack, Track
 
 from . import queue, stats
 from .cache import AudioCache, SourceUnavailable, source_path
-from .models import CacheTask
+from .models import CacheBatch, CacheTask
 from .qualities import ORIGINAL, REQUESTABLE
 from .streaming import accel_redirect, content_type_for, serve_file
 
@@ -94,3 +94,46 @@ def _serve_original(request, track, public, cache_state):
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         Track.objects.filter(pk=track.pk, missing_since__isnull=True).update(missing_since=timezone.now())
         raise Http404("The audio file is missing; rescan the library.") from None
+
+
+def batch_events(request, batch_id):
+    """``/events/batches/<id>/``: the batch's progress as Server-Sent Events.
+
+    403 for anonymous users and for batches started by someone else (staff may read all).
+    A new client gets a snapshot of the batch first; a reconnecting one (Last-Event-ID) gets
+    the stored events it missed.
+    """
+    from django.http import HttpResponseForbidden
+    from django_eventstream.views import events
+
+    from .channels import can_read_batch
+    from .progress import channel_for, payload, sse_snapshot
+
+    if not can_read_batch(request.user, batch_id):
+        if not request.user.is_authenticated:
+            return HttpResponseForbidden("Log in to follow this batch.", content_type="text/plain")
+        if not CacheBatch.objects.filter(pk=batch_id).exists():
+            raise Http404("No such batch.")
+        return HttpResponseForbidden("This batch belongs to someone else.", content_type="text/plain")
+    resuming = request.META.get("HTTP_LAST_EVENT_ID") or request.GET.get("lastEventId")
+    response = events(request, channels=[channel_for(batch_id)])
+    if resuming or not getattr(response, "streaming", False):
+        return response  # django-eventstream replays what a reconnecting client missed
+    # A new client first gets the batch as it is now, then live events: a page opened after
+    # the batch finished still shows its final state.
+    batch = CacheBatch.objects.get(pk=batch_id)
+    summary = queue.batch_summary(batch)
+    if batch.finished_at is not None:
+        status, message = ("failed" if summary.failed else "completed"), str(summary)
+    else:
+        status, message = "in_progress", f"{summary.done} of {summary.total} done ({summary})"
+    snapshot = sse_snapshot(payload(batch_id, "snapshot", status, message, summary.counts))
+    live = response.streaming_content
+
+    async def with_snapshot():
+        yield snapshot
+        async for chunk in live:
+            yield chunk
+
+    response.streaming_content = with_snapshot()
+    return response

@@ -22,6 +22,7 @@ from django.db import close_old_connections, connection
 from . import queue
 from .cache import AudioCache, SourceChanged, SourceUnavailable, is_fresh, source_state
 from .models import CachedRendition, CacheTask
+from .progress import ProgressCallback
 from .transcoder import FFmpegMissing, TranscodeError, TranscodeTimeout, check_ffmpeg
 
 logger = logging.getLogger(__name__)
@@ -169,6 +170,7 @@ class WorkerPool:
         running = _Running(task, worker_id)
         with self._lock:
             self._running[task.pk] = running
+        self._announce_start(task)
         started = time.monotonic()
         outcome, detail = "failed", ""
         try:
@@ -187,10 +189,30 @@ class WorkerPool:
         )  # fmt: skip
         if outcome in (Status.DONE, Status.SKIPPED, Status.FAILED, Status.CANCELLED):
             try:
-                for batch in queue.batches_of(task):
-                    queue.refresh_batch(batch)
+                self._announce_outcome(task, outcome, detail)
             except Exception:  # a batch is also finished by whoever reads its progress next
                 logger.exception("could not update the batches of task %s", task.pk)
+
+    def _announce_start(self, task: CacheTask) -> None:
+        try:
+            for batch in queue.batches_of(task):
+                ProgressCallback(batch.pk).track_started(task.track, task.quality, queue.batch_summary(batch).counts)
+        except Exception:
+            logger.exception("could not announce task %s", task.pk)
+
+    def _announce_outcome(self, task: CacheTask, outcome: str, detail: str) -> None:
+        for batch in queue.batches_of(task):
+            summary, just_finished = queue.update_batch(batch)
+            callback = ProgressCallback(batch.pk)
+            counts = summary.counts
+            if outcome == Status.DONE:
+                callback.track_cached(task.track, task.quality, counts)
+            elif outcome == Status.FAILED:
+                callback.track_failed(task.track, task.quality, counts, detail)
+            else:
+                callback.track_skipped(task.track, task.quality, counts, detail)
+            if just_finished:
+                callback.finished(counts)
 
     def _execute(self, task: CacheTask, worker_id: str, running: _Running) -> tuple[str, str]:
         track = task.track

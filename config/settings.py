@@ -140,6 +140,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.url("REDIS_URL", "", schemes=("redis", "rediss", "unix"))
 
+# Progress events (django-eventstream): stored in the database for replay on reconnect;
+# with REDIS_URL, published through Redis so every web process delivers events sent anywhere.
+EVENTSTREAM_STORAGE_CLASS = "django_eventstream.storage.DjangoModelStorage"
+EVENTSTREAM_CHANNELMANAGER_CLASS = "audiocache.channels.BatchChannelManager"
+if REDIS_URL:
+    from redis.connection import parse_url as _parse_redis_url
+
+    # django-eventstream checks hasattr(settings, "EVENTSTREAM_REDIS"): define it only when used.
+    EVENTSTREAM_REDIS = _parse_redis_url(REDIS_URL)
+
 # --- Auth, i18n ---------------------------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [

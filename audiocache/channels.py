@@ -1,0 +1,29 @@
+"""Who may read which progress channel (django-eventstream's channel manager)."""
+
+from django_eventstream.channelmanager import DefaultChannelManager
+
+from .models import CacheBatch
+from .progress import batch_id_from_channel
+
+
+def can_read_batch(user, batch_id) -> bool:
+    """A batch's progress is for the user who started it, and for staff; never for anonymous users."""
+    if user is None or not user.is_authenticated:
+        return False
+    if user.is_staff:
+        return CacheBatch.objects.filter(pk=batch_id).exists()
+    return CacheBatch.objects.filter(pk=batch_id, created_by=user).exists()
+
+
+class BatchChannelManager(DefaultChannelManager):
+    def can_read_channel(self, user, channel):
+        batch_id = batch_id_from_channel(channel)
+        if batch_id is None:
+            return False
+        try:
+            return can_read_batch(user, batch_id)
+        except Exception:  # not a UUID
+            return False
+
+    def is_channel_reliable(self, channel):
+        return True  # stored, so reconnecting and late clients get every event

@@ -1,0 +1,171 @@
+"""Batch progress as Server-Sent Events (django-eventstream), with the seed's tracker API.
+
+Every batch has a channel, ``batch-<uuid>``. Events are stored by django-eventstream's
+``DjangoModelStorage`` (so a client that reconnects with Last-Event-ID, or connects late,
+gets what it missed) and delivered live in-process, or through Redis when ``REDIS_URL`` is
+set (so events sent by a ``cacheworker`` on another host reach every web process).
+
+Payload (the seed's schema): ``task_id`` (the batch), ``step``, ``status`` (pending,
+in_progress, completed, failed, skipped), ``message``, ``current``, ``total``, ``timestamp``
+(ISO 8601), the batch counts, and ``track_id``/``quality`` when the event is about one track.
+Progress ticks are throttled per batch; per-track outcomes and the final event never are.
+"""
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+PENDING, IN_PROGRESS, COMPLETED, FAILED, SKIPPED = "pending", "in_progress", "completed", "failed", "skipped"
+EVENT_TYPE = "progress"
+MIN_TICK_INTERVAL = 0.25  # at most 4 progress ticks per second per batch
+
+
+def decode_stored(data: str) -> dict:
+    """DjangoModelStorage keeps the JSON text that send_event made, JSON-encoded once more."""
+    value = json.loads(data)
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def sse_snapshot(data: dict) -> bytes:
+    """One SSE event (no id: it is a snapshot, not a stored event)."""
+    return f"event: {EVENT_TYPE}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def channel_for(batch_id) -> str:
+    return f"batch-{batch_id}"
+
+
+def batch_id_from_channel(channel: str) -> str | None:
+    return channel.removeprefix("batch-") if channel.startswith("batch-") else None
+
+
+@dataclass(frozen=True)
+class Counts:
+    cached: int = 0
+    skipped: int = 0
+    failed: int = 0
+    total: int = 0
+
+    @property
+    def done(self) -> int:
+        return self.cached + self.skipped + self.failed
+
+    @property
+    def summary(self) -> str:
+        return f"{self.cached} cached, {self.skipped} skipped, {self.failed} failed"
+
+
+def payload(batch_id, step: str, status: str, message: str, counts: Counts, *, track_id=None, quality=None) -> dict:
+    data = {
+        "task_id": str(batch_id),
+        "step": step,
+        "status": status,
+        "message": message,
+        "current": counts.done,
+        "total": counts.total,
+        "cached": counts.cached,
+        "skipped": counts.skipped,
+        "failed": counts.failed,
+        "timestamp": timezone.now().isoformat(),
+    }
+    if track_id is not None:
+        data["track_id"] = track_id
+        data["quality"] = quality
+    return data
+
+
+class ProgressTracker:
+    """The seed's tracker: ``create_task``, ``emit``, ``listen``, ``cleanup_task``.
+
+    ``task_id`` is a batch id. ``emit`` is safe from any thread or process.
+    """
+
+    def __init__(self, logger_: logging.Logger | None = None):
+        self.logger = logger_ or logger
+        self._last_tick: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def create_task(self, task_id, total: int) -> None:
+        self.emit(task_id, "start", PENDING, f"Queued {total} renditions", Counts(total=total), force=True)
+
+    def emit(self, task_id, step: str, status: str, message: str, counts: Counts, *, force: bool = False, **extra):
+        """Send one event; an ``in_progress`` tick within MIN_TICK_INTERVAL of the last is dropped
+        unless ``force``. Returns the payload sent, or None when throttled or undeliverable."""
+        if status == IN_PROGRESS and not force:
+            now = time.monotonic()
+            with self._lock:
+                if now - self._last_tick.get(str(task_id), -MIN_TICK_INTERVAL) < MIN_TICK_INTERVAL:
+                    return None
+                self._last_tick[str(task_id)] = now
+        data = payload(task_id, step, status, message, counts, **extra)
+        try:
+            from django_eventstream import send_event
+
+            send_event(channel_for(task_id), EVENT_TYPE, data)
+        except Exception:  # progress must never break the transcoding it reports on
+            self.logger.exception("could not send progress event for batch %s", task_id)
+            return None
+        return data
+
+    def listen(self, task_id, last_id: int = 0):
+        """Yield the stored events of a batch after ``last_id`` as (id, payload); the SSE view
+        streams the same events live, this is for code and tests."""
+        from django_eventstream.models import Event
+
+        events = Event.objects.filter(channel=channel_for(task_id), eid__gt=last_id).order_by("eid")
+        for event in events.iterator():
+            yield event.eid, decode_stored(event.data)
+
+    def cleanup_task(self, task_id) -> None:
+        with self._lock:
+            self._last_tick.pop(str(task_id), None)
+
+
+_tracker = ProgressTracker()
+
+
+def get_progress_tracker(logger_: logging.Logger | None = None) -> ProgressTracker:
+    """The process-wide tracker (the seed's ``get_progress_tracker``)."""
+    return _tracker
+
+
+class ProgressCallback:
+    """Per-batch callbacks the worker pool calls: ``track_started``, ``track_cached``,
+    ``track_skipped``, ``track_failed``, then ``finished`` exactly once."""
+
+    def __init__(self, batch_id, tracker: ProgressTracker | None = None):
+        self.batch_id = batch_id
+        self.tracker = tracker or get_progress_tracker()
+
+    def track_started(self, track, quality: str, counts: Counts) -> None:
+        self.tracker.emit(
+            self.batch_id, "track", IN_PROGRESS,
+            f"Caching track {counts.done + 1} of {counts.total}: {track} @ {quality}", counts,
+            track_id=track.pk, quality=quality,
+        )  # fmt: skip
+
+    def _outcome(self, track, quality, counts, status, verb, reason=""):
+        message = f"{verb} {track} @ {quality} ({counts.done}/{counts.total})" + (f": {reason}" if reason else "")
+        self.tracker.emit(
+            self.batch_id, "track", status, message, counts, force=True, track_id=track.pk, quality=quality
+        )
+
+    def track_cached(self, track, quality: str, counts: Counts) -> None:
+        self._outcome(track, quality, counts, COMPLETED, "Cached")
+
+    def track_skipped(self, track, quality: str, counts: Counts, reason: str = "") -> None:
+        self._outcome(track, quality, counts, SKIPPED, "Skipped", reason)
+
+    def track_failed(self, track, quality: str, counts: Counts, reason: str = "") -> None:
+        self._outcome(track, quality, counts, FAILED, "Failed", reason)
+
+    def finished(self, counts: Counts) -> None:
+        status = FAILED if counts.failed else COMPLETED
+        self.tracker.emit(self.batch_id, "done", status, counts.summary, counts, force=True)
+        self.tracker.cleanup_task(self.batch_id)
