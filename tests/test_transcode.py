@@ -306,3 +306,31 @@ def test_a_worker_that_lost_its_task_does_not_publish(make_audio, settings):
     assert good.stat().st_ino == good_inode
     assert good.read_bytes() == good_bytes
     assert sorted(p.name for p in settings.AUDIO_CACHE_DIR.iterdir()) == [good.name]
+
+
+@pytest.fixture
+def tiny_cache_dir(tmp_path, settings):
+    """A 64 KiB file system as the cache folder (needs root to mount tmpfs; skipped otherwise)."""
+    import subprocess as sp
+
+    mount_point = tmp_path / "tiny-cache"
+    mount_point.mkdir()
+    mounted = sp.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root): " + mounted.stderr.decode().strip())
+    settings.AUDIO_CACHE_DIR = mount_point
+    yield mount_point
+    sp.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_a_full_disk_fails_clearly_and_leaves_nothing(make_audio, settings, tiny_cache_dir, client):
+    from tests.factories import UserFactory
+
+    track = scanned(make_audio, "big.flac", duration=10, noise=True)  # ~320 KB at 256k: more than 64 KiB
+    with pytest.raises(TranscodeError, match="No space left on device"):
+        AudioCache().transcode_file(track, "high")
+    assert list(tiny_cache_dir.iterdir()) == []  # no partial file
+    assert CachedRendition.objects.count() == 0
+    client.force_login(UserFactory())
+    response = client.get(f"/stream/{track.pk}/?quality=high")
+    assert response.status_code == 200 and response["X-Audio-Cache"] == "miss"  # the original still plays
