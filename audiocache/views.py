@@ -29,7 +29,7 @@ def stream(request, track_id: int):
         return HttpResponseBadRequest(
             f"Unknown quality {quality[:40]!r}: use one of {', '.join(REQUESTABLE)}.", content_type="text/plain"
         )
-    track = Track.objects.filter(pk=track_id).first()
+    track = Track.objects.filter(pk=track_id).order_by().first()  # no ORDER BY: one row by key
     if track is None:
         raise Http404("No such track.")
     public = MixtapeTrack.objects.filter(track=track, mixtape__is_public=True).exists()
