@@ -29,6 +29,10 @@ class CacheBatchItemInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
+    def get_queryset(self, request):
+        # Each row shows its track and its task (whose name is its track's): no query per row.
+        return super().get_queryset(request).select_related("track", "task__track")
+
 
 @admin.register(CacheBatch)
 class CacheBatchAdmin(admin.ModelAdmin):

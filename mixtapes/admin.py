@@ -25,6 +25,7 @@ class MixtapeTrackInline(admin.TabularInline):
 @admin.register(Mixtape)
 class MixtapeAdmin(admin.ModelAdmin):
     list_display = ["title", "owner", "is_public", "updated_at"]
+    list_select_related = ["owner"]
     list_filter = ["is_public"]
     search_fields = ["title", "slug", "owner__username"]
     prepopulated_fields = {"slug": ["title"]}
