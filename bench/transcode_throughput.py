@@ -81,24 +81,19 @@ def main() -> None:
             )  # fmt: skip
             return time.monotonic() - started
 
-        def run_ours() -> float:
+        def run_precache(*extra: str) -> float:
             started = time.monotonic()
-            subprocess.run(
-                [*manage, "precache", "--all", "--inline", "--overwrite", "--workers", str(args.workers),
-                 "--quality", "medium"],
-                check=True, env=env, capture_output=True,
-            )  # fmt: skip
+            command = [*manage, "precache", "--all", "--inline", "--workers", str(args.workers), "--quality", "medium"]
+            subprocess.run([*command, *extra], check=True, env=env, capture_output=True)
             return time.monotonic() - started
+
+        def run_ours() -> float:
+            return run_precache("--overwrite")
 
         def run_startup() -> float:
             # The same command with nothing to do (every rendition fresh): process start-up,
             # Django, the ffmpeg check, pool start and stop.
-            started = time.monotonic()
-            subprocess.run(
-                [*manage, "precache", "--all", "--inline", "--workers", str(args.workers), "--quality", "medium"],
-                check=True, env=env, capture_output=True,
-            )  # fmt: skip
-            return time.monotonic() - started
+            return run_precache()
 
         bare_times, our_times = [], []
         for round_ in range(args.rounds):

@@ -21,15 +21,19 @@ SHOW_SETTINGS = (
 )
 
 
-def manage(tmp_path, *args, **env_vars):
-    """Run manage.py with the real settings module and only the given AUDIO_CACHE_*/app variables."""
+def python(tmp_path, *args, **env_vars):
+    """Run Python in ``tmp_path`` with the real settings module and only the given app variables."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("AUDIO_CACHE_", "DJANGO_"))}
     for name in ("DATABASE_URL", "REDIS_URL", "DEBUG", "MUSIC_ROOT", "SECRET_KEY", "ALLOWED_HOSTS"):
         environment.pop(name, None)
     environment.update({"DJANGO_SETTINGS_MODULE": "config.settings", "DATA_ROOT": str(tmp_path / "data"), **env_vars})
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60
+        [sys.executable, *args], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=60
     )
+
+
+def manage(tmp_path, *args, **env_vars):
+    return python(tmp_path, "manage.py", *args, **env_vars)
 
 
 @pytest.fixture
@@ -134,16 +138,7 @@ def test_invalid_value_stops_start_up_naming_the_variable(checkout, variable, va
 
 
 def test_asgi_entry_point_also_refuses_bad_settings(checkout):
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AUDIO_CACHE_", "DJANGO_"))}
-    environment.update(DATA_ROOT=str(checkout / "data"), AUDIO_CACHE_MAX_WORKERS="-1")
-    result = subprocess.run(
-        [sys.executable, "-c", "import config.asgi"],
-        cwd=checkout,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = python(checkout, "-c", "import config.asgi", AUDIO_CACHE_MAX_WORKERS="-1")
     assert result.returncode == 2
     assert "AUDIO_CACHE_MAX_WORKERS='-1' is invalid" in result.stderr
 

@@ -1,25 +1,17 @@
 """Single-node topology: uvicorn serves the app and runs the worker pool in the same process."""
 
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 
 from audiocache.models import CachedRendition, CacheTask
 from mixtapes.library import scan_library
-from tests.e2e.conftest import REPO
+from tests.e2e.conftest import REPO, free_port, wait_for_http
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_uvicorn_runs_the_pool_and_stops_it_cleanly(make_audio, manage_env):
@@ -36,15 +28,7 @@ def test_uvicorn_runs_the_pool_and_stops_it_cleanly(make_audio, manage_env):
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                    assert response.status == 200
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "uvicorn did not come up"
-                time.sleep(0.2)
+        wait_for_http(f"http://127.0.0.1:{port}/healthz")
 
         # Queue work from another process (as a mixtape save or cron would); the server's pool does it.
         queued = subprocess.run(
