@@ -70,13 +70,28 @@ def source_state(track: Track) -> SourceState:
     return SourceState(path, st.st_size, st.st_mtime_ns)
 
 
+def rendition_path(rendition: CachedRendition, cache_dir: Path | None = None) -> Path | None:
+    """The rendition's file, or None when the stored name could lead out of the cache folder
+    (not a plain file name, or a link elsewhere): a damaged or hostile row is never followed."""
+    cache_dir = os.path.realpath(cache_dir or settings.AUDIO_CACHE_DIR)
+    name = rendition.file_name
+    if not name or name in (".", "..") or name != os.path.basename(name):
+        return None
+    path = os.path.join(cache_dir, name)
+    if os.path.dirname(os.path.realpath(path)) != cache_dir:
+        return None
+    return Path(path)
+
+
 def is_fresh(rendition: CachedRendition, source: SourceState, cache_dir: Path) -> bool:
-    return (
-        rendition.source_size == source.size
-        and rendition.source_mtime_ns == source.mtime_ns
-        and rendition.encoder_profile == ENCODER_PROFILE
-        and (cache_dir / rendition.file_name).is_file()
-    )
+    if (
+        rendition.source_size != source.size
+        or rendition.source_mtime_ns != source.mtime_ns
+        or rendition.encoder_profile != ENCODER_PROFILE
+    ):
+        return False
+    path = rendition_path(rendition, cache_dir)
+    return path is not None and path.is_file()
 
 
 def _track(track_or_path) -> Track:
@@ -106,13 +121,16 @@ class AudioCache:
         """Lossless sources get renditions; lossy ones (MP3, AAC, Ogg, Opus) are never re-encoded."""
         return _track(original).is_lossless
 
-    def fresh_rendition(self, original, quality: str = "medium") -> CachedRendition | None:
+    def fresh_rendition(
+        self, original, quality: str = "medium", source: SourceState | None = None
+    ) -> CachedRendition | None:
+        """The rendition at ``quality`` if it is fresh; ``source`` spares a second stat when known."""
         track = _track(original)
         rendition = CachedRendition.objects.filter(track=track, quality=quality).first()
         if rendition is None:
             return None
         try:
-            source = source_state(track)
+            source = source or source_state(track)
         except SourceUnavailable:
             return None
         return rendition if is_fresh(rendition, source, self.cache_dir) else None
@@ -126,7 +144,7 @@ class AudioCache:
         if track.is_lossless:
             rendition = self.fresh_rendition(track, quality)
             if rendition is not None:
-                return self.cache_dir / rendition.file_name
+                return rendition_path(rendition, self.cache_dir)
         return source_path(track)
 
     def transcode_file(
@@ -152,7 +170,7 @@ class AudioCache:
         if not overwrite:
             rendition = self.fresh_rendition(track, quality)
             if rendition is not None:
-                return self.cache_dir / rendition.file_name
+                return rendition_path(rendition, self.cache_dir)
         before = source_state(track)
         destination = self.get_cache_path(track, quality)
         facts = SourceFacts(track.sample_rate, track.channels, track.has_cover, track.duration)
@@ -211,7 +229,7 @@ class AudioCache:
 
 def delete_rendition(rendition: CachedRendition, cache_dir: Path | None = None) -> None:
     """Remove the row, then the file (a reader that still has it open keeps reading: POSIX)."""
-    cache_dir = Path(cache_dir or settings.AUDIO_CACHE_DIR)
-    path = cache_dir / Path(rendition.file_name).name  # a name only: never a path out of the cache
+    path = rendition_path(rendition, cache_dir)
     rendition.delete()
-    path.unlink(missing_ok=True)
+    if path is not None:
+        path.unlink(missing_ok=True)

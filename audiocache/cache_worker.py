@@ -17,20 +17,22 @@ from mixtapes.models import Mixtape, Track
 from . import queue
 from .cache import AudioCache, _track
 from .models import CacheBatch, CacheBatchItem, CachedRendition, CacheTask
+from .progress import Counts
 from .worker import WorkerPool
 
 logger = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[int, int], None]
+# The seed's progress_callback(current, total); not to be confused with progress.ProgressCallback.
+ProgressFunction = Callable[[int, int], None]
 
 
 def wait_for_batch(
     batch: CacheBatch,
     *,
     poll_interval: float = 0.5,
-    on_update: Callable[[queue.BatchSummary], None] | None = None,
+    on_update: Callable[[Counts], None] | None = None,
     timeout: float | None = None,
-) -> queue.BatchSummary:
+) -> Counts:
     """Poll the database until ``batch`` is finished; works whatever process does the work."""
     deadline = None if timeout is None else time.monotonic() + timeout
     last = None
@@ -46,9 +48,7 @@ def wait_for_batch(
         time.sleep(poll_interval)
 
 
-def run_batch_inline(
-    batch: CacheBatch, workers: int, on_update: Callable[[queue.BatchSummary], None] | None = None
-) -> queue.BatchSummary:
+def run_batch_inline(batch: CacheBatch, workers: int, on_update: Callable[[Counts], None] | None = None) -> Counts:
     """Run a pool in this process until ``batch`` is finished (it may help with other queued work too)."""
     pool = WorkerPool(workers, name=f"inline-{batch.pk.hex[:8]}").start()
     try:
@@ -58,7 +58,7 @@ def run_batch_inline(
         pool.join(timeout=30)
 
 
-def _callback_adapter(progress_callback: ProgressCallback | None):
+def _callback_adapter(progress_callback: ProgressFunction | None):
     if progress_callback is None:
         return None
     return lambda summary: progress_callback(summary.done, summary.total)
@@ -92,11 +92,11 @@ class CacheWorker:
         outcomes = _outcomes(batch)
         return {q: outcomes[(track.pk, q)] for q in qualities}
 
-    def cache_mixtape(self, track_paths, qualities=None, progress_callback: ProgressCallback | None = None) -> dict:
+    def cache_mixtape(self, track_paths, qualities=None, progress_callback: ProgressFunction | None = None) -> dict:
         return self._cache_many(track_paths, qualities, progress_callback, workers=1)
 
     def cache_mixtape_async(
-        self, track_paths, qualities=None, progress_callback: ProgressCallback | None = None
+        self, track_paths, qualities=None, progress_callback: ProgressFunction | None = None
     ) -> dict:
         return self._cache_many(track_paths, qualities, progress_callback, workers=self.max_workers)
 
@@ -133,7 +133,7 @@ def schedule_mixtape_caching(
     logger: logging.Logger | None = None,
     qualities: list[str] | None = None,
     async_mode: bool = True,
-    progress_callback: ProgressCallback | None = None,
+    progress_callback: ProgressFunction | None = None,
     user=None,
 ) -> dict:
     """Queue a mixtape's tracks. ``async_mode`` returns at once (the pool does the work and

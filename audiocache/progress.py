@@ -15,6 +15,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.utils import timezone
@@ -47,6 +48,8 @@ def batch_id_from_channel(channel: str) -> str | None:
 
 @dataclass(frozen=True)
 class Counts:
+    """Where a batch stands: the renditions it asked for and how each one ended so far."""
+
     cached: int = 0
     skipped: int = 0
     failed: int = 0
@@ -57,8 +60,23 @@ class Counts:
         return self.cached + self.skipped + self.failed
 
     @property
+    def pending(self) -> int:
+        return self.total - self.done
+
+    @property
+    def finished(self) -> bool:
+        return self.pending == 0
+
+    @property
+    def final_status(self) -> str:
+        return FAILED if self.failed else COMPLETED
+
+    @property
     def summary(self) -> str:
         return f"{self.cached} cached, {self.skipped} skipped, {self.failed} failed"
+
+    def __str__(self) -> str:
+        return self.summary
 
 
 def payload(batch_id, step: str, status: str, message: str, counts: Counts, *, track_id=None, quality=None) -> dict:
@@ -91,18 +109,16 @@ class ProgressTracker:
         self._last_tick: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def create_task(self, task_id, total: int) -> None:
-        self.emit(task_id, "start", PENDING, f"Queued {total} renditions", Counts(total=total), force=True)
+    def create_task(self, task_id, total: int, counts: Counts | None = None) -> None:
+        """Announce a new batch; ``counts`` says how many renditions needed no work."""
+        counts = counts or Counts(total=total)
+        self.emit(task_id, "start", PENDING, f"Queued {total} renditions ({counts})", counts, force=True)
 
     def emit(self, task_id, step: str, status: str, message: str, counts: Counts, *, force: bool = False, **extra):
         """Send one event; an ``in_progress`` tick within MIN_TICK_INTERVAL of the last is dropped
         unless ``force``. Returns the payload sent, or None when throttled or undeliverable."""
-        if status == IN_PROGRESS and not force:
-            now = time.monotonic()
-            with self._lock:
-                if now - self._last_tick.get(str(task_id), -MIN_TICK_INTERVAL) < MIN_TICK_INTERVAL:
-                    return None
-                self._last_tick[str(task_id)] = now
+        if status == IN_PROGRESS and not force and not self.tick_due(task_id):
+            return None
         data = payload(task_id, step, status, message, counts, **extra)
         try:
             from django_eventstream import send_event
@@ -112,6 +128,15 @@ class ProgressTracker:
             self.logger.exception("could not send progress event for batch %s", task_id)
             return None
         return data
+
+    def tick_due(self, task_id) -> bool:
+        """True (and the slot is taken) when a progress tick for this batch may go out now."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last_tick.get(str(task_id), -MIN_TICK_INTERVAL) < MIN_TICK_INTERVAL:
+                return False
+            self._last_tick[str(task_id)] = now
+            return True
 
     def listen(self, task_id, last_id: int = 0):
         """Yield the stored events of a batch after ``last_id`` as (id, payload); the SSE view
@@ -143,11 +168,15 @@ class ProgressCallback:
         self.batch_id = batch_id
         self.tracker = tracker or get_progress_tracker()
 
-    def track_started(self, track, quality: str, counts: Counts) -> None:
+    def track_started(self, track, quality: str, counts: Counts | Callable[[], Counts]) -> None:
+        """A throttled tick; ``counts`` may be a function, called only when the tick goes out."""
+        if not self.tracker.tick_due(self.batch_id):
+            return
+        counts = counts() if callable(counts) else counts
         self.tracker.emit(
             self.batch_id, "track", IN_PROGRESS,
             f"Caching track {counts.done + 1} of {counts.total}: {track} @ {quality}", counts,
-            track_id=track.pk, quality=quality,
+            force=True, track_id=track.pk, quality=quality,
         )  # fmt: skip
 
     def _outcome(self, track, quality, counts, status, verb, reason=""):
@@ -166,6 +195,5 @@ class ProgressCallback:
         self._outcome(track, quality, counts, FAILED, "Failed", reason)
 
     def finished(self, counts: Counts) -> None:
-        status = FAILED if counts.failed else COMPLETED
-        self.tracker.emit(self.batch_id, "done", status, counts.summary, counts, force=True)
+        self.tracker.emit(self.batch_id, "done", counts.final_status, counts.summary, counts, force=True)
         self.tracker.cleanup_task(self.batch_id)

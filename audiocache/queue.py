@@ -14,7 +14,6 @@ share one queue:
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from mixtapes.models import Track
 
 from .cache import SourceState, SourceUnavailable, is_fresh, source_state
 from .models import CacheBatch, CacheBatchItem, CachedRendition, CacheTask
+from .progress import Counts, ProgressCallback, get_progress_tracker
 from .transcoder import TEMP_PREFIX
 
 logger = logging.getLogger(__name__)
@@ -36,35 +36,6 @@ CHUNK = 500  # rows per bulk query: well under SQLite's bound-parameter limit
 
 
 # --- Enqueue ----------------------------------------------------------------------------
-
-
-@dataclass
-class BatchSummary:
-    total: int
-    cached: int
-    skipped: int
-    failed: int
-
-    @property
-    def done(self) -> int:
-        return self.cached + self.skipped + self.failed
-
-    @property
-    def pending(self) -> int:
-        return self.total - self.done
-
-    @property
-    def finished(self) -> bool:
-        return self.pending == 0
-
-    def __str__(self):
-        return f"{self.cached} cached, {self.skipped} skipped, {self.failed} failed"
-
-    @property
-    def counts(self):
-        from .progress import Counts
-
-        return Counts(cached=self.cached, skipped=self.skipped, failed=self.failed, total=self.total)
 
 
 _listeners: list = []
@@ -220,20 +191,16 @@ def create_batch(
     force: bool = False,
     priority: int = CacheTask.PRIORITY_PRECACHE,
 ) -> CacheBatch:
-    from .progress import get_progress_tracker
-
     with transaction.atomic():
         batch = CacheBatch.objects.create(label=label[:200], created_by=user, mixtape=mixtape)
         enqueue(tracks, qualities, priority=priority, force=force, batch=batch)
     summary = batch_summary(batch)
-    get_progress_tracker().emit(
-        batch.pk, "start", "pending", f"Queued {summary.total} renditions ({summary})", summary.counts, force=True
-    )
+    get_progress_tracker().create_task(batch.pk, summary.total, summary)
     refresh_batch(batch)  # a batch with nothing to do ends here, with its final event
     return batch
 
 
-def batch_summary(batch: CacheBatch) -> BatchSummary:
+def batch_summary(batch: CacheBatch) -> Counts:
     """Counts from the items and their tasks' live status (one aggregate query)."""
     no_task = Q(task__isnull=True)
     counts = batch.items.aggregate(
@@ -248,10 +215,10 @@ def batch_summary(batch: CacheBatch) -> BatchSummary:
             "id", filter=(no_task & ~Q(outcome=CacheBatchItem.Outcome.SKIPPED)) | Q(task__status=Status.FAILED)
         ),
     )
-    return BatchSummary(**counts)
+    return Counts(**counts)
 
 
-def update_batch(batch: CacheBatch) -> tuple[BatchSummary, bool]:
+def update_batch(batch: CacheBatch) -> tuple[Counts, bool]:
     """Summary of ``batch``, and True for exactly one caller: the one that saw it finish."""
     summary = batch_summary(batch)
     just_finished = False
@@ -263,13 +230,11 @@ def update_batch(batch: CacheBatch) -> tuple[BatchSummary, bool]:
     return summary, just_finished
 
 
-def refresh_batch(batch: CacheBatch) -> BatchSummary:
+def refresh_batch(batch: CacheBatch) -> Counts:
     """Summary of ``batch``; marks it finished (and announces it) the first time nothing is pending."""
     summary, just_finished = update_batch(batch)
     if just_finished:
-        from .progress import ProgressCallback
-
-        ProgressCallback(batch.pk).finished(summary.counts)
+        ProgressCallback(batch.pk).finished(summary)
     return summary
 
 
@@ -436,12 +401,3 @@ def remove_temp_files(task_id: int, attempt: int, cache_dir: Path) -> int:
         path.unlink(missing_ok=True)
         removed += 1
     return removed
-
-
-def queue_depth() -> dict[str, int]:
-    return dict(
-        CacheTask.objects.filter(status__in=CacheTask.ACTIVE_STATUSES)
-        .values_list("status")
-        .annotate(n=Count("id"))
-        .values_list("status", "n")
-    )

@@ -266,9 +266,10 @@ def serve_file(request, path: str, *, salt: str, content_type: str | None = None
     # O_NONBLOCK: opening a FIFO must not hang; only regular files are ever served.
     file = _OpenFile(os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK))
     try:
-        if not stat.S_ISREG(os.fstat(file.fd).st_mode):
+        st = os.fstat(file.fd)
+        if not stat.S_ISREG(st.st_mode):
             raise FileNotFoundError(f"not a regular file: {path}")
-        response = _respond(request, file, path, salt, content_type, headers or {})
+        response = _respond(request, file, st, path, salt, content_type, headers or {})
     except BaseException:
         file.close()
         raise
@@ -280,8 +281,9 @@ def serve_file(request, path: str, *, salt: str, content_type: str | None = None
     return response
 
 
-def _respond(request, file: _OpenFile, path: str, salt: str, content_type: str | None, headers: dict):
-    st = os.fstat(file.fd)
+def _respond(
+    request, file: _OpenFile, st: os.stat_result, path: str, salt: str, content_type: str | None, headers: dict
+):
     ident = identity(st, salt)
     content_type = content_type or content_type_for(path)
     common = {"Accept-Ranges": "bytes", "ETag": ident.etag, "Last-Modified": ident.last_modified, **headers}

@@ -2,15 +2,18 @@ import logging
 import os
 
 from django.conf import settings
-from django.http import Http404, HttpResponseBadRequest
+from django.http import Http404, HttpResponseBadRequest, HttpResponseForbidden
 from django.utils import timezone
 from django.views.decorators.http import require_safe
+from django_eventstream.views import events
 
 from mixtapes.models import MixtapeTrack, Track
 
 from . import queue, stats
-from .cache import AudioCache, SourceUnavailable, source_path
+from .cache import AudioCache, SourceUnavailable, rendition_path, source_path
+from .channels import can_read_batch
 from .models import CacheBatch, CacheTask
+from .progress import channel_for, payload, sse_snapshot
 from .qualities import ORIGINAL, REQUESTABLE
 from .streaming import accel_redirect, content_type_for, serve_file
 
@@ -61,17 +64,14 @@ def _headers(public: bool, cache_state: str) -> dict:
 
 
 def _serve_rendition(request, track, rendition, public):
-    cache_dir = os.path.realpath(settings.AUDIO_CACHE_DIR)
-    name = os.path.basename(rendition.file_name)
-    path = os.path.join(cache_dir, name)
-    if name != rendition.file_name or os.path.dirname(os.path.realpath(path)) != cache_dir:
-        logger.error("rendition %s has a file name outside the cache folder; not served", rendition.pk)
+    path = rendition_path(rendition)  # fresh renditions always have one; checked again all the same
+    if path is None:
         return None
     headers = _headers(public, "hit")
     if settings.AUDIO_CACHE_SENDFILE == "nginx":
-        return accel_redirect(NGINX_CACHE_PREFIX, name, "audio/mpeg", headers)
+        return accel_redirect(NGINX_CACHE_PREFIX, path.name, "audio/mpeg", headers)
     try:
-        return serve_file(request, path, salt=f"r:{name}", content_type="audio/mpeg", headers=headers)
+        return serve_file(request, str(path), salt=f"r:{path.name}", content_type="audio/mpeg", headers=headers)
     except FileNotFoundError:
         return None  # evicted between the freshness check and the open: serve the original
 
@@ -103,12 +103,6 @@ def batch_events(request, batch_id):
     A new client gets a snapshot of the batch first; a reconnecting one (Last-Event-ID) gets
     the stored events it missed.
     """
-    from django.http import HttpResponseForbidden
-    from django_eventstream.views import events
-
-    from .channels import can_read_batch
-    from .progress import channel_for, payload, sse_snapshot
-
     if not can_read_batch(request.user, batch_id):
         if not request.user.is_authenticated:
             return HttpResponseForbidden("Log in to follow this batch.", content_type="text/plain")
@@ -124,10 +118,10 @@ def batch_events(request, batch_id):
     batch = CacheBatch.objects.get(pk=batch_id)
     summary = queue.batch_summary(batch)
     if batch.finished_at is not None:
-        status, message = ("failed" if summary.failed else "completed"), str(summary)
+        status, message = summary.final_status, str(summary)
     else:
         status, message = "in_progress", f"{summary.done} of {summary.total} done ({summary})"
-    snapshot = sse_snapshot(payload(batch_id, "snapshot", status, message, summary.counts))
+    snapshot = sse_snapshot(payload(batch_id, "snapshot", status, message, summary))
     live = response.streaming_content
 
     async def with_snapshot():

@@ -20,8 +20,8 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from . import queue
-from .cache import AudioCache, SourceChanged, SourceUnavailable, is_fresh, source_state
-from .models import CachedRendition, CacheTask
+from .cache import AudioCache, SourceChanged, SourceUnavailable, source_state
+from .models import CacheTask
 from .progress import ProgressCallback
 from .transcoder import FFmpegMissing, TranscodeError, TranscodeTimeout, check_ffmpeg
 
@@ -37,7 +37,6 @@ def default_worker_name() -> str:
 
 @dataclass
 class _Running:
-    task: CacheTask
     worker_id: str
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -106,10 +105,6 @@ class WorkerPool:
             thread.join(None if deadline is None else max(0, deadline - time.monotonic()))
         return not any(t.is_alive() for t in self._threads)
 
-    @property
-    def is_stopping(self) -> bool:
-        return self._stopping.is_set()
-
     # -- the loops ----------------------------------------------------------------------
 
     def _work(self, worker_id: str) -> None:
@@ -167,7 +162,7 @@ class WorkerPool:
     # -- one task ---------------------------------------------------------------------------
 
     def _run(self, task: CacheTask, worker_id: str) -> None:
-        running = _Running(task, worker_id)
+        running = _Running(worker_id)
         with self._lock:
             self._running[task.pk] = running
         self._announce_start(task)
@@ -196,15 +191,17 @@ class WorkerPool:
     def _announce_start(self, task: CacheTask) -> None:
         try:
             for batch in queue.batches_of(task):
-                ProgressCallback(batch.pk).track_started(task.track, task.quality, queue.batch_summary(batch).counts)
+                # The summary query runs only for ticks that are not throttled away.
+                ProgressCallback(batch.pk).track_started(
+                    task.track, task.quality, lambda batch=batch: queue.batch_summary(batch)
+                )
         except Exception:
             logger.exception("could not announce task %s", task.pk)
 
     def _announce_outcome(self, task: CacheTask, outcome: str, detail: str) -> None:
         for batch in queue.batches_of(task):
-            summary, just_finished = queue.update_batch(batch)
+            counts, just_finished = queue.update_batch(batch)
             callback = ProgressCallback(batch.pk)
-            counts = summary.counts
             if outcome == Status.DONE:
                 callback.track_cached(task.track, task.quality, counts)
             elif outcome == Status.FAILED:
@@ -223,11 +220,9 @@ class WorkerPool:
             source = source_state(track)
         except SourceUnavailable as exc:
             return queue.fail(task, worker_id, str(exc), permanent=True), str(exc)
-        if not task.force:
-            rendition = CachedRendition.objects.filter(track=track, quality=task.quality).first()
-            if rendition is not None and is_fresh(rendition, source, self.cache.cache_dir):
-                queue.finish(task, worker_id, Status.SKIPPED, "already cached")
-                return Status.SKIPPED, "already cached"
+        if not task.force and self.cache.fresh_rendition(track, task.quality, source=source) is not None:
+            queue.finish(task, worker_id, Status.SKIPPED, "already cached")
+            return Status.SKIPPED, "already cached"
 
         last_write = [0.0]
 

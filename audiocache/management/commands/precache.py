@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from audiocache import queue
 from audiocache.cache_worker import run_batch_inline, wait_for_batch
+from audiocache.progress import Counts
 from audiocache.qualities import QUALITY_NAMES
 from audiocache.transcoder import FFmpegMissing
 from mixtapes.models import Mixtape, Track
@@ -99,7 +100,7 @@ class Command(BaseCommand):
             ids += list(Track.objects.filter(is_lossless=True, missing_since__isnull=True).values_list("id", flat=True))
         return list(dict.fromkeys(ids))
 
-    def _show(self, summary: queue.BatchSummary) -> None:
+    def _show(self, summary: Counts) -> None:
         elapsed = max(0.001, time.monotonic() - self._started)
         rate = summary.done / elapsed
         eta = f"{(summary.pending / rate):.0f} s" if rate and summary.pending else "-"
