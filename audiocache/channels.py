@@ -6,13 +6,14 @@ from .models import CacheBatch
 from .progress import batch_id_from_channel
 
 
-def can_read_batch(user, batch_id) -> bool:
+def may_follow(user, batch: CacheBatch) -> bool:
     """A batch's progress is for the user who started it, and for staff; never for anonymous users."""
-    if user is None or not user.is_authenticated:
-        return False
-    if user.is_staff:
-        return CacheBatch.objects.filter(pk=batch_id).exists()
-    return CacheBatch.objects.filter(pk=batch_id, created_by=user).exists()
+    return user is not None and user.is_authenticated and (user.is_staff or batch.created_by_id == user.pk)
+
+
+def can_read_batch(user, batch_id) -> bool:
+    batch = CacheBatch.objects.filter(pk=batch_id).first() if user is not None and user.is_authenticated else None
+    return batch is not None and may_follow(user, batch)
 
 
 class BatchChannelManager(DefaultChannelManager):

@@ -11,7 +11,7 @@ from mixtapes.models import MixtapeTrack, Track
 
 from . import queue, stats
 from .cache import AudioCache, SourceUnavailable, rendition_path, source_path
-from .channels import can_read_batch
+from .channels import may_follow
 from .models import CacheBatch, CacheTask
 from .progress import channel_for, payload, sse_snapshot
 from .qualities import ORIGINAL, REQUESTABLE
@@ -103,11 +103,12 @@ def batch_events(request, batch_id):
     A new client gets a snapshot of the batch first; a reconnecting one (Last-Event-ID) gets
     the stored events it missed.
     """
-    if not can_read_batch(request.user, batch_id):
-        if not request.user.is_authenticated:
-            return HttpResponseForbidden("Log in to follow this batch.", content_type="text/plain")
-        if not CacheBatch.objects.filter(pk=batch_id).exists():
-            raise Http404("No such batch.")
+    if not request.user.is_authenticated:
+        return HttpResponseForbidden("Log in to follow this batch.", content_type="text/plain")
+    batch = CacheBatch.objects.filter(pk=batch_id).first()
+    if batch is None:
+        raise Http404("No such batch.")
+    if not may_follow(request.user, batch):
         return HttpResponseForbidden("This batch belongs to someone else.", content_type="text/plain")
     resuming = request.META.get("HTTP_LAST_EVENT_ID") or request.GET.get("lastEventId")
     response = events(request, channels=[channel_for(batch_id)])
@@ -115,7 +116,6 @@ def batch_events(request, batch_id):
         return response  # django-eventstream replays what a reconnecting client missed
     # A new client first gets the batch as it is now, then live events: a page opened after
     # the batch finished still shows its final state.
-    batch = CacheBatch.objects.get(pk=batch_id)
     summary = queue.batch_summary(batch)
     if batch.finished_at is not None:
         status, message = summary.final_status, str(summary)
