@@ -27,6 +27,7 @@ from django.utils import timezone
 from audiocache.probe import ProbeError, ToolMissing, probe
 
 from .models import MAX_PATH_LENGTH, Track
+from .search import search_text_for
 from .tags import read_tags
 
 logger = logging.getLogger(__name__)
@@ -222,7 +223,7 @@ def _probe_candidate(candidate: Candidate) -> _Probed:
 UPSERT_FIELDS = [
     "title", "artist", "album", "album_artist", "track_number", "disc_number", "duration", "codec",
     "container", "sample_rate", "bit_depth", "channels", "bitrate", "is_lossless", "has_cover",
-    "file_size", "file_mtime_ns", "scanned_at", "missing_since",
+    "file_size", "file_mtime_ns", "scanned_at", "missing_since", "search_text",
 ]  # fmt: skip
 
 
@@ -309,9 +310,9 @@ def _scan_batch(batch: list[Candidate], pool: ThreadPoolExecutor, scan_time, ful
         if item.error is not None:
             report.note_unreadable(Problem(item.candidate.relative_path, item.error))
             continue
-        rows.append(
-            Track(path=item.candidate.relative_path, scanned_at=scan_time, missing_since=None, **item.track_fields)
-        )
+        row = Track(path=item.candidate.relative_path, scanned_at=scan_time, missing_since=None, **item.track_fields)
+        row.search_text = search_text_for(row)  # bulk_create skips Track.save()
+        rows.append(row)
         if item.candidate.relative_path in existing:
             report.updated += 1
         else:

@@ -43,6 +43,9 @@ class Track(models.Model):
     missing_since = models.DateTimeField(
         null=True, blank=True, help_text="Set when a scan no longer finds the file; the row stays for mixtapes."
     )
+    # Lower-cased, accent-folded title, artist, album, album artist and file name: what the
+    # editor's library search matches (mixtapes/search.py keeps it indexed per database).
+    search_text = models.TextField(blank=True, editable=False)
 
     class Meta:
         ordering = ["album_artist", "album", "disc_number", "track_number", "path"]
@@ -60,6 +63,14 @@ class Track(models.Model):
             return f"{self.artist} – {self.title}" if self.artist else self.title
         return Path(self.path).name
 
+    def save(self, *args, **kwargs):
+        from .search import search_text_for
+
+        self.search_text = search_text_for(self)
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "search_text"}
+        super().save(*args, **kwargs)
+
     @property
     def display_title(self) -> str:
         return self.title or Path(self.path).stem
@@ -67,6 +78,10 @@ class Track(models.Model):
     def absolute_path(self) -> Path:
         """The file under MUSIC_ROOT; callers that open it must still check containment."""
         return Path(settings.MUSIC_ROOT) / self.path
+
+
+# Slugs that would collide with fixed URLs (/editor/new/).
+RESERVED_SLUGS = frozenset({"new"})
 
 
 class Mixtape(models.Model):
@@ -95,7 +110,7 @@ class Mixtape(models.Model):
     def _unique_slug(self) -> str:
         base = slugify(self.title)[:70] or "mixtape"
         candidate, n = base, 2
-        while Mixtape.objects.filter(slug=candidate).exists():
+        while candidate in RESERVED_SLUGS or Mixtape.objects.filter(slug=candidate).exists():
             candidate, n = f"{base}-{n}", n + 1
         return candidate
 

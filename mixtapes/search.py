@@ -1,0 +1,86 @@
+"""Library search for the editor: every word of the query must occur in a track's title,
+artist, album, album artist or file name; case and accents are ignored.
+
+A substring search (``LIKE '%word%'``) cannot use a B-tree index, so each database gets a
+trigram index over ``Track.search_text`` (created by migration 0002):
+
+- PostgreSQL: a ``pg_trgm`` GIN index; ``search_text LIKE '%word%'`` uses it directly.
+- SQLite: an FTS5 table with the ``trigram`` tokenizer, kept in step with the track table by
+  triggers; a quoted FTS5 phrase matches any substring of three or more characters.
+
+Words shorter than three characters cannot use a trigram index: they only narrow what the
+longer words found (or scan, when the query holds nothing longer). Results come in album
+order, a page at a time, without a COUNT over the whole library.
+"""
+
+import unicodedata
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from django.db import connection
+from django.db.models.expressions import RawSQL
+
+from .models import Track
+
+PAGE_SIZE = 25
+MAX_TERMS = 8
+MAX_TERM_LENGTH = 100
+TRIGRAM = 3
+SQLITE_TABLE = "mixtapes_track_search"
+SQLITE_MATCH = "SELECT rowid FROM mixtapes_track_search WHERE mixtapes_track_search MATCH %s"
+
+
+def normalize(text: str) -> str:
+    """Lower-case, strip accents ("Beyoncé" -> "beyonce"), collapse whitespace."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    folded = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    return " ".join(folded.split())
+
+
+def search_text_for(track: Track) -> str:
+    name = PurePosixPath(track.path).stem if track.path else ""
+    return normalize(" ".join([track.title, track.artist, track.album, track.album_artist, name]))
+
+
+def query_terms(query: str) -> list[str]:
+    terms = [term[:MAX_TERM_LENGTH] for term in normalize(query).split()]
+    return list(dict.fromkeys(terms))[:MAX_TERMS]
+
+
+def _fts_phrase(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
+
+
+def matching_tracks(query: str):
+    """Tracks (present on disk) whose search text holds every word of ``query``."""
+    tracks = Track.objects.filter(missing_since__isnull=True)
+    for term in query_terms(query):
+        if len(term) >= TRIGRAM and connection.vendor == "sqlite":
+            # The term is a bound parameter; only our constant table name is in the SQL text.
+            tracks = tracks.filter(id__in=RawSQL(SQLITE_MATCH, [_fts_phrase(term)]))  # noqa: S611
+        else:
+            tracks = tracks.filter(search_text__contains=term)
+    return tracks
+
+
+@dataclass
+class SearchPage:
+    tracks: list[Track]
+    number: int
+    has_next: bool
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+
+def search_tracks(query: str, page: int = 1, page_size: int = PAGE_SIZE) -> SearchPage:
+    page = max(1, page)
+    start = (page - 1) * page_size
+    # One row more than the page tells whether there is a next page, without counting.
+    rows = list(
+        matching_tracks(query).only(
+            "id", "path", "title", "artist", "album", "duration", "codec", "is_lossless", "bit_depth", "sample_rate"
+        )[start : start + page_size + 1]
+    )
+    return SearchPage(tracks=rows[:page_size], number=page, has_next=len(rows) > page_size)
