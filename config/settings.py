@@ -174,6 +174,10 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.path("STATIC_ROOT", BASE_DIR / "staticfiles")
 MEDIA_URL = "media/"
 MEDIA_ROOT = DATA_ROOT / "media"
+# Mixtape covers: uploads above this size are refused; accepted ones are re-encoded as JPEG
+# no larger than COVER_MAX_PIXELS on a side (mixtapes/covers.py).
+COVER_MAX_UPLOAD_SIZE = env.byte_size("COVER_MAX_UPLOAD_SIZE", 10 * 1024 * 1024)
+COVER_MAX_PIXELS = env.integer("COVER_MAX_PIXELS", 1200, minimum=64, maximum=4000)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

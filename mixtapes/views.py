@@ -1,11 +1,25 @@
-from django.db.models import Count, Q, Sum
-from django.shortcuts import render
+import os
 
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Q, Sum
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
+
+from audiocache import streaming
+from audiocache.qualities import BITRATES, ORIGINAL, REQUESTABLE
+from audiocache.selectors import batch_log, batch_to_follow
+
+from . import search, selectors, services
+from .forms import MixtapeForm
 from .models import Mixtape, Track
 
 
 def home(request):
-    """Landing page: what the library holds and the user's mixtapes (the editor comes later)."""
+    """Landing page: what the library holds and the user's newest mixtapes."""
     context = {}
     if request.user.is_authenticated:
         context["library"] = Track.objects.filter(missing_since__isnull=True).aggregate(
@@ -17,3 +31,157 @@ def home(request):
         context["recent_tracks"] = Track.objects.filter(missing_since__isnull=True).order_by("-added_at")[:10]
         context["mixtapes"] = Mixtape.objects.filter(owner=request.user).annotate(track_count=Count("entries"))[:20]
     return render(request, "mixtapes/home.html", context)
+
+
+@login_required
+def mixtape_list(request):
+    quality = settings.AUDIO_CACHE_DEFAULT_QUALITY
+    return render(
+        request,
+        "mixtapes/list.html",
+        {"mixtapes": selectors.mixtapes_of(request.user, quality), "quality": quality},
+    )
+
+
+def _own_mixtape(request, slug) -> Mixtape:
+    # Someone else's mixtape is a 404, as if it did not exist: slugs are not secrets, but
+    # whether a private mixtape exists is nobody else's business.
+    return get_object_or_404(Mixtape, slug=slug, owner=request.user)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def editor(request, slug=None):
+    mixtape = _own_mixtape(request, slug) if slug else Mixtape(owner=request.user)
+    if request.method == "POST":
+        form = MixtapeForm(request.POST, request.FILES, instance=mixtape)
+        if form.is_valid():
+            result = services.save_mixtape(form, request.user)
+            messages.success(request, f"Saved “{result.mixtape.title}”.")
+            if result.precache_note:
+                messages.info(request, result.precache_note)
+            url = reverse("editor", args=[result.mixtape.slug])
+            if result.batch is not None:
+                url += f"?batch={result.batch.pk}"
+            return redirect(url)
+        entries = _posted_tracks(request)  # the list as the user left it, minus unknown ids
+        status = 400
+    else:
+        form = MixtapeForm(instance=mixtape)
+        entries = [entry.track for entry in selectors.tracklist(mixtape)] if mixtape.pk else []
+        status = 200
+
+    batch = batch_to_follow(request.user, mixtape, request.GET.get("batch")) if mixtape.pk else None
+    context = {
+        "form": form,
+        "mixtape": mixtape,
+        "tracks": entries,
+        "preview_quality": settings.AUDIO_CACHE_DEFAULT_QUALITY,
+        "batch": batch,
+        "batch_log": batch_log(batch) if batch else [],
+    }
+    return render(request, "mixtapes/editor.html", context, status=status)
+
+
+def _posted_tracks(request) -> list[Track]:
+    ids = [int(v) for v in request.POST.getlist("track")[:500] if v.isascii() and v.isdigit() and len(v) <= 18]
+    known = Track.objects.in_bulk(ids)
+    return [known[i] for i in ids if i in known]
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def mixtape_delete(request, slug):
+    mixtape = _own_mixtape(request, slug)
+    if request.method == "POST":
+        title = mixtape.title
+        services.delete_mixtape(mixtape)
+        messages.success(request, f"Deleted “{title}”. The tracks and their cached renditions stay in the library.")
+        return redirect("mixtape-list")
+    return render(request, "mixtapes/confirm_delete.html", {"mixtape": mixtape, "track_count": mixtape.entries.count()})
+
+
+@login_required
+@require_GET
+def library_search(request):
+    """``/library/search/?q=...&page=N``: one page of matching tracks as JSON, for the editor."""
+    query = request.GET.get("q", "")
+    page_text = request.GET.get("page", "1")
+    page = int(page_text) if page_text.isascii() and page_text.isdigit() and len(page_text) < 6 else 1
+    result = search.search_tracks(query, page)
+    return JsonResponse(
+        {
+            "query": query,
+            "page": result.number,
+            "has_next": result.has_next,
+            "has_previous": result.has_previous,
+            "results": [_track_json(track) for track in result.tracks],
+        }
+    )
+
+
+def _track_json(track: Track) -> dict:
+    return {
+        "id": track.pk,
+        "title": track.display_title,
+        "artist": track.artist,
+        "album": track.album,
+        "duration": track.duration,
+        "codec": track.codec,
+        "lossless": track.is_lossless,
+        "stream_url": reverse("stream", args=[track.pk]),
+    }
+
+
+def _visible_mixtape(request, slug) -> Mixtape:
+    """A public mixtape, or a private one to its owner; 404 for everyone else."""
+    mixtape = get_object_or_404(Mixtape.objects.select_related("owner"), slug=slug)
+    if not mixtape.is_public and mixtape.owner_id != request.user.pk:
+        raise Http404("No such mixtape.")
+    return mixtape
+
+
+@require_GET
+def share(request, slug):
+    mixtape = _visible_mixtape(request, slug)
+    entries = selectors.tracklist(mixtape)
+    cached = selectors.cached_qualities(entries)
+    default_quality = settings.AUDIO_CACHE_DEFAULT_QUALITY if settings.AUDIO_CACHE_ENABLED else ORIGINAL
+    playlist = [
+        {**_track_json(entry.track), "position": entry.position, "cached": cached.get(entry.track_id, [])}
+        for entry in entries
+    ]
+    qualities = [(name, f"{name.title()} · {BITRATES[name]}k MP3") for name in BITRATES] + [(ORIGINAL, "Original")]
+    response = render(
+        request,
+        "mixtapes/share.html",
+        {
+            "mixtape": mixtape,
+            "entries": entries,
+            "playlist": playlist,
+            "qualities": [q for q in qualities if q[0] in REQUESTABLE],
+            "default_quality": default_quality,
+            "cache_enabled": settings.AUDIO_CACHE_ENABLED,
+            "total_seconds": sum(entry.track.duration or 0 for entry in entries),
+        },
+    )
+    if not mixtape.is_public:
+        response["Cache-Control"] = "private, no-cache"
+    return response
+
+
+@require_GET
+def cover(request, slug):
+    """The cover image, to whoever may see the mixtape."""
+    mixtape = _visible_mixtape(request, slug)
+    if not mixtape.cover:
+        raise Http404("This mixtape has no cover.")
+    media_root = os.path.realpath(settings.MEDIA_ROOT)
+    path = os.path.realpath(os.path.join(media_root, mixtape.cover.name))
+    if os.path.commonpath([media_root, path]) != media_root:
+        raise Http404("No such cover.")
+    headers = {"Cache-Control": "public, max-age=3600" if mixtape.is_public else "private, no-cache"}
+    try:
+        return streaming.serve_file(request, path, salt="cover", content_type="image/jpeg", headers=headers)
+    except OSError:
+        raise Http404("The cover file is missing.") from None

@@ -1,0 +1,57 @@
+from django import forms
+from django.core.exceptions import ValidationError
+
+from .covers import ACCEPTED_FORMATS, process_cover
+from .models import Mixtape, Track
+
+MAX_TRACKS = 500
+
+
+class MixtapeForm(forms.ModelForm):
+    """Title, notes, public flag, cover; the ordered track list comes as repeated ``track`` ids."""
+
+    cover_upload = forms.FileField(
+        label="Cover",
+        required=False,
+        help_text="JPEG, PNG or WebP; it is resized and stored as JPEG.",
+        widget=forms.ClearableFileInput(attrs={"accept": ",".join(f"image/{f.lower()}" for f in ACCEPTED_FORMATS)}),
+    )
+    remove_cover = forms.BooleanField(label="Remove the cover", required=False)
+
+    class Meta:
+        model = Mixtape
+        fields = ["title", "liner_notes", "is_public"]
+        labels = {"is_public": "Public: anyone with the link can listen", "liner_notes": "Liner notes"}
+        widgets = {"liner_notes": forms.Textarea(attrs={"rows": 4})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["title"].widget.attrs.update({"autocomplete": "off", "maxlength": 200})
+        self.track_ids: list[int] = []
+
+    def clean_title(self):
+        title = self.cleaned_data["title"].strip()
+        if not title:
+            raise ValidationError("Give the mixtape a title.")
+        return title
+
+    def clean_cover_upload(self):
+        upload = self.cleaned_data.get("cover_upload")
+        return process_cover(upload) if upload else None
+
+    def clean(self):
+        cleaned = super().clean()
+        raw = self.data.getlist("track") if hasattr(self.data, "getlist") else []
+        if len(raw) > MAX_TRACKS:
+            raise ValidationError(f"A mixtape holds at most {MAX_TRACKS} tracks.")
+        # ASCII digits of a sane length only: int() would take "-1", " 7" or 10**1000, and a
+        # number past 64 bits makes the database driver raise instead of finding nothing.
+        if not all(value.isascii() and value.isdigit() and len(value) <= 18 for value in raw):
+            raise ValidationError("The track list was malformed; reload the page and try again.")
+        ids = [int(value) for value in raw]
+        known = set(Track.objects.filter(id__in=set(ids)).values_list("id", flat=True))
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise ValidationError(f"{len(unknown)} track(s) are no longer in the library; remove them and save again.")
+        self.track_ids = ids
+        return cleaned

@@ -1,0 +1,238 @@
+// Share page player: one <audio> element over /stream/<id>/?quality=..., with play/pause,
+// previous/next, a seek bar and a quality selector that keeps the position when switching.
+(function () {
+  "use strict";
+
+  const root = document.getElementById("player");
+  const data = document.getElementById("playlist-data");
+  if (!root || !data) return;
+
+  const playlist = JSON.parse(data.textContent);
+  const audio = document.getElementById("player-audio");
+  const toggle = document.getElementById("player-toggle");
+  const previous = document.getElementById("player-previous");
+  const next = document.getElementById("player-next");
+  const seek = document.getElementById("player-seek");
+  const elapsed = document.getElementById("player-elapsed");
+  const durationLabel = document.getElementById("player-duration");
+  const title = document.getElementById("player-title");
+  const artist = document.getElementById("player-artist");
+  const qualitySelect = document.getElementById("player-quality");
+  const sourceLine = document.getElementById("player-source");
+  const errorLine = document.getElementById("player-error");
+  const rows = Array.from(document.querySelectorAll(".share-track"));
+  const STORAGE_KEY = "mixtapes.quality";
+
+  let index = 0;
+  let seeking = false;
+  let pendingStart = null; // {time, play}: applied once the new source has its metadata
+
+  function formatTime(seconds) {
+    const total = Math.max(0, Math.floor(Number(seconds) || 0));
+    const h = Math.floor(total / 3600);
+    const m = Math.floor((total % 3600) / 60);
+    const s = String(total % 60).padStart(2, "0");
+    return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
+  }
+
+  function quality() {
+    return qualitySelect.value;
+  }
+
+  function streamUrl(track) {
+    return `${track.stream_url}?quality=${encodeURIComponent(quality())}`;
+  }
+
+  // --- Which tracks stream from the cache ------------------------------------------------
+
+  function badgeFor(track) {
+    const q = quality();
+    if (q === "original") return ["Original file", "text-bg-light border"];
+    if (!track.lossless) return ["Original (already lossy)", "text-bg-light border"];
+    if (track.cached.includes(q)) return ["From cache", "text-bg-success"];
+    return ["Not cached yet", "text-bg-warning"];
+  }
+
+  function renderBadges() {
+    rows.forEach((row, i) => {
+      const [text, classes] = badgeFor(playlist[i]);
+      const badge = row.querySelector(".cache-badge");
+      badge.textContent = text;
+      badge.className = `badge cache-badge ${classes}`;
+    });
+  }
+
+  async function describeSource(track, url) {
+    // The media element cannot read headers; a HEAD request says what the server sends.
+    try {
+      const response = await fetch(url, { method: "HEAD", credentials: "same-origin" });
+      if (url !== audio.currentSrc && !audio.currentSrc.endsWith(url)) return; // the track changed meanwhile
+      const cache = response.headers.get("X-Audio-Cache");
+      if (cache === "hit") {
+        sourceLine.textContent = `Streaming the ${quality()} MP3 from the cache.`;
+        if (!track.cached.includes(quality())) track.cached.push(quality());
+      } else if (cache === "miss") {
+        sourceLine.textContent = "Streaming the original file; an MP3 is being made for next time.";
+      } else {
+        sourceLine.textContent = "Streaming the original file.";
+      }
+      renderBadges();
+    } catch (error) {
+      sourceLine.textContent = "";
+    }
+  }
+
+  // --- Playback --------------------------------------------------------------------------
+
+  function load(newIndex, options = {}) {
+    index = (newIndex + playlist.length) % playlist.length;
+    const track = playlist[index];
+    errorLine.classList.add("d-none");
+    title.textContent = track.title;
+    artist.textContent = [track.artist, track.album].filter(Boolean).join(" — ");
+    rows.forEach((row, i) => {
+      row.classList.toggle("is-playing", i === index);
+      if (i === index) row.setAttribute("aria-current", "true");
+      else row.removeAttribute("aria-current");
+    });
+    pendingStart = { time: options.startAt || 0, play: Boolean(options.play) };
+    // After a miss the same URL answers with other bytes (the MP3, not the original): a new
+    // query string keeps the browser from reusing what it fetched before.
+    const url = options.fresh ? `${streamUrl(track)}&retry=${Date.now()}` : streamUrl(track);
+    audio.src = url;
+    audio.load();
+    seek.max = String(track.duration || 0);
+    seek.value = "0";
+    durationLabel.textContent = formatTime(track.duration);
+    elapsed.textContent = formatTime(options.startAt || 0);
+    describeSource(track, url);
+  }
+
+  function play() {
+    audio.play().catch((error) => {
+      if (error.name !== "AbortError") showError(`Playback did not start: ${error.message}`);
+    });
+  }
+
+  function showError(message) {
+    errorLine.textContent = message;
+    errorLine.classList.remove("d-none");
+  }
+
+  audio.addEventListener("loadedmetadata", () => {
+    if (Number.isFinite(audio.duration)) {
+      seek.max = String(audio.duration);
+      durationLabel.textContent = formatTime(audio.duration);
+    }
+    if (pendingStart) {
+      const start = pendingStart;
+      pendingStart = null;
+      if (start.time) audio.currentTime = Math.min(start.time, audio.duration || start.time);
+      if (start.play) play();
+    }
+  });
+  audio.addEventListener("timeupdate", () => {
+    if (seeking) return;
+    seek.value = String(audio.currentTime);
+    elapsed.textContent = formatTime(audio.currentTime);
+    seek.setAttribute("aria-valuetext", `${formatTime(audio.currentTime)} of ${formatTime(audio.duration)}`);
+  });
+  function showPlaying(playing) {
+    toggle.querySelector(".icon-play").classList.toggle("d-none", playing);
+    toggle.querySelector(".icon-pause").classList.toggle("d-none", !playing);
+    toggle.setAttribute("aria-label", playing ? "Pause" : "Play");
+  }
+  audio.addEventListener("play", () => showPlaying(true));
+  audio.addEventListener("pause", () => showPlaying(false));
+  audio.addEventListener("ended", () => {
+    if (index < playlist.length - 1) load(index + 1, { play: true });
+  });
+  audio.addEventListener("error", () => {
+    if (!audio.getAttribute("src")) return;
+    const codes = { 1: "aborted", 2: "a network error", 3: "a decoding error", 4: "an unsupported format" };
+    const reason = codes[audio.error && audio.error.code] || "unknown error";
+    if (quality() !== "original") waitForRendition(index, reason);
+    else showError(`This track could not be played (${reason}). Try an MP3 quality.`);
+  });
+
+  // On a cache miss the server sends the original file, which a browser may not decode
+  // (WavPack, APE...). The miss also queued the MP3 at play priority: wait for it, then go on
+  // from the same position.
+  let waitTimer = null;
+  let reloadedUrl = null;
+  async function waitForRendition(forIndex, reason) {
+    clearTimeout(waitTimer);
+    const track = playlist[forIndex];
+    const url = streamUrl(track);
+    if (reloadedUrl === url) {
+      showError(`This track could not be played (${reason}).`); // the MP3 itself failed: do not loop
+      return;
+    }
+    // Where the listener was: the start the failed load was going to seek to, if any.
+    const position = pendingStart ? pendingStart.time : audio.currentTime;
+    const deadline = Date.now() + 180000;
+    sourceLine.textContent = "This browser cannot play the original file; preparing an MP3 of this track…";
+    const poll = async () => {
+      if (index !== forIndex || url !== streamUrl(track)) return; // the listener moved on
+      try {
+        const response = await fetch(url, { method: "HEAD", credentials: "same-origin" });
+        if (response.headers.get("X-Audio-Cache") === "hit") {
+          reloadedUrl = url;
+          load(forIndex, { startAt: position, play: true, fresh: true });
+          return;
+        }
+      } catch (error) {
+        /* try again below */
+      }
+      if (Date.now() < deadline) waitTimer = setTimeout(poll, 1500);
+      else showError(`This track could not be played (${reason}), and no MP3 was ready in time.`);
+    };
+    waitTimer = setTimeout(poll, 1000);
+  }
+
+  toggle.addEventListener("click", () => {
+    if (!audio.getAttribute("src")) load(index, { play: true });
+    else if (audio.paused) play();
+    else audio.pause();
+  });
+  previous.addEventListener("click", () => {
+    // As on most players: "previous" restarts the track unless it has only just begun.
+    if (audio.currentTime > 3) audio.currentTime = 0;
+    else load(index - 1, { play: true });
+  });
+  next.addEventListener("click", () => load(index + 1, { play: true }));
+
+  seek.addEventListener("input", () => {
+    seeking = true;
+    elapsed.textContent = formatTime(seek.value);
+  });
+  seek.addEventListener("change", () => {
+    seeking = false;
+    if (!audio.getAttribute("src")) load(index, { startAt: Number(seek.value) });
+    else audio.currentTime = Number(seek.value);
+  });
+
+  qualitySelect.addEventListener("change", () => {
+    try {
+      localStorage.setItem(STORAGE_KEY, quality());
+    } catch (error) {
+      /* private browsing: the choice lasts for this page only */
+    }
+    renderBadges();
+    if (!audio.getAttribute("src")) return;
+    // Same track, same position, same play/pause state; only the file changes.
+    load(index, { startAt: audio.currentTime, play: !audio.paused });
+  });
+
+  rows.forEach((row, i) => row.querySelector(".play-track").addEventListener("click", () => load(i, { play: true })));
+
+  try {
+    const remembered = localStorage.getItem(STORAGE_KEY);
+    if (remembered && !qualitySelect.disabled && [...qualitySelect.options].some((o) => o.value === remembered)) {
+      qualitySelect.value = remembered;
+    }
+  } catch (error) {
+    /* no storage: keep the server's default */
+  }
+  renderBadges();
+})();
