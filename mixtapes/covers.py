@@ -46,7 +46,9 @@ def process_cover(upload) -> ContentFile:
             picture.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True, progressive=True)
     except ValidationError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:
+        raise ValidationError("The image has too many pixels; that is too large for a cover.", code="pixels") from None
+    except UnidentifiedImageError:
         raise ValidationError("This file is not an image (JPEG, PNG or WebP expected).", code="not_image") from None
     except (OSError, SyntaxError, ValueError) as exc:
         # Pillow reports truncated or corrupt data this way.

@@ -23,17 +23,12 @@ class MixtapeForm(forms.ModelForm):
         fields = ["title", "liner_notes", "is_public"]
         labels = {"is_public": "Public: anyone with the link can listen", "liner_notes": "Liner notes"}
         widgets = {"liner_notes": forms.Textarea(attrs={"rows": 4})}
+        error_messages = {"title": {"required": "Give the mixtape a title."}}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["title"].widget.attrs.update({"autocomplete": "off", "maxlength": 200})
         self.track_ids: list[int] = []
-
-    def clean_title(self):
-        title = self.cleaned_data["title"].strip()
-        if not title:
-            raise ValidationError("Give the mixtape a title.")
-        return title
 
     def clean_cover_upload(self):
         upload = self.cleaned_data.get("cover_upload")
