@@ -28,6 +28,12 @@ fi
 if $want_test; then
     command -v curl >/dev/null 2>&1 || packages+=(curl)          # live-server tests
     command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || packages+=(nginx-light)  # X-Accel-Redirect test
+    # Browser tests (Playwright drives the system Chromium). Debian ships it as "chromium";
+    # where apt has no such package (Ubuntu's is a snap), the browser test skips and says why.
+    if [[ ! -x /usr/bin/chromium ]] && command -v apt-cache >/dev/null 2>&1 \
+        && apt-cache show chromium >/dev/null 2>&1; then
+        packages+=(chromium)
+    fi
 fi
 
 if ((${#packages[@]} == 0)); then

@@ -77,7 +77,8 @@
       finish(data);
     } else if (!finished) {
       status.dataset.state = "in_progress";
-      status.textContent = `${data.current} of ${data.total} done · ${data.message}`;
+      const detail = data.step === "track" ? ` · ${data.message}` : "";
+      status.textContent = `${data.current} of ${data.total} done${detail}`;
     }
   }
 
