@@ -30,9 +30,11 @@ if $want_test; then
     command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || packages+=(nginx-light)  # X-Accel-Redirect test
     # Browser tests (Playwright drives the system Chromium). Debian ships it as "chromium";
     # where apt has no such package (Ubuntu's is a snap), the browser test skips and says why.
-    if [[ ! -x /usr/bin/chromium ]] && command -v apt-cache >/dev/null 2>&1 \
-        && apt-cache show chromium >/dev/null 2>&1; then
-        packages+=(chromium)
+    if [[ ! -x /usr/bin/chromium ]]; then
+        os_id=$(. /etc/os-release 2>/dev/null && echo "${ID:-}")
+        if [[ $os_id == debian ]] || { command -v apt-cache >/dev/null 2>&1 && apt-cache show chromium >/dev/null 2>&1; }; then
+            packages+=(chromium)
+        fi
     fi
 fi
 
