@@ -1,10 +1,14 @@
 """Read-only queries about the cache that pages use (the stream view checks files itself)."""
 
 import uuid
+from urllib.parse import urlencode
 
 from django.db.models import F
+from django.urls import reverse
 
+from . import queue
 from .models import CacheBatch, CacheBatchItem, CachedRendition, CacheTask
+from .progress import channel_for, payload
 from .transcoder import ENCODER_PROFILE
 
 
@@ -61,3 +65,24 @@ def batch_log(batch: CacheBatch, limit: int = 500) -> list[dict]:
             }
         )
     return lines
+
+
+def batch_snapshot(batch: CacheBatch) -> dict:
+    """The batch as it stands, in the events' schema (step "snapshot")."""
+    summary = queue.batch_summary(batch)
+    if batch.finished_at is not None:
+        status, message = summary.final_status, str(summary)
+    else:
+        status, message = "in_progress", f"{summary.done} of {summary.total} done ({summary})"
+    return payload(batch.pk, "snapshot", status, message, summary)
+
+
+def batch_page_state(batch: CacheBatch) -> dict:
+    """What a page needs to show a batch and then follow it without a gap: the event stream's
+    position first, then the state and the log lines so far; the stream is opened from that
+    position, so anything that happens while the page loads is replayed, not lost."""
+    from django_eventstream.eventstream import get_current_event_id
+
+    last_event_id = get_current_event_id([channel_for(batch.pk)])
+    events_url = reverse("batch-events", args=[batch.pk]) + "?" + urlencode({"lastEventId": last_event_id})
+    return {"events_url": events_url, "snapshot": batch_snapshot(batch), "log": batch_log(batch)}

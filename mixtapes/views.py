@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from audiocache import streaming
 from audiocache.qualities import BITRATES, ORIGINAL, REQUESTABLE
-from audiocache.selectors import batch_log, batch_to_follow
+from audiocache.selectors import batch_page_state, batch_to_follow
 
 from . import search, selectors, services
 from .forms import MixtapeForm
@@ -78,7 +78,7 @@ def editor(request, slug=None):
         "tracks": entries,
         "preview_quality": settings.AUDIO_CACHE_DEFAULT_QUALITY,
         "batch": batch,
-        "batch_log": batch_log(batch) if batch else [],
+        "batch_state": batch_page_state(batch) if batch else None,
     }
     return render(request, "mixtapes/editor.html", context, status=status)
 

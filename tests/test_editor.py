@@ -153,8 +153,8 @@ def test_save_queues_a_precache_batch_and_the_editor_follows_it(client, alice, f
     assert CacheTask.objects.filter(status="pending").count() == 4
 
     page = client.get(response["Location"]).content.decode()
-    assert f'data-events-url="/events/batches/{batch.pk}/"' in page
-    assert 'id="cache-progress-initial-log"' in page
+    assert f"/events/batches/{batch.pk}/?lastEventId=" in page
+    assert 'id="cache-progress-state"' in page and "lastEventId=batch-" in page
     # A reload without the parameter still finds the running batch.
     assert f"/events/batches/{batch.pk}/" in client.get(f"/editor/{batch.mixtape.slug}/").content.decode()
 

@@ -1,8 +1,8 @@
 // The caching progress modal: follows a batch's Server-Sent Events (/events/batches/<id>/).
-// The page renders the batch it should follow (the one just saved, or one still running when
-// the page is reloaded) and the log lines reached so far; the stream sends a snapshot of the
-// counts first, then live events. EventSource reconnects by itself after a network drop,
-// sending Last-Event-ID, and the server replays what was missed.
+// The page carries the batch it should follow (the one just saved, or one still running when
+// the page is reloaded): its state and log lines so far, and the event id they were read at.
+// The stream is opened from that id, so the server replays whatever happened while the page
+// loaded; EventSource reconnects by itself after a network drop, sending Last-Event-ID.
 (function () {
   "use strict";
 
@@ -82,8 +82,8 @@
     }
   }
 
-  function connect() {
-    source = new EventSource(element.dataset.eventsUrl);
+  function connect(url) {
+    source = new EventSource(url);
     source.addEventListener("progress", onProgress);
     source.addEventListener("error", () => {
       // EventSource retries on its own; CLOSED means the server refused (e.g. logged out).
@@ -94,12 +94,12 @@
     });
   }
 
-  const initial = document.getElementById("cache-progress-initial-log");
-  if (initial) JSON.parse(initial.textContent).forEach(addLogLine);
-
+  const state = JSON.parse(document.getElementById("cache-progress-state").textContent);
+  state.log.forEach(addLogLine);
   element.addEventListener("hidden.bs.modal", () => {
     if (finished && source) source.close();
   });
   modal.show();
-  connect();
+  onProgress({ data: JSON.stringify(state.snapshot) });
+  if (!finished) connect(state.events_url);
 })();

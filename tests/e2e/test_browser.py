@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.db import connections
 
 from mixtapes.demo import make_demo_library
 from mixtapes.library import scan_library
@@ -104,7 +105,23 @@ def test_build_save_follow_and_play_a_mixtape(
             open_page.screenshot(path=artifacts / f"failure-{n}.png", full_page=True)
             (artifacts / f"failure-{n}.html").write_text(open_page.content())
         raise
+    finally:
+        # Queries made while Playwright's loop runs get their own connection (asgiref keys
+        # connections by context); close it, or PostgreSQL cannot drop the test database.
+        connections.close_all()
     assert problems == []
+
+
+def assert_accessible_names(page):
+    """Every visible control has a name a screen reader can read (label, aria-label or text)."""
+    unnamed = page.evaluate(
+        """() => Array.from(document.querySelectorAll('input, select, textarea, button, a[href]'))
+            .filter(el => el.type !== 'hidden' && el.offsetParent !== null)
+            .filter(el => !((el.labels && el.labels.length) || el.getAttribute('aria-label')
+                || el.getAttribute('aria-labelledby') || el.textContent.trim() || el.title))
+            .map(el => el.outerHTML.slice(0, 120))"""
+    )
+    assert unnamed == [], unnamed
 
 
 def drop_at_end(page, item):
@@ -149,6 +166,11 @@ def _walk_through(page, browser, base, artifacts, problems):
     page.keyboard.press("Delete")  # keyboard removal
     assert tracks.all_text_contents() == ["Après minuit", "Morning Chord"]
     assert page.locator("#tracklist-summary").text_content() == "2 tracks · 1:10"
+    page.get_by_role("button", name="Preview Morning Chord").click()  # preview plays in the page
+    page.wait_for_function("document.getElementById('preview-player').currentTime > 0.2")
+    assert page.evaluate("document.getElementById('preview-player').error") is None
+    page.get_by_role("button", name="Stop the preview").click()
+    assert_accessible_names(page)
     page.screenshot(path=artifacts / "02-editor.png", full_page=True)
 
     # Save: the modal opens and follows the batch; reload in the middle, it follows again.
@@ -169,6 +191,7 @@ def _walk_through(page, browser, base, artifacts, problems):
     page.screenshot(path=artifacts / "04-progress-completed.png")
     page.locator("#cache-progress").wait_for(state="hidden", timeout=10_000)  # closes by itself
     assert "batch=" not in page.url  # a later reload does not reopen it
+    assert not page.locator("#unsaved-indicator").is_visible()
     mixtape = Mixtape.objects.get(slug="night-drive")
     assert [e.track.title for e in mixtape.entries.order_by("position")] == ["Après minuit", "Morning Chord"]
     assert mixtape.is_public
@@ -184,6 +207,7 @@ def _walk_through(page, browser, base, artifacts, problems):
     listen.on("pageerror", lambda error: problems.append(f"page error: {error}"))
     listen.set_default_timeout(20_000)
     listen.goto(base + "/share/night-drive/")
+    assert_accessible_names(listen)
     assert listen.locator(".cache-badge").all_text_contents() == ["From cache", "From cache"]
     listen.get_by_label("Quality").select_option("medium")
     listen.get_by_role("button", name="Play Après minuit").click()
