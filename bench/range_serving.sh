@@ -2,18 +2,22 @@
 # Range serving: the app (uvicorn) against nginx serving the same file, in one run.
 #
 #   bench/range_serving.sh [SECONDS_PER_RUN=10] [CONNECTIONS=16]
+#   WORKERS=2 bench/range_serving.sh ...   (default 1)
 #
 # Makes a 4-minute pink-noise FLAC (about 40 MB) and its 256k rendition, then runs wrk for
 # whole files and 64 KiB ranges against: (1) uvicorn serving the rendition through
 # /stream/<id>/, (2) nginx serving the same MP3 as a static file, (3) nginx in front of the
 # app with AUDIO_CACHE_SENDFILE=nginx (deploy/nginx.conf). Prints requests/s, MB/s and the
 # ratios, then the app's peak RSS growth while 200 clients stream the 40 MB original at once.
+# Like is compared with like: nginx runs WORKERS worker processes and each uvicorn WORKERS
+# processes (default one each). wrk (2 threads) shares the machine's cores with both.
 # Needs wrk, nginx and curl (apt-get install wrk nginx-light curl). Everything is on loopback
 # and removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${1:-10}
 CONNECTIONS=${2:-16}
+WORKERS=${WORKERS:-1}
 PY=${PY:-.venv/bin/python}
 for tool in wrk nginx curl ffmpeg; do
     command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] || { echo "missing: $tool" >&2; exit 1; }
@@ -50,10 +54,10 @@ echo "rendition: $(stat -c %s "$RENDITION") bytes; original: $(stat -c %s "$MUSI
 
 port() { $PY -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"; }
 APP_PORT=$(port); ACCEL_APP_PORT=$(port); STATIC_PORT=$(port); FRONT_PORT=$(port)
-$PY -m uvicorn config.asgi:application --host 127.0.0.1 --port "$APP_PORT" --log-level warning &
+$PY -m uvicorn config.asgi:application --host 127.0.0.1 --port "$APP_PORT" --log-level warning --workers "$WORKERS" &
 APP_PID=$!; PIDS+=("$APP_PID")
 AUDIO_CACHE_SENDFILE=nginx $PY -m uvicorn config.asgi:application --host 127.0.0.1 --port "$ACCEL_APP_PORT" \
-    --log-level warning &
+    --log-level warning --workers "$WORKERS" &
 PIDS+=("$!")
 
 mkdir -p "$WORK/nginx"
@@ -66,7 +70,7 @@ daemon off;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log warn;
 $USER_LINE
-worker_processes 2;
+worker_processes $WORKERS;
 events { worker_connections 1024; }
 http {
     include /etc/nginx/mime.types;
@@ -103,7 +107,8 @@ run() {  # name url [range]
     printf "%-28s %10s req/s %10s MB/s\n" "$name" "${RPS[$name]}" "${MBS[$name]}"
 }
 echo
-echo "wrk: 2 threads, $CONNECTIONS connections, ${SECONDS_PER_RUN}s per run"
+echo "wrk: 2 threads, $CONNECTIONS connections, ${SECONDS_PER_RUN}s per run;" \
+    "nginx worker_processes $WORKERS, uvicorn --workers $WORKERS"
 run "nginx static, whole" "http://127.0.0.1:$STATIC_PORT/file.mp3"
 run "app (uvicorn), whole" "http://127.0.0.1:$APP_PORT$STREAM"
 run "app + nginx accel, whole" "http://127.0.0.1:$FRONT_PORT$STREAM"
@@ -117,7 +122,13 @@ echo "whole-file MB/s, app+accel / nginx:   $(ratio "${MBS[app + nginx accel, wh
 echo "64 KiB req/s, app / nginx:            $(ratio "${RPS[app (uvicorn), 64 KiB range]}" "${RPS[nginx static, 64 KiB range]}")"
 echo "64 KiB req/s, app+accel / nginx:      $(ratio "${RPS[app + nginx accel, 64 KiB]}" "${RPS[nginx static, 64 KiB range]}")"
 
-rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$APP_PID/status"; }
+rss_kb() {  # the app's processes: uvicorn itself and, with --workers > 1, its worker processes
+    local pid total=0
+    for pid in "$APP_PID" $(pgrep -P "$APP_PID" || true); do
+        total=$((total + $(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
 BASE=$(rss_kb); PEAK=$BASE
 CLIENTS=()
 for _ in $(seq 200); do
