@@ -7,22 +7,43 @@ what those middlewares do for this one view (session, user, security headers) an
 view in a single hop. The view is the same function the URLconf uses, so access rules and
 responses cannot differ; the full stack still serves it wherever this handler is not used
 (WSGI, the test client).
+
+The one hop also sends ``request_started`` (Django's handler would hop for it separately) and
+keeps the thread's database connection for the next stream request instead of opening a new
+one each time (see ``reuse_connections``). ``request_finished`` goes out when the response is
+closed, on the event loop: its receivers only close what this context opened (the body's file,
+caches); database connections are thread-bound and looked after in the hop.
 """
 
+import asyncio
+import contextlib
 import re
+import time
+import weakref
 from importlib import import_module
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import auth
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
+from django.db import connections
 from django.http import Http404
 from django.middleware.security import SecurityMiddleware
+from django.urls import set_script_prefix, set_urlconf
 from django.utils.functional import SimpleLazyObject
+from django.utils.log import log_response
 
 from .views import stream
 
 STREAM_PATH = re.compile(r"/stream/(\d+)/")
+
+# How long the stream thread keeps a database connection that the settings would close after
+# every request (CONN_MAX_AGE=0, SQLite's default here). Connections with a CONN_MAX_AGE of
+# their own keep it.
+STREAM_CONN_MAX_AGE = 60.0
 
 
 def _security_headers(request, response):
@@ -42,10 +63,93 @@ def stream_request(request):
     return _security_headers(request, response)
 
 
-async def _chain(request):
-    return await sync_to_async(stream_request, thread_sensitive=True)(request)
+_respond_or_error = convert_exception_to_response(stream_request)
+
+# The raw connection each wrapper had when the stream thread last saw it: a different one
+# was opened since, and gets its STREAM_CONN_MAX_AGE from now.
+_seen: "weakref.WeakKeyDictionary[object, object]" = weakref.WeakKeyDictionary()
 
 
-def install(handler) -> None:
-    """Make ``handler`` (an ASGIHandler) answer every request with the stream view, in one hop."""
-    handler._middleware_chain = convert_exception_to_response(_chain)
+def reuse_connections() -> None:
+    """After a stream request: keep this thread's database connections for the next one.
+
+    Django's own checks decide what may be kept (``close_if_unusable_or_obsolete``): a
+    connection left in a transaction or with autocommit changed is closed, one that saw an
+    error is kept only if it still works, and none is kept past its age. A connection the
+    settings would close at once (CONN_MAX_AGE=0) gets STREAM_CONN_MAX_AGE seconds instead.
+    """
+    now = time.monotonic()
+    for conn in connections.all(initialized_only=True):
+        raw = conn.connection
+        if raw is None:
+            continue
+        if conn.settings_dict["CONN_MAX_AGE"] == 0 and _seen.get(conn) is not raw:
+            _seen[conn] = raw
+            conn.close_at = now + STREAM_CONN_MAX_AGE
+        conn.close_if_unusable_or_obsolete()
+
+
+def respond(handler_class, request):
+    """The synchronous part of a stream request, all in one thread hop."""
+    # Django's handler sends this through a hop of its own; here it is the same thread.
+    signals.request_started.send(sender=handler_class, scope=request.scope)
+    set_urlconf(settings.ROOT_URLCONF)
+    try:
+        response = _respond_or_error(request)
+    finally:
+        reuse_connections()
+    response._handler_class = handler_class
+    response._resource_closers.append(request.close)
+    if response.status_code >= 400:
+        log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
+    return response
+
+
+async def handle(handler, scope, receive, send) -> None:
+    """``ASGIHandler.handle`` for ``/stream/``, with one thread hop per request.
+
+    As Django's: the body is sent while a second task listens for the client going away;
+    when it does, sending stops (the body's read is cancelled and its file closed).
+    """
+    try:
+        body_file = await handler.read_body(receive)
+    except RequestAborted:
+        return
+    set_script_prefix(get_script_prefix(scope))
+    request, error_response = handler.create_request(scope, body_file)
+    if request is None:
+        body_file.close()
+        await handler.send_response(error_response, send)
+        error_response.close()
+        return
+
+    async def process_request():
+        response = await sync_to_async(respond, thread_sensitive=True)(handler.__class__, request)
+        with contextlib.suppress(asyncio.CancelledError):  # the client left while the body was going out
+            await handler.send_response(response, send)
+        return response
+
+    tasks = [asyncio.create_task(handler.listen_for_disconnect(receive)), asyncio.create_task(process_request())]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in tasks:
+        if task.done():
+            try:
+                task.result()
+            except RequestAborted:
+                pass
+            except AssertionError:
+                body_file.close()
+                raise
+        else:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    try:
+        response = tasks[1].result()
+    except asyncio.CancelledError:
+        signals.request_finished.send(sender=handler.__class__)
+    else:
+        # Closes the body's file and sends request_finished. Nothing here blocks: the file is
+        # a descriptor to close, and the receivers find no database connection on this thread.
+        response.close()
+    body_file.close()

@@ -33,17 +33,16 @@ from audiocache import lean  # noqa: E402
 
 
 # /stream/ gets the same view through a short path: one thread hop per request instead of two
-# per middleware (see audiocache/lean.py).
+# per middleware and one per signal (see audiocache/lean.py).
 class StreamASGIHandler(MixtapesASGIHandler):
     async def __call__(self, scope, receive, send):
         # Django opens a ThreadSensitiveContext per request, which starts a new thread for
         # every request (~2 ms here). The stream view's one synchronous step runs in asgiref's
-        # shared thread instead; the body is read by the default executor either way.
-        await self.handle(scope, receive, send)
+        # shared thread instead, which also keeps its database connection between requests.
+        await lean.handle(self, scope, receive, send)
 
 
 stream_application = StreamASGIHandler()
-lean.install(stream_application)
 
 
 async def route(scope, receive, send):
