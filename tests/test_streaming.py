@@ -1,6 +1,10 @@
 """/stream/<id>/: range requests, validators, cache states and access rules, on real files."""
 
+import asyncio
+import errno
+import os
 import re
+import time
 import warnings
 from email.utils import formatdate
 
@@ -10,7 +14,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from audiocache import stats
+from audiocache import stats, streaming
 from audiocache.cache import AudioCache
 from audiocache.models import CachedRendition, CacheTask
 from audiocache.streaming import ByteRange, Unsatisfiable, needs_whole_file, parse_range
@@ -460,3 +464,191 @@ def test_no_range_header_gives_a_500_and_206_bodies_are_exact(user_client, hit, 
 def test_track_missing_since_is_not_set_for_a_good_track(user_client, library):
     user_client.get(url(library["lossless.flac"], "original"))
     assert not Track.objects.filter(missing_since__lte=timezone.now()).exists()
+
+
+# --- one query per request; renditions still decided by their files -----------------------------
+
+
+def test_a_stream_request_costs_one_query(client, library, django_assert_num_queries):
+    track = library["lossless.flac"]
+    AudioCache().transcode_file(track, "medium")
+    MixtapeTrackFactory(track=track, mixtape=MixtapeFactory(is_public=True))
+    stats.reset()
+    assert client.get(url(track, "medium"))["X-Audio-Cache"] == "hit"  # writes the first hit
+    with django_assert_num_queries(1):
+        assert client.get(url(track, "medium"))["X-Audio-Cache"] == "hit"
+    with django_assert_num_queries(1):
+        assert client.get(url(track, "original"))["X-Audio-Cache"] == "bypass"
+    with django_assert_num_queries(1):
+        assert client.get(url(library["lossy.mp3"], "medium")).status_code == 404  # not public
+    stats.reset()
+
+
+def test_huge_track_ids_are_unknown(user_client, library):
+    for number in (2**63 - 1, 2**63, 2**64, 10**40):
+        assert user_client.get(f"/stream/{number}/").status_code == 404
+
+
+def test_a_deleted_rendition_is_not_served(user_client, library):
+    track = library["lossless.flac"]
+    path = AudioCache().transcode_file(track, "medium")
+    path.unlink()  # the file went (eviction) and the row is still there
+    response = user_client.get(url(track, "medium"))
+    assert response["X-Audio-Cache"] == "miss" and response["Content-Type"] == "audio/flac"
+    AudioCache().transcode_file(track, "medium")
+    assert user_client.get(url(track, "medium"))["X-Audio-Cache"] == "hit"
+    CachedRendition.objects.all().delete()  # the row went and the file is still there
+    assert user_client.get(url(track, "medium"))["X-Audio-Cache"] == "miss"
+
+
+# --- bodies: page-cache reads on the event loop, the disk in a thread -----------------------------
+
+
+@pytest.fixture
+def data_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(streaming, "CHUNK_SIZE", 64 * 1024)
+    data = os.urandom(300 * 1024 + 7)
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    yield fd, data
+    os.close(fd)
+
+
+@pytest.fixture
+def thread_reads(monkeypatch):
+    """Counts the reads done by the default executor (os.pread) rather than inline."""
+    calls = []
+    real_pread = os.pread
+
+    def pread(fd, size, position):
+        calls.append(position)
+        return real_pread(fd, size, position)
+
+    monkeypatch.setattr(streaming.os, "pread", pread)
+    return calls
+
+
+def collect(fd, start, length) -> list[bytes]:
+    async def run():
+        return [chunk async for chunk in streaming.read_chunks(fd, start, length)]
+
+    return asyncio.run(run())
+
+
+def fake_preadv(monkeypatch, outcome):
+    """Replace os.preadv: ``outcome(call_number, size)`` returns a byte count to read or raises."""
+    calls = []
+    real_preadv = os.preadv
+
+    def preadv(fd, buffers, position, flags=0):
+        calls.append(position)
+        assert flags == streaming._NOWAIT
+        count = outcome(len(calls), len(buffers[0]))
+        return real_preadv(fd, [memoryview(buffers[0])[:count]], position)
+
+    monkeypatch.setattr(streaming.os, "preadv", preadv)
+    return calls
+
+
+@pytest.mark.skipif(not getattr(os, "RWF_NOWAIT", 0), reason="no RWF_NOWAIT on this platform")
+@pytest.mark.parametrize(("start", "length"), [(0, 300 * 1024 + 7), (1, 100), (65535, 65537), (300 * 1024, 7)])
+def test_bodies_are_exact(data_file, start, length):
+    fd, data = data_file
+    assert b"".join(collect(fd, start, length)) == data[start : start + length]
+    assert max(len(c) for c in collect(fd, 0, len(data))) == 64 * 1024  # one chunk in flight, bounded
+
+
+def test_cached_chunks_are_read_inline(data_file, thread_reads, monkeypatch):
+    fd, data = data_file
+    calls = fake_preadv(monkeypatch, lambda n, size: size)
+    chunks = collect(fd, 0, len(data))
+    assert b"".join(chunks) == data and [len(c) for c in chunks] == [65536] * 4 + [len(data) - 4 * 65536]
+    assert len(calls) == 5 and thread_reads == []
+
+
+def test_chunks_that_would_wait_for_the_disk_are_read_in_a_thread(data_file, thread_reads, monkeypatch):
+    fd, data = data_file
+
+    def every_other_call_would_block(n, size):
+        if n % 2:
+            raise BlockingIOError(errno.EAGAIN, "would block")
+        return size
+
+    calls = fake_preadv(monkeypatch, every_other_call_would_block)
+    assert b"".join(collect(fd, 0, len(data))) == data
+    assert len(calls) == 5  # tried inline each time: a miss for one chunk says nothing of the next
+    assert thread_reads == [0, 2 * 65536, 4 * 65536]
+
+
+def test_a_partly_cached_chunk_is_sent_as_far_as_it_is_cached(data_file, thread_reads, monkeypatch):
+    fd, data = data_file
+    fake_preadv(monkeypatch, lambda n, size: min(size, 1000))
+    chunks = collect(fd, 5, 5000)
+    assert b"".join(chunks) == data[5:5005] and [len(c) for c in chunks] == [1000] * 5
+    assert thread_reads == []
+
+
+@pytest.mark.parametrize("code", [errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS])
+def test_file_systems_without_nowait_reads_use_the_thread(data_file, thread_reads, monkeypatch, code):
+    fd, data = data_file
+
+    def unsupported(n, size):
+        raise OSError(code, os.strerror(code))
+
+    calls = fake_preadv(monkeypatch, unsupported)
+    assert b"".join(collect(fd, 0, len(data))) == data
+    assert len(calls) == 1  # asked once per stream
+    assert len(thread_reads) == 5
+
+
+def test_without_rwf_nowait_every_read_is_in_a_thread(data_file, thread_reads, monkeypatch):
+    fd, data = data_file
+    monkeypatch.setattr(streaming, "_NOWAIT", 0)
+    calls = fake_preadv(monkeypatch, lambda n, size: size)
+    assert b"".join(collect(fd, 0, len(data))) == data
+    assert calls == [] and len(thread_reads) == 5
+
+
+def test_read_errors_are_not_swallowed(data_file, thread_reads, monkeypatch):
+    fd, _ = data_file
+
+    def broken_disk(n, size):
+        raise OSError(errno.EIO, "I/O error")
+
+    fake_preadv(monkeypatch, broken_disk)
+    with pytest.raises(OSError, match="I/O error"):
+        collect(fd, 0, 100)
+
+
+# --- the short ASGI path keeps its database connection, never a dirty one --------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_stream_thread_keeps_a_clean_connection_and_drops_others(monkeypatch):
+    from django.core import signals
+    from django.db import connection
+
+    from audiocache import lean
+
+    def next_request():
+        signals.request_started.send(sender=None, scope={})  # what the next stream request does first
+
+    connection.ensure_connection()
+    raw = connection.connection
+    lean.reuse_connections()
+    next_request()
+    assert connection.connection is raw  # kept, though SQLite's CONN_MAX_AGE is 0 here
+
+    connection.set_autocommit(False)  # a request that left a transaction open
+    lean.reuse_connections()
+    assert connection.connection is None
+
+    connection.ensure_connection()
+    raw = connection.connection
+    lean.reuse_connections()
+    assert connection.connection is raw
+    later = time.monotonic() + lean.STREAM_CONN_MAX_AGE + 1
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    next_request()
+    assert connection.connection is None  # not kept past its age

@@ -226,3 +226,27 @@ def test_the_short_stream_path_applies_the_same_rules(uvicorn_server, make_audio
     assert "vary: cookie" in head and "cache-control: private" in head
     ranged = curl("-b", cookie, "-r", "0-9", address).stdout
     assert ranged == track.absolute_path().read_bytes()[:10]
+
+
+def test_the_short_stream_path_reuses_one_database_connection(uvicorn_server, shared_track, settings):
+    """Stream requests share one connection in uvicorn (not one per request, none left behind)."""
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("counts the server's open SQLite database files")
+    track, rendition = shared_track
+    database = os.path.realpath(connection.settings_dict["NAME"])
+    base = uvicorn_server()
+    pid = uvicorn_server.pids[base]
+    address = f"{base}/stream/{track.pk}/?quality=medium"
+
+    def open_database_files() -> int:
+        return sum(1 for fd in Path(f"/proc/{pid}/fd").iterdir() if os.path.realpath(fd) == database)
+
+    data = rendition.read_bytes()
+    clients = [subprocess.Popen(["curl", "-s", "-r", "0-999", "-o", os.devnull, address]) for _ in range(10)]
+    for client in clients:
+        assert client.wait(timeout=60) == 0
+    for n in range(10):
+        assert curl("-r", f"{n}-{n + 99}", address).stdout == data[n : n + 100]
+    assert open_database_files() == 1
