@@ -54,12 +54,17 @@ def _fts_phrase(term: str) -> str:
 def matching_tracks(query: str):
     """Tracks (present on disk) whose search text holds every word of ``query``."""
     tracks = Track.objects.filter(missing_since__isnull=True)
-    for term in query_terms(query):
-        if len(term) >= TRIGRAM and connection.vendor == "sqlite":
-            # The term is a bound parameter; only our constant table name is in the SQL text.
-            tracks = tracks.filter(id__in=RawSQL(SQLITE_MATCH, [_fts_phrase(term)]))  # noqa: S611
-        else:
-            tracks = tracks.filter(search_text__contains=term)
+    terms = query_terms(query)
+    if connection.vendor == "sqlite":
+        indexed = [term for term in terms if len(term) >= TRIGRAM]
+        if indexed:
+            # One MATCH for all words (FTS5 intersects them itself); the words are a bound
+            # parameter, only our constant table name is in the SQL text.
+            expression = " AND ".join(_fts_phrase(term) for term in indexed)
+            tracks = tracks.filter(id__in=RawSQL(SQLITE_MATCH, [expression]))  # noqa: S611
+        terms = [term for term in terms if len(term) < TRIGRAM]
+    for term in terms:
+        tracks = tracks.filter(search_text__contains=term)
     return tracks
 
 
