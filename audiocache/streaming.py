@@ -12,10 +12,12 @@ import asyncio
 import errno
 import hashlib
 import itertools
+import mmap
 import os
 import re
 import secrets
 import stat
+import threading
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -217,7 +219,7 @@ def read_cached(fd: int, size: int, position: int):
     kernel or file system cannot say (the caller then reads in a thread)."""
     if not _NOWAIT:
         return _UNSUPPORTED
-    buffer = bytearray(size)
+    buffer = _scratch(size)
     try:
         count = os.preadv(fd, [buffer], position, _NOWAIT)
     except BlockingIOError:
@@ -226,9 +228,20 @@ def read_cached(fd: int, size: int, position: int):
         if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
             return _UNSUPPORTED
         raise
-    if count < size:
-        del buffer[count:]
-    return bytes(buffer)
+    return buffer[:count].tobytes()
+
+
+_scratch_buffers = threading.local()
+
+
+def _scratch(size: int) -> memoryview:
+    """A reusable buffer of ``size`` bytes for this thread (the event loop's): read_cached copies
+    out of it before it returns. Page-aligned and allocated once, it spares every chunk a fresh
+    zeroed allocation (a third of the read's cost here)."""
+    view = getattr(_scratch_buffers, "view", None)
+    if view is None or len(view) < size:
+        view = _scratch_buffers.view = memoryview(mmap.mmap(-1, max(size, CHUNK_SIZE)))
+    return view[:size]
 
 
 async def read_chunks(fd: int, start: int, length: int) -> AsyncIterator[bytes]:
