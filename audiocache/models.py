@@ -168,3 +168,21 @@ class CacheBatchItem(models.Model):
 
     def __str__(self):
         return f"{self.batch}: {self.track} @ {self.quality}"
+
+
+class StreamDay(models.Model):
+    """Stream requests per day by how they were answered, for the cache dashboard.
+
+    Counted in memory by each process and added here about once a minute (audiocache/stats.py).
+    """
+
+    day = models.DateField(unique=True)
+    hits = models.PositiveBigIntegerField(default=0, help_text="Served a fresh rendition.")
+    misses = models.PositiveBigIntegerField(default=0, help_text="No fresh rendition: original served, task queued.")
+    bypasses = models.PositiveBigIntegerField(default=0, help_text="Original asked for, lossy, or cache disabled.")
+
+    class Meta:
+        ordering = ["-day"]
+
+    def __str__(self):
+        return f"{self.day}: {self.hits} hits, {self.misses} misses, {self.bypasses} bypasses"

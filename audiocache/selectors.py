@@ -3,7 +3,7 @@
 import uuid
 from urllib.parse import urlencode
 
-from django.db.models import F
+from django.db.models import F, Q
 from django.urls import reverse
 
 from . import queue
@@ -12,14 +12,19 @@ from .progress import channel_for, payload
 from .transcoder import ENCODER_PROFILE
 
 
-def fresh_renditions(quality: str | None = None):
-    """Renditions whose row says they match their track as last scanned and today's encoder
-    settings. The file on disk is not looked at: good for listing, not for serving."""
-    renditions = CachedRendition.objects.filter(
+def fresh_q() -> Q:
+    """Rendition rows that match their track as last scanned and today's encoder settings."""
+    return Q(
         encoder_profile=ENCODER_PROFILE,
         source_size=F("track__file_size"),
         source_mtime_ns=F("track__file_mtime_ns"),
     )
+
+
+def fresh_renditions(quality: str | None = None):
+    """Renditions whose row says they are fresh (``fresh_q``). The file on disk is not looked
+    at: good for listing, not for serving."""
+    renditions = CachedRendition.objects.filter(fresh_q())
     return renditions if quality is None else renditions.filter(quality=quality)
 
 

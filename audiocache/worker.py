@@ -18,8 +18,9 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections, connection
+from django.db.models import Q
 
-from . import queue
+from . import maintenance, queue
 from .cache import AudioCache, SourceChanged, SourceUnavailable, source_state
 from .models import CacheTask
 from .progress import ProgressCallback
@@ -262,4 +263,15 @@ class WorkerPool:
             return queue.fail(task, worker_id, str(exc)), (str(exc).splitlines() or [""])[-1]
         if not queue.finish(task, worker_id, Status.DONE):
             return "lost", "task was taken over; rendition kept"
-        return Status.DONE, f"bytes={path.stat().st_size}"
+        size = path.stat().st_size
+        self._enforce_limits(task)
+        return Status.DONE, f"bytes={size}"
+
+    def _enforce_limits(self, task: CacheTask) -> None:
+        """Size cap and age limit after each new rendition (never evicting the one just made)."""
+        if not (settings.AUDIO_CACHE_MAX_SIZE or settings.AUDIO_CACHE_MAX_AGE_DAYS):
+            return
+        try:
+            maintenance.enforce_limits(keep=Q(track_id=task.track_id, quality=task.quality))
+        except Exception:  # eviction trouble must not fail a transcode that worked
+            logger.exception("could not apply the cache limits")

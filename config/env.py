@@ -96,9 +96,17 @@ def byte_size(name: str, default: int) -> int:
     value = raw(name)
     if value is None:
         return default
-    match = _SIZE_RE.match(value)
+    try:
+        return parse_byte_size(value)
+    except ValueError:
+        raise _invalid(name, value, "a size such as 0, 500M, 20G or 1.5T") from None
+
+
+def parse_byte_size(text: str) -> int:
+    """``"20G"`` -> 21474836480; ValueError for anything that is not a size."""
+    match = _SIZE_RE.match(text)
     if not match:
-        raise _invalid(name, value, "a size such as 0, 500M, 20G or 1.5T")
+        raise ValueError(f"not a size: {text!r}")
     number, unit = match.groups()
     return int(float(number) * _SIZE_UNITS[unit.upper()])
 

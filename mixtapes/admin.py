@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from audiocache.admin import RenditionInline, precache_action, renditions_table
+
 from .models import Mixtape, MixtapeTrack, Track
 
 
@@ -8,12 +10,19 @@ class TrackAdmin(admin.ModelAdmin):
     list_display = ["display_title", "artist", "album", "codec", "is_lossless", "duration", "missing_since"]
     list_filter = ["is_lossless", "codec", "has_cover", ("missing_since", admin.EmptyFieldListFilter)]
     search_fields = ["title", "artist", "album", "path"]
-    readonly_fields = [f.name for f in Track._meta.fields]
+    readonly_fields = [f.name for f in Track._meta.fields if f.name != "search_text"]
+    exclude = ["search_text"]
     list_per_page = 100
     show_full_result_count = False  # COUNT(*) over a 100k-row library on every page is wasted work
+    inlines = [RenditionInline]
+    actions = ["precache_selected"]
 
     def has_add_permission(self, request):
         return False  # tracks come from scanlibrary, not from hand entry
+
+    @admin.action(description="Precache selected tracks…")
+    def precache_selected(self, request, queryset):
+        return precache_action(self, request, queryset, tracks_of=lambda qs: qs, what="tracks")
 
 
 class MixtapeTrackInline(admin.TabularInline):
@@ -30,3 +39,21 @@ class MixtapeAdmin(admin.ModelAdmin):
     search_fields = ["title", "slug", "owner__username"]
     prepopulated_fields = {"slug": ["title"]}
     inlines = [MixtapeTrackInline]
+    readonly_fields = ["renditions"]
+    actions = ["precache_selected"]
+
+    @admin.display(description="cached renditions of its tracks")
+    def renditions(self, mixtape):
+        if mixtape.pk is None:
+            return "—"
+        return renditions_table(mixtape.entries.values("track_id"))
+
+    @admin.action(description="Precache selected mixtapes…")
+    def precache_selected(self, request, queryset):
+        return precache_action(
+            self,
+            request,
+            queryset,
+            tracks_of=lambda qs: Track.objects.filter(mixtape_entries__mixtape__in=qs).distinct(),
+            what="mixtapes",
+        )

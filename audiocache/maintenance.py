@@ -1,0 +1,204 @@
+"""Keeping the cache in bounds: purge, expiry, the size cap (LRU eviction), reconciliation.
+
+One implementation for the admin, ``manage.py cacheclean`` and the workers. Every operation
+returns a ``Report`` of what it did (or, with ``dry_run``, would do). Only files inside
+``AUDIO_CACHE_DIR`` are ever deleted; a rendition's row goes first, then its file, so a
+rendition is never served without its file, and a listener who has the file open keeps
+reading it (POSIX). Half-written files are temporary names no row points at; reconciliation
+leaves them to the worker that writes them unless they are old enough to be abandoned.
+"""
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import Q, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from .cache import rendition_path
+from .models import CachedRendition
+from .transcoder import TEMP_PREFIX
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 500
+# A file in the cache folder that no row names is left alone this long: a worker renames its
+# finished file into place a moment before it records the row.
+ORPHAN_GRACE_SECONDS = 600
+
+
+@dataclass
+class Report:
+    renditions: int = 0  # rows removed (with their files)
+    files: int = 0  # files removed
+    bytes: int = 0  # bytes freed
+    orphan_files: int = 0  # files without a row
+    orphan_rows: int = 0  # rows without a file
+    dry_run: bool = False
+    details: list[str] = field(default_factory=list)
+
+    def add(self, other: "Report") -> "Report":
+        self.renditions += other.renditions
+        self.files += other.files
+        self.bytes += other.bytes
+        self.orphan_files += other.orphan_files
+        self.orphan_rows += other.orphan_rows
+        self.details += other.details
+        return self
+
+    def __str__(self) -> str:
+        verb = "would delete" if self.dry_run else "deleted"
+        text = f"{verb} {self.renditions} renditions, {self.files} files, {_size(self.bytes)}"
+        if self.orphan_files or self.orphan_rows:
+            text += f" ({self.orphan_files} files without a row, {self.orphan_rows} rows without a file)"
+        return text
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return ""
+
+
+def _cache_dir(cache_dir: Path | None) -> Path:
+    return Path(cache_dir or settings.AUDIO_CACHE_DIR)
+
+
+def last_used():
+    """When a rendition was last played, or made if it never was: what LRU goes by."""
+    return Coalesce("last_accessed_at", "created_at")
+
+
+def purge(renditions, *, dry_run: bool = False, cache_dir: Path | None = None) -> Report:
+    """Delete these renditions, rows and files. ``renditions`` is a queryset or a list."""
+    cache_dir = _cache_dir(cache_dir)
+    report = Report(dry_run=dry_run)
+    if hasattr(renditions, "only"):
+        renditions = renditions.only("id", "file_name", "size").order_by().iterator(chunk_size=CHUNK)
+    batch: list[CachedRendition] = []
+    for rendition in renditions:
+        batch.append(rendition)
+        if len(batch) == CHUNK:
+            _purge_batch(batch, report, cache_dir)
+            batch = []
+    if batch:
+        _purge_batch(batch, report, cache_dir)
+    return report
+
+
+def _purge_batch(batch: list[CachedRendition], report: Report, cache_dir: Path) -> None:
+    paths = {r.pk: rendition_path(r, cache_dir) for r in batch}
+    if report.dry_run:
+        report.renditions += len(batch)
+        report.files += sum(1 for p in paths.values() if p is not None and p.exists())
+        report.bytes += sum(r.size for r in batch)
+        return
+    # Rows first: whatever deleted them (we or a concurrent purge), nobody is sent there again.
+    deleted, _ = CachedRendition.objects.filter(pk__in=list(paths)).delete()
+    report.renditions += deleted
+    for rendition in batch:
+        path = paths[rendition.pk]
+        if path is None:
+            continue  # a name that points outside the cache folder: never touched
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        report.files += 1
+        report.bytes += size
+
+
+def older_than(days: int):
+    cutoff = timezone.now() - timedelta(days=days)
+    return CachedRendition.objects.alias(used=last_used()).filter(used__lt=cutoff)
+
+
+def expire(days: int, *, dry_run: bool = False, cache_dir: Path | None = None) -> Report:
+    """Delete renditions not played (or made) for ``days`` days."""
+    return purge(older_than(days), dry_run=dry_run, cache_dir=cache_dir)
+
+
+def total_size() -> int:
+    return CachedRendition.objects.aggregate(total=Sum("size"))["total"] or 0
+
+
+def evict_to_size(
+    max_bytes: int, *, dry_run: bool = False, keep: Q | None = None, cache_dir: Path | None = None
+) -> Report:
+    """Delete least recently used renditions until the cache holds at most ``max_bytes``.
+
+    ``keep`` excludes renditions from eviction (a worker keeps the one it just made).
+    """
+    report = Report(dry_run=dry_run)
+    excess = total_size() - max_bytes
+    if excess <= 0:
+        return report
+    candidates = CachedRendition.objects.alias(used=last_used()).order_by("used", "id").only("id", "file_name", "size")
+    if keep is not None:
+        candidates = candidates.exclude(keep)
+    victims, freed = [], 0
+    for rendition in candidates.iterator(chunk_size=CHUNK):
+        if freed >= excess:
+            break
+        victims.append(rendition)
+        freed += rendition.size
+    report.add(purge(victims, dry_run=dry_run, cache_dir=cache_dir))
+    report.details.append(f"size cap {_size(max_bytes)}: {len(victims)} least recently used renditions")
+    return report
+
+
+def enforce_limits(*, keep: Q | None = None, cache_dir: Path | None = None) -> Report:
+    """Apply AUDIO_CACHE_MAX_AGE_DAYS and AUDIO_CACHE_MAX_SIZE (the workers call this after
+    each new rendition; ``cacheclean`` without options does the same)."""
+    report = Report()
+    if settings.AUDIO_CACHE_MAX_AGE_DAYS:
+        report.add(expire(settings.AUDIO_CACHE_MAX_AGE_DAYS, cache_dir=cache_dir))
+    if settings.AUDIO_CACHE_MAX_SIZE:
+        report.add(evict_to_size(settings.AUDIO_CACHE_MAX_SIZE, keep=keep, cache_dir=cache_dir))
+    if report.renditions:
+        logger.info("cache limits: %s", report)
+    return report
+
+
+def reconcile(*, dry_run: bool = False, cache_dir: Path | None = None, grace: float = ORPHAN_GRACE_SECONDS) -> Report:
+    """Make the folder and the table agree: delete files no row names (older than ``grace``
+    seconds, temporary files of crashed workers included) and drop rows whose file is gone."""
+    cache_dir = _cache_dir(cache_dir)
+    report = Report(dry_run=dry_run)
+    if not cache_dir.is_dir():
+        return report
+    # Rows before files: a row is written only after its file is in place, so a row read here
+    # whose file is not listed below really lost its file.
+    rows = list(CachedRendition.objects.values_list("pk", "file_name"))
+    known = {name for _pk, name in rows}
+    # Long enough for any running transcode: its temporary file must not vanish under it.
+    temp_grace = max(grace, settings.AUDIO_CACHE_TRANSCODE_TIMEOUT + settings.AUDIO_CACHE_LEASE_SECONDS)
+    now = time.time()
+    with os.scandir(cache_dir) as entries:
+        for entry in entries:
+            if entry.name in known or not entry.is_file(follow_symlinks=False):
+                continue
+            st = entry.stat(follow_symlinks=False)
+            if now - st.st_mtime < (temp_grace if entry.name.startswith(TEMP_PREFIX) else grace):
+                continue
+            report.orphan_files += 1
+            report.files += 1
+            report.bytes += st.st_size
+            if not dry_run:
+                Path(entry.path).unlink(missing_ok=True)
+    on_disk = {entry.name for entry in os.scandir(cache_dir)}
+    missing = [pk for pk, name in rows if name not in on_disk]
+    report.orphan_rows = len(missing)
+    report.renditions += len(missing)
+    if missing and not dry_run:
+        for start in range(0, len(missing), CHUNK):
+            CachedRendition.objects.filter(pk__in=missing[start : start + CHUNK]).delete()
+    return report
