@@ -81,7 +81,9 @@ def purge(renditions, *, dry_run: bool = False, cache_dir: Path | None = None) -
     cache_dir = _cache_dir(cache_dir)
     report = Report(dry_run=dry_run)
     if hasattr(renditions, "only"):
-        renditions = renditions.only("id", "file_name", "size").order_by().iterator(chunk_size=CHUNK)
+        renditions = (
+            renditions.select_related(None).only("id", "file_name", "size").order_by().iterator(chunk_size=CHUNK)
+        )
     batch: list[CachedRendition] = []
     for rendition in renditions:
         batch.append(rendition)

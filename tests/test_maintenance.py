@@ -1,0 +1,277 @@
+"""Keeping the cache in bounds: purge, expiry, LRU size cap, reconciliation, and the
+cacheclean / cachedebug commands. Each deletes exactly what it says and never touches
+MUSIC_ROOT."""
+
+import hashlib
+import os
+import time
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db.models import Q
+from django.utils import timezone
+
+from audiocache import maintenance, queue
+from audiocache.cache import cache_file_name
+from audiocache.cache_worker import run_batch_inline
+from audiocache.models import CachedRendition
+from audiocache.transcoder import ENCODER_PROFILE
+from mixtapes.library import scan_library
+from mixtapes.models import Track
+from tests.factories import CachedRenditionFactory, TrackFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def cache_dir(settings, music_root):
+    settings.AUDIO_CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    return settings.AUDIO_CACHE_DIR
+
+
+@pytest.fixture
+def music_snapshot(music_root):
+    """A file in MUSIC_ROOT and a way to check nothing there changed."""
+    (music_root / "Artist").mkdir()
+    (music_root / "Artist" / "song.flac").write_bytes(b"fLaC" + b"\0" * 1000)
+
+    def state():
+        return {
+            str(p.relative_to(music_root)): (
+                p.stat().st_size,
+                p.stat().st_mtime_ns,
+                hashlib.sha256(p.read_bytes()).hexdigest(),
+            )
+            for p in music_root.rglob("*")
+            if p.is_file()
+        }
+
+    before = state()
+    yield lambda: state() == before
+
+
+def rendition(cache_dir, *, size=1000, days_since_play=None, days_old=0, quality="medium", **fields):
+    r = CachedRenditionFactory(size=size, quality=quality, encoder_profile=ENCODER_PROFILE, **fields)
+    (cache_dir / r.file_name).write_bytes(b"\xff" * size)
+    now = timezone.now()
+    CachedRendition.objects.filter(pk=r.pk).update(
+        created_at=now - timedelta(days=days_old),
+        last_accessed_at=None if days_since_play is None else now - timedelta(days=days_since_play),
+    )
+    r.refresh_from_db()
+    return r
+
+
+def names(cache_dir):
+    return sorted(p.name for p in cache_dir.iterdir())
+
+
+# --- purge --------------------------------------------------------------------------------
+
+
+def test_purge_deletes_exactly_the_selected_files_and_rows(cache_dir, music_snapshot):
+    keep = rendition(cache_dir)
+    gone = [rendition(cache_dir, size=500), rendition(cache_dir, size=700)]
+    report = maintenance.purge(CachedRendition.objects.filter(pk__in=[r.pk for r in gone]))
+    assert (report.renditions, report.files, report.bytes) == (2, 2, 1200)
+    assert list(CachedRendition.objects.values_list("pk", flat=True)) == [keep.pk]
+    assert names(cache_dir) == [keep.file_name]
+    assert music_snapshot()
+
+
+def test_purge_never_follows_a_hostile_file_name_out_of_the_cache(cache_dir, music_root, music_snapshot):
+    hostile = CachedRenditionFactory(file_name="../music/Artist/song.flac")
+    report = maintenance.purge([hostile])
+    assert report.renditions == 1 and report.files == 0
+    assert not CachedRendition.objects.exists()
+    assert music_snapshot()
+
+
+def test_purge_dry_run_changes_nothing(cache_dir):
+    r = rendition(cache_dir, size=300)
+    report = maintenance.purge(CachedRendition.objects.all(), dry_run=True)
+    assert (report.renditions, report.files, report.bytes, report.dry_run) == (1, 1, 300, True)
+    assert "would delete 1 renditions" in str(report)
+    assert CachedRendition.objects.filter(pk=r.pk).exists() and names(cache_dir) == [r.file_name]
+
+
+# --- expiry and the size cap -------------------------------------------------------------------
+
+
+def test_expire_goes_by_last_play_or_creation(cache_dir):
+    played_lately = rendition(cache_dir, days_old=100, days_since_play=2)
+    played_long_ago = rendition(cache_dir, days_old=100, days_since_play=40)
+    never_played_old = rendition(cache_dir, days_old=40)
+    never_played_new = rendition(cache_dir, days_old=1)
+    report = maintenance.expire(30)
+    assert report.renditions == 2
+    left = set(CachedRendition.objects.values_list("pk", flat=True))
+    assert left == {played_lately.pk, never_played_new.pk}
+    assert played_long_ago.file_name not in names(cache_dir) and never_played_old.file_name not in names(cache_dir)
+
+
+def test_size_cap_evicts_least_recently_used_first(cache_dir):
+    oldest = rendition(cache_dir, size=1000, days_old=50, days_since_play=30)
+    never_played = rendition(cache_dir, size=1000, days_old=20)  # counts from its creation
+    recent = rendition(cache_dir, size=1000, days_old=50, days_since_play=1)
+    newest = rendition(cache_dir, size=1000, days_old=0)
+    assert maintenance.total_size() == 4000
+
+    dry = maintenance.evict_to_size(2500, dry_run=True)
+    assert dry.renditions == 2 and CachedRendition.objects.count() == 4
+
+    report = maintenance.evict_to_size(2500)
+    assert report.renditions == 2 and report.bytes == 2000
+    assert set(CachedRendition.objects.values_list("pk", flat=True)) == {recent.pk, newest.pk}
+    assert sorted([recent.file_name, newest.file_name]) == names(cache_dir)
+    assert oldest.file_name not in names(cache_dir) and never_played.file_name not in names(cache_dir)
+    assert maintenance.evict_to_size(2500).renditions == 0  # under the cap: nothing more
+
+
+def test_size_cap_keeps_what_it_is_told_to(cache_dir):
+    old = rendition(cache_dir, size=1000, days_old=50)
+    rendition(cache_dir, size=1000, days_old=1)
+    maintenance.evict_to_size(1000, keep=Q(pk=old.pk))
+    assert list(CachedRendition.objects.values_list("pk", flat=True)) == [old.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_workers_apply_the_size_cap_after_each_rendition(make_audio, settings):
+    for n in range(4):
+        make_audio(f"t{n}.flac", duration=2)
+    scan_library()
+    tracks = list(Track.objects.order_by("path"))
+    settings.AUDIO_CACHE_MAX_SIZE = 70_000  # a 2 s MP3 at 192k is about 48 kB: room for one
+    batch = queue.create_batch(tracks, ["medium"], label="capped")
+    summary = run_batch_inline(batch, 1)
+    assert summary.cached == 4  # every transcode worked...
+    assert maintenance.total_size() <= settings.AUDIO_CACHE_MAX_SIZE  # ...and the cap holds
+    left = list(CachedRendition.objects.all())
+    assert len(left) == 1
+    assert sorted(p.name for p in settings.AUDIO_CACHE_DIR.iterdir()) == [left[0].file_name]
+
+
+# --- reconciliation ---------------------------------------------------------------------------
+
+
+def age(path, seconds):
+    old = time.time() - seconds
+    os.utime(path, (old, old))
+
+
+def test_reconcile_removes_orphans_both_ways(cache_dir, settings, music_snapshot):
+    kept = rendition(cache_dir)
+    no_file = rendition(cache_dir)
+    (cache_dir / no_file.file_name).unlink()
+    old_orphan = cache_dir / "0123_medium_192k.mp3"
+    old_orphan.write_bytes(b"x" * 10)
+    age(old_orphan, 3600)
+    young_orphan = cache_dir / "4567_medium_192k.mp3"  # a worker may be about to record its row
+    young_orphan.write_bytes(b"x")
+    running_temp = cache_dir / ".tmp-t1a1-abc.part"  # a transcode in progress
+    running_temp.write_bytes(b"x")
+    age(running_temp, 3600)
+    settings.AUDIO_CACHE_TRANSCODE_TIMEOUT = 7200
+    abandoned_temp = cache_dir / ".tmp-t2a1-def.part"
+    abandoned_temp.write_bytes(b"x" * 5)
+    age(abandoned_temp, 3 * 3600)
+
+    dry = maintenance.reconcile(dry_run=True)
+    assert (dry.orphan_files, dry.orphan_rows) == (2, 1)
+    assert CachedRendition.objects.count() == 2 and old_orphan.exists()
+
+    report = maintenance.reconcile()
+    assert (report.orphan_files, report.orphan_rows, report.bytes) == (2, 1, 15)
+    assert list(CachedRendition.objects.values_list("pk", flat=True)) == [kept.pk]
+    assert sorted(names(cache_dir)) == sorted([kept.file_name, young_orphan.name, running_temp.name])
+    assert music_snapshot()
+
+
+# --- cacheclean ---------------------------------------------------------------------------------
+
+
+def cacheclean(*args) -> str:
+    out = StringIO()
+    call_command("cacheclean", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_cacheclean_options(cache_dir, music_snapshot):
+    rendition(cache_dir, size=1024, days_old=100)
+    rendition(cache_dir, size=1024, days_old=10)
+    recent = rendition(cache_dir, size=1024, days_old=0)
+
+    output = cacheclean("--older-than", "30", "--dry-run")
+    assert "not played for 30 days: would delete 1 renditions, 1 files, 1.0 KiB" in output
+    assert CachedRendition.objects.count() == 3
+
+    output = cacheclean("--older-than", "30")
+    assert "deleted 1 renditions, 1 files, 1.0 KiB" in output and CachedRendition.objects.count() == 2
+
+    output = cacheclean("--max-size", "1K")
+    assert "size cap" in output and list(CachedRendition.objects.values_list("pk", flat=True)) == [recent.pk]
+    assert "Total: deleted 1 renditions" in output
+
+    output = cacheclean("--all")
+    assert not CachedRendition.objects.exists() and names(cache_dir) == []
+    assert music_snapshot()
+
+
+def test_cacheclean_without_options_applies_the_settings(cache_dir, settings):
+    settings.AUDIO_CACHE_MAX_AGE_DAYS = 30
+    settings.AUDIO_CACHE_MAX_SIZE = 0
+    rendition(cache_dir, days_old=60)
+    rendition(cache_dir, days_old=1)
+    orphan = cache_dir / "feed_low_128k.mp3"
+    orphan.write_bytes(b"x")
+    age(orphan, 3600)
+    output = cacheclean()
+    assert "orphans: deleted 0 renditions, 1 files" in output
+    assert "not played for 30 days: deleted 1 renditions" in output
+    assert CachedRendition.objects.count() == 1
+
+
+@pytest.mark.parametrize("args", [["--max-size", "lots"], ["--older-than", "-1"], ["--older-than", "x"]])
+def test_cacheclean_rejects_bad_values(args, cache_dir):
+    with pytest.raises((CommandError, SystemExit)):
+        cacheclean(*args)
+
+
+# --- cachedebug ---------------------------------------------------------------------------------
+
+
+def test_cachedebug_explains_a_track(cache_dir, music_root, file_track):
+    track = file_track(path="Artist/Album/01 song.flac")
+    name = cache_file_name(track.path, "medium")
+    (cache_dir / name).write_bytes(b"\xff" * 2048)
+    CachedRendition.objects.create(
+        track=track, quality="medium", bitrate=192, file_name=name, size=2048,
+        source_size=track.file_size, source_mtime_ns=track.file_mtime_ns, encoder_profile=ENCODER_PROFILE,
+    )  # fmt: skip
+    stale_name = cache_file_name(track.path, "low")
+    (cache_dir / stale_name).write_bytes(b"\xff")
+    CachedRendition.objects.create(
+        track=track, quality="low", bitrate=128, file_name=stale_name, size=1,
+        source_size=1, source_mtime_ns=1, encoder_profile=ENCODER_PROFILE,
+    )  # fmt: skip
+
+    for argument in [str(track.pk), track.path, str(music_root / track.path)]:
+        out = StringIO()
+        call_command("cachedebug", argument, stdout=out)
+        text = out.getvalue()
+        assert f"Track {track.pk}" in text
+        assert f"medium  {name}  file: 2048 bytes, row: 2048 bytes" in text and "FRESH" in text
+        assert f"low     {stale_name}  file: 1 bytes" in text and "STALE" in text
+        assert f"high    {cache_file_name(track.path, 'high')}  file: missing, no row" in text
+
+
+@pytest.mark.parametrize(
+    "argument, message",
+    [("999999", "No track with id"), ("nope/none.flac", "No track with path"), ("/etc/passwd", "not under MUSIC_ROOT")],
+)
+def test_cachedebug_errors(argument, message, music_root):
+    TrackFactory()
+    with pytest.raises(CommandError, match=message):
+        call_command("cachedebug", argument, stdout=StringIO())
