@@ -182,16 +182,16 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
-            "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            "django.contrib.staticfiles.storage.StaticFilesStorage" if DEBUG else "config.storage.StaticFilesStorage"
         )
     },
 }
 
 # A page must not fail because collectstatic was not run (e.g. DEBUG=false from a checkout):
-# unknown names fall back to their plain URL.
+# unknown names fall back to their plain URL (config/storage.py), which WhiteNoise then serves
+# from the source folders until a manifest exists.
 WHITENOISE_MANIFEST_STRICT = False
+WHITENOISE_USE_FINDERS = DEBUG or not (STATIC_ROOT / "staticfiles.json").exists()
 
 # --- Audio cache (names and defaults from the seed design) -------------------------
 
