@@ -20,7 +20,6 @@ from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .cache import rendition_path
 from .models import CachedRendition
 from .transcoder import TEMP_PREFIX
 
@@ -77,42 +76,57 @@ def last_used():
 
 
 def purge(renditions, *, dry_run: bool = False, cache_dir: Path | None = None) -> Report:
-    """Delete these renditions, rows and files. ``renditions`` is a queryset or a list."""
-    cache_dir = _cache_dir(cache_dir)
+    """Delete these renditions, rows and files. ``renditions`` is a queryset or a list of
+    renditions or of (id, file name, size) rows."""
+    cache_dir = Path(os.path.realpath(_cache_dir(cache_dir)))
     report = Report(dry_run=dry_run)
-    if hasattr(renditions, "only"):
-        renditions = (
-            renditions.select_related(None).only("id", "file_name", "size").order_by().iterator(chunk_size=CHUNK)
-        )
-    batch: list[CachedRendition] = []
-    for rendition in renditions:
-        batch.append(rendition)
+    if hasattr(renditions, "values_list"):
+        rows = renditions.select_related(None).order_by().values_list("id", "file_name", "size").iterator(CHUNK)
+    else:
+        rows = (r if isinstance(r, tuple) else (r.pk, r.file_name, r.size) for r in renditions)
+    present = _file_names(cache_dir) if dry_run else set()
+    batch: list[tuple[int, str, int]] = []
+    for row in rows:
+        batch.append(row)
         if len(batch) == CHUNK:
-            _purge_batch(batch, report, cache_dir)
+            _purge_batch(batch, report, cache_dir, present)
             batch = []
     if batch:
-        _purge_batch(batch, report, cache_dir)
+        _purge_batch(batch, report, cache_dir, present)
     return report
 
 
-def _purge_batch(batch: list[CachedRendition], report: Report, cache_dir: Path) -> None:
-    paths = {r.pk: rendition_path(r, cache_dir) for r in batch}
+def _file_names(folder: Path) -> set[str]:
+    try:
+        with os.scandir(folder) as entries:
+            return {entry.name for entry in entries if entry.is_file(follow_symlinks=False)}
+    except FileNotFoundError:
+        return set()
+
+
+def _plain(name: str) -> bool:
+    """A bare file name: the only kind of name a purge will join to the cache folder."""
+    return bool(name) and name not in (".", "..") and name == os.path.basename(name) and "\0" not in name
+
+
+def _purge_batch(batch: list[tuple[int, str, int]], report: Report, cache_dir: Path, present: set[str]) -> None:
     if report.dry_run:
         report.renditions += len(batch)
-        report.files += sum(1 for p in paths.values() if p is not None and p.exists())
-        report.bytes += sum(r.size for r in batch)
+        report.files += sum(1 for _pk, name, _size in batch if name in present)
+        report.bytes += sum(size for _pk, _name, size in batch)
         return
     # Rows first: whatever deleted them (we or a concurrent purge), nobody is sent there again.
-    deleted, _ = CachedRendition.objects.filter(pk__in=list(paths)).delete()
+    deleted, _ = CachedRendition.objects.filter(pk__in=[pk for pk, _name, _size in batch]).delete()
     report.renditions += deleted
-    for rendition in batch:
-        path = paths[rendition.pk]
-        if path is None:
-            continue  # a name that points outside the cache folder: never touched
+    for _pk, name, _size in batch:
+        if not _plain(name):
+            continue  # a name that could lead out of the cache folder: never touched
+        path = cache_dir / name
         try:
-            size = path.stat().st_size
-            path.unlink()
-        except FileNotFoundError:
+            # lstat/unlink act on the entry itself: a symlink is removed, never what it points at.
+            size = os.lstat(path).st_size
+            os.unlink(path)
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
             continue
         report.files += 1
         report.bytes += size
@@ -143,15 +157,15 @@ def evict_to_size(
     excess = total_size() - max_bytes
     if excess <= 0:
         return report
-    candidates = CachedRendition.objects.alias(used=last_used()).order_by("used", "id").only("id", "file_name", "size")
+    candidates = CachedRendition.objects.alias(used=last_used()).order_by("used", "id")
     if keep is not None:
         candidates = candidates.exclude(keep)
     victims, freed = [], 0
-    for rendition in candidates.iterator(chunk_size=CHUNK):
+    for row in candidates.values_list("id", "file_name", "size").iterator(CHUNK):
         if freed >= excess:
             break
-        victims.append(rendition)
-        freed += rendition.size
+        victims.append(row)
+        freed += row[2]
     report.add(purge(victims, dry_run=dry_run, cache_dir=cache_dir))
     report.details.append(f"size cap {_size(max_bytes)}: {len(victims)} least recently used renditions")
     return report

@@ -8,6 +8,7 @@ from django.utils import timezone
 from mixtapes.models import Mixtape, Track
 
 from .qualities import BITRATES
+from .querysets import DateProbingQuerySet
 
 
 class Quality(models.TextChoices):
@@ -36,6 +37,8 @@ class CachedRendition(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_accessed_at = models.DateTimeField(null=True, blank=True)
     hit_count = models.PositiveBigIntegerField(default=0)
+
+    objects = DateProbingQuerySet.as_manager()
 
     class Meta:
         constraints = [

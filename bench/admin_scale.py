@@ -40,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--renditions", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--queries", action="store_true", help="Also print each page's slowest SQL queries.")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="admin-bench-"))
@@ -59,6 +60,7 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
     from django.test import Client
+    from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
     from audiocache.models import CachedRendition, CacheTask, StreamDay
@@ -174,6 +176,13 @@ def main() -> None:
         for label, fn in runs:
             ms = best(fn)
             print(f"{label:<12}{ms:>9.1f}  {'ok' if ms < TARGET_MS else 'SLOW'}")
+            if args.queries:
+                with CaptureQueriesContext(connection) as captured:
+                    fn()
+                slowest = sorted(captured.captured_queries, key=lambda q: -float(q["time"]))[:4]
+                print(f"    {len(captured)} queries; slowest:")
+                for query in slowest:
+                    print(f"    {float(query['time']) * 1000:8.1f} ms  {query['sql'][:150]}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -1,15 +1,17 @@
 from django.contrib import admin
 
-from audiocache.admin import RenditionInline, precache_action, renditions_table
+from audiocache.admin import RenditionInline, TrackSearchMixin, precache_action, renditions_table
 
 from .models import Mixtape, MixtapeTrack, Track
 
 
 @admin.register(Track)
-class TrackAdmin(admin.ModelAdmin):
+class TrackAdmin(TrackSearchMixin, admin.ModelAdmin):
+    track_lookup = "id"
     list_display = ["display_title", "artist", "album", "codec", "is_lossless", "duration", "missing_since"]
     list_filter = ["is_lossless", "codec", "has_cover", ("missing_since", admin.EmptyFieldListFilter)]
-    search_fields = ["title", "artist", "album", "path"]
+    search_fields = ["title"]  # see TrackSearchMixin: the trigram index, every word in any tag or the file name
+    search_help_text = "Every word must appear in the title, artist, album or file name."
     readonly_fields = [f.name for f in Track._meta.fields if f.name != "search_text"]
     exclude = ["search_text"]
     list_per_page = 100

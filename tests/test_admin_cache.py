@@ -219,3 +219,48 @@ def test_track_and_mixtape_pages_show_their_renditions(admin_client, cache_dir):
     )
     assert "12.1 KB" in mixtape_page and str(r.track) in mixtape_page
     assert admin_client.get(reverse("admin:index")).content.decode().replace("\xa0", " ").count("Cache dashboard") == 1
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Pacific/Auckland", "America/Sao_Paulo"])
+def test_date_probes_give_what_the_database_gives(settings, tz):
+    from datetime import datetime, timedelta
+    from datetime import timezone as dt_timezone
+
+    from django.db.models import QuerySet
+    from django.utils import timezone
+
+    settings.TIME_ZONE = tz
+    moments = [datetime(2025, 12, 31, 23, 30, tzinfo=dt_timezone.utc) + timedelta(days=d, hours=h) for d, h in
+               [(0, 0), (0, 2), (1, 0), (31, 5), (40, 12), (400, 0), (401, 23)]]  # fmt: skip
+    for moment in moments:
+        r = CachedRenditionFactory(quality="low" if moment.day % 2 else "high")
+        CachedRendition.objects.filter(pk=r.pk).update(created_at=moment)
+    with timezone.override(tz):
+        for queryset in [CachedRendition.objects.all(), CachedRendition.objects.filter(quality="low")]:
+            for kind in ["year", "month", "day"]:
+                probed = list(queryset.datetimes("created_at", kind))
+                plain = list(QuerySet.datetimes(queryset, "created_at", kind))
+                assert probed == plain, (kind, probed, plain)
+            assert list(queryset.datetimes("created_at", "day", order="DESC")) == list(
+                QuerySet.datetimes(queryset, "created_at", "day", order="DESC")
+            )
+    assert CachedRendition.objects.none().datetimes("created_at", "year") == []
+
+
+def test_rendition_changelist_date_drilldown(admin_client):
+    r = CachedRenditionFactory()
+    year, month = r.created_at.year, r.created_at.month
+    page = admin_client.get(RENDITIONS).content.decode()
+    assert str(r.track) in page
+    drilled = admin_client.get(RENDITIONS, {"created_at__year": year, "created_at__month": month})
+    assert drilled.status_code == 200 and str(r.track) in drilled.content.decode()
+
+
+def test_admin_search_uses_the_library_search(admin_client):
+    wanted = CachedRenditionFactory(track=TrackFactory(title="Après minuit", artist="Ondes"))
+    other = CachedRenditionFactory(track=TrackFactory(title="Morning", artist="Tones"))
+    CacheTaskFactory(track=wanted.track)
+    for url in [RENDITIONS, TASKS, "/admin/mixtapes/track/"]:
+        page = admin_client.get(url, {"q": "apres ondes"}).content.decode()
+        assert "Après minuit" in page and "Morning" not in page, url
+    assert str(other.track) in admin_client.get(RENDITIONS, {"q": "morn"}).content.decode()
