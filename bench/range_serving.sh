@@ -2,7 +2,7 @@
 # Range serving: the app (uvicorn) against nginx serving the same file, in one run.
 #
 #   bench/range_serving.sh [SECONDS_PER_RUN=10] [CONNECTIONS=16]
-#   WORKERS=2 bench/range_serving.sh ...   (default 1)
+#   WORKERS=2 ROUNDS=3 bench/range_serving.sh ...   (defaults: 1 worker, 2 rounds)
 #
 # Makes a 4-minute pink-noise FLAC (about 40 MB) and its 256k rendition, then runs wrk for
 # whole files and 64 KiB ranges against: (1) uvicorn serving the rendition through
@@ -10,7 +10,10 @@
 # app with AUDIO_CACHE_SENDFILE=nginx (deploy/nginx.conf). Prints requests/s, MB/s and the
 # ratios, then the app's peak RSS growth while 200 clients stream the 40 MB original at once.
 # Like is compared with like: nginx runs WORKERS worker processes and each uvicorn WORKERS
-# processes (default one each). wrk (2 threads) shares the machine's cores with both.
+# processes (default one each). wrk (2 threads) shares the machine's cores with both, so
+# each run also prints the CPU time per request of the app, nginx and wrk; the six runs are
+# repeated ROUNDS times, interleaved, and the best of each is kept (other load on the
+# machine then skews the ratios less).
 # Needs wrk, nginx and curl (apt-get install wrk nginx-light curl). Everything is on loopback
 # and removed at the end.
 set -euo pipefail
@@ -18,6 +21,7 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${1:-10}
 CONNECTIONS=${2:-16}
 WORKERS=${WORKERS:-1}
+ROUNDS=${ROUNDS:-2}
 PY=${PY:-.venv/bin/python}
 for tool in wrk nginx curl ffmpeg; do
     command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] || { echo "missing: $tool" >&2; exit 1; }
@@ -58,7 +62,7 @@ $PY -m uvicorn config.asgi:application --host 127.0.0.1 --port "$APP_PORT" --log
 APP_PID=$!; PIDS+=("$APP_PID")
 AUDIO_CACHE_SENDFILE=nginx $PY -m uvicorn config.asgi:application --host 127.0.0.1 --port "$ACCEL_APP_PORT" \
     --log-level warning --workers "$WORKERS" &
-PIDS+=("$!")
+ACCEL_PID=$!; PIDS+=("$ACCEL_PID")
 
 mkdir -p "$WORK/nginx"
 sed -e "s|\${LISTEN}|127.0.0.1:$FRONT_PORT|g" -e "s|\${APP_UPSTREAM}|127.0.0.1:$ACCEL_APP_PORT|g" \
@@ -94,27 +98,52 @@ for p in "$APP_PORT" "$ACCEL_APP_PORT" "$STATIC_PORT" "$FRONT_PORT"; do
 done
 
 STREAM="/stream/$TRACK/?quality=high"
-declare -A RPS MBS
-run() {  # name url [range]
-    local name=$1 url=$2 range=${3:-}
+NGINX_PID=${PIDS[-1]}
+declare -A RPS MBS CPU
+ticks() {  # CPU clock ticks (user + system) used so far by these processes and their children
+    local pid total=0
+    for pid in "$@" $(for p in "$@"; do pgrep -P "$p" || true; done); do
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+waited_ticks() { awk '{print $16 + $17}' "/proc/$$/stat"; }  # wrk's, once it has been waited for
+run() {  # name app_pid url [range]: keeps the best of the rounds, with its CPU time per request
+    local name=$1 app=$2 url=$3 range=${4:-}
     local args=(-t 2 -c "$CONNECTIONS" -d "${SECONDS_PER_RUN}s")
     [[ -n $range ]] && args+=(-H "Range: $range")
-    local out
+    local out rps mbs a0 n0 w0 cpu
+    a0=$(ticks $app); n0=$(ticks "$NGINX_PID"); w0=$(waited_ticks)
     out=$(wrk "${args[@]}" "$url")
-    RPS[$name]=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-    MBS[$name]=$(awk '/Transfer\/sec/ {v=$2; u=substr(v, length(v)-1); n=v+0;
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    mbs=$(awk '/Transfer\/sec/ {v=$2; u=substr(v, length(v)-1); n=v+0;
         if (u=="GB") n*=1024; else if (u=="KB") n/=1024; else if (u!="MB") n/=1048576; printf "%.1f", n}' <<<"$out")
-    printf "%-28s %10s req/s %10s MB/s\n" "$name" "${RPS[$name]}" "${MBS[$name]}"
+    cpu=$(awk -v a=$(($(ticks $app) - a0)) -v n=$(($(ticks "$NGINX_PID") - n0)) -v w=$(($(waited_ticks) - w0)) \
+        -v r="$rps" -v d="$SECONDS_PER_RUN" -v hz="$(getconf CLK_TCK)" 'BEGIN { k = 1000 / hz / (r * d);
+        printf "app %.2f nginx %.2f wrk %.2f", a * k, n * k, w * k }')
+    printf "%-28s %10s req/s %10s MB/s   CPU ms/request: %s\n" "$name" "$rps" "$mbs" "$cpu"
+    if awk -v a="$rps" -v b="${RPS[$name]:-0}" 'BEGIN { exit !(a > b) }'; then
+        RPS[$name]=$rps MBS[$name]=$mbs CPU[$name]=$cpu
+    fi
 }
 echo
-echo "wrk: 2 threads, $CONNECTIONS connections, ${SECONDS_PER_RUN}s per run;" \
+echo "wrk: 2 threads, $CONNECTIONS connections, ${SECONDS_PER_RUN}s per run, best of $ROUNDS interleaved rounds;" \
     "nginx worker_processes $WORKERS, uvicorn --workers $WORKERS"
-run "nginx static, whole" "http://127.0.0.1:$STATIC_PORT/file.mp3"
-run "app (uvicorn), whole" "http://127.0.0.1:$APP_PORT$STREAM"
-run "app + nginx accel, whole" "http://127.0.0.1:$FRONT_PORT$STREAM"
-run "nginx static, 64 KiB range" "http://127.0.0.1:$STATIC_PORT/file.mp3" "bytes=0-65535"
-run "app (uvicorn), 64 KiB range" "http://127.0.0.1:$APP_PORT$STREAM" "bytes=0-65535"
-run "app + nginx accel, 64 KiB" "http://127.0.0.1:$FRONT_PORT$STREAM" "bytes=0-65535"
+for round in $(seq "$ROUNDS"); do
+    echo "round $round (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+    run "nginx static, whole" "" "http://127.0.0.1:$STATIC_PORT/file.mp3"
+    run "app (uvicorn), whole" "$APP_PID" "http://127.0.0.1:$APP_PORT$STREAM"
+    run "app + nginx accel, whole" "$ACCEL_PID" "http://127.0.0.1:$FRONT_PORT$STREAM"
+    run "nginx static, 64 KiB range" "" "http://127.0.0.1:$STATIC_PORT/file.mp3" "bytes=0-65535"
+    run "app (uvicorn), 64 KiB range" "$APP_PID" "http://127.0.0.1:$APP_PORT$STREAM" "bytes=0-65535"
+    run "app + nginx accel, 64 KiB" "$ACCEL_PID" "http://127.0.0.1:$FRONT_PORT$STREAM" "bytes=0-65535"
+done
+echo
+echo "best of $ROUNDS:"
+for name in "nginx static, whole" "app (uvicorn), whole" "app + nginx accel, whole" "nginx static, 64 KiB range" \
+    "app (uvicorn), 64 KiB range" "app + nginx accel, 64 KiB"; do
+    printf "%-28s %10s req/s %10s MB/s   CPU ms/request: %s\n" "$name" "${RPS[$name]}" "${MBS[$name]}" "${CPU[$name]}"
+done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 echo
 echo "whole-file MB/s, app / nginx:         $(ratio "${MBS[app (uvicorn), whole]}" "${MBS[nginx static, whole]}")  (target >= 0.5)"
