@@ -40,6 +40,20 @@ def stop_pool(timeout: float = 30) -> None:
         _pool = None
 
 
+def flush_counts() -> None:
+    """The last minute of play counts, written before the process exits."""
+    from django.db import connection
+
+    from . import stats
+
+    try:
+        stats.flush_plays()
+    except Exception:
+        logger.exception("could not write the last play counts")
+    finally:
+        connection.close()
+
+
 class Lifespan:
     """ASGI middleware answering ``lifespan`` events around a Django ASGI application."""
 
@@ -57,5 +71,6 @@ class Lifespan:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await loop.run_in_executor(None, stop_pool)
+                await loop.run_in_executor(None, flush_counts)
                 await send({"type": "lifespan.shutdown.complete"})
                 return

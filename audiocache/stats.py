@@ -1,16 +1,22 @@
-"""Rendition hit counts without a database write per request.
+"""Stream counts without a database write per request.
 
-Hits are counted in memory and written at most once a minute per rendition (by the request
-that finds the minute over). A crash loses at most a minute of counts, never a rendition.
+Rendition hits (hit count, last access) are counted in memory and written at most once a
+minute per rendition, by the request that finds the minute over. Plays by outcome (hit,
+miss, bypass; the dashboard's figures) are counted per day the same way, once a minute per
+process, and on shutdown. A crash loses at most a minute of counts, never a rendition.
 """
 
 import threading
 import time
+from collections import Counter
 
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .models import CachedRendition
+from .models import CachedRendition, StreamDay
+
+OUTCOMES = {"hit": "hits", "miss": "misses", "bypass": "bypasses"}
 
 FLUSH_INTERVAL = 60.0
 
@@ -34,8 +40,43 @@ def record_hit(rendition_id: int) -> bool:
     return True
 
 
+_plays: Counter = Counter()
+_plays_flushed = [-FLUSH_INTERVAL]
+
+
+def record_play(outcome: str) -> None:
+    """Count one play (a GET from the start of the file) as ``hit``, ``miss`` or ``bypass``."""
+    now = time.monotonic()
+    with _lock:
+        _plays[(timezone.localdate(), OUTCOMES[outcome])] += 1
+        if now - _plays_flushed[0] < FLUSH_INTERVAL:
+            return
+        _plays_flushed[0] = now
+    flush_plays()
+
+
+def flush_plays() -> None:
+    """Add the counted plays to the database (called once a minute, and at shutdown)."""
+    with _lock:
+        counts = dict(_plays)
+        _plays.clear()
+    days: dict = {}
+    for (day, field), n in counts.items():
+        days.setdefault(day, {})[field] = n
+    for day, fields in days.items():
+        updates = {field: F(field) + n for field, n in fields.items()}
+        if not StreamDay.objects.filter(day=day).update(**updates):
+            try:
+                with transaction.atomic():
+                    StreamDay.objects.create(day=day, **fields)
+            except IntegrityError:  # another process created the day first
+                StreamDay.objects.filter(day=day).update(**updates)
+
+
 def reset() -> None:
     """Forget unwritten counts (tests)."""
     with _lock:
         _pending.clear()
         _last_flush.clear()
+        _plays.clear()
+        _plays_flushed[0] = -FLUSH_INTERVAL

@@ -122,11 +122,23 @@ def stream(request, track_id: int):
             response = _serve_rendition(request, track, rendition, public)
             if response is not None:
                 stats.record_hit(rendition.pk)
+                _count_play(request, "hit")
                 return response
         # A miss: make it for next time (a failed source stays quarantined), serve the original now.
         queue.enqueue([track], [quality], priority=CacheTask.PRIORITY_PLAY)
-        return _serve_original(request, track, public, "miss")
-    return _serve_original(request, track, public, "bypass")
+        response = _serve_original(request, track, public, "miss")
+        _count_play(request, "miss")
+        return response
+    response = _serve_original(request, track, public, "bypass")
+    _count_play(request, "bypass")
+    return response
+
+
+def _count_play(request, outcome: str) -> None:
+    """A play is a GET from the start of the file; a player's later range requests (seeks,
+    buffering) are the same play and are not counted again."""
+    if request.method == "GET" and request.headers.get("Range", "bytes=0-").replace(" ", "").startswith("bytes=0-"):
+        stats.record_play(outcome)
 
 
 def _is_fresh(track, rendition) -> bool:

@@ -1,5 +1,7 @@
 """The cache admin: dashboard, purges, rendition and task actions, precache actions."""
 
+from datetime import UTC
+
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
@@ -224,13 +226,12 @@ def test_track_and_mixtape_pages_show_their_renditions(admin_client, cache_dir):
 @pytest.mark.parametrize("tz", ["UTC", "Pacific/Auckland", "America/Sao_Paulo"])
 def test_date_probes_give_what_the_database_gives(settings, tz):
     from datetime import datetime, timedelta
-    from datetime import timezone as dt_timezone
 
     from django.db.models import QuerySet
     from django.utils import timezone
 
     settings.TIME_ZONE = tz
-    moments = [datetime(2025, 12, 31, 23, 30, tzinfo=dt_timezone.utc) + timedelta(days=d, hours=h) for d, h in
+    moments = [datetime(2025, 12, 31, 23, 30, tzinfo=UTC) + timedelta(days=d, hours=h) for d, h in
                [(0, 0), (0, 2), (1, 0), (31, 5), (40, 12), (400, 0), (401, 23)]]  # fmt: skip
     for moment in moments:
         r = CachedRenditionFactory(quality="low" if moment.day % 2 else "high")

@@ -1,0 +1,46 @@
+"""Plays counted by outcome for the cache dashboard (audiocache/stats.py)."""
+
+import pytest
+from django.utils import timezone
+
+from audiocache import stats
+from audiocache.models import StreamDay
+from tests.test_streaming import body, hit, library, url, user_client  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def fresh_counters():
+    stats.reset()
+    yield
+    stats.reset()
+
+
+def today():
+    return StreamDay.objects.filter(day=timezone.localdate()).values("hits", "misses", "bypasses").first()
+
+
+def test_plays_are_counted_by_outcome_once_per_play(user_client, library, hit):  # noqa: F811 (fixtures)
+    hit_url, _ = hit
+    body(user_client.get(hit_url))  # a play: counted, and the first count of the process is written at once
+    assert today() == {"hits": 1, "misses": 0, "bypasses": 0}
+    body(user_client.get(hit_url, HTTP_RANGE="bytes=1000-"))  # the same play seeking: not a new play
+    user_client.head(hit_url)  # not a play
+    body(user_client.get(hit_url, HTTP_RANGE="bytes=0-"))  # a new play from the start
+    body(user_client.get(url(library["wave.wav"], "medium")))  # miss
+    body(user_client.get(url(library["lossy.mp3"], "medium")))  # bypass: lossy
+    body(user_client.get(url(library["wave.wav"], "original")))  # bypass: asked for
+    assert today() == {"hits": 1, "misses": 0, "bypasses": 0}  # the rest waits for the minute...
+    stats.flush_plays()  # ...or for shutdown
+    assert today() == {"hits": 2, "misses": 1, "bypasses": 2}
+    stats.flush_plays()
+    assert today() == {"hits": 2, "misses": 1, "bypasses": 2}  # nothing counted twice
+
+
+def test_two_processes_adding_to_a_new_day(monkeypatch):
+    stats.record_play("hit")  # writes the row
+    stats.record_play("miss")
+    StreamDay.objects.all().delete()  # as if another process's row did not exist yet
+    stats.flush_plays()
+    assert today() == {"hits": 0, "misses": 1, "bypasses": 0}
