@@ -275,3 +275,22 @@ def test_cachedebug_errors(argument, message, music_root):
     TrackFactory()
     with pytest.raises(CommandError, match=message):
         call_command("cachedebug", argument, stdout=StringIO())
+
+
+def test_a_listener_finishes_a_rendition_purged_under_them(cache_dir, rf):
+    """The stream holds the file open: unlinking it (eviction, purge) does not cut the listener off."""
+    from asgiref.sync import async_to_sync
+
+    from audiocache.streaming import serve_file
+
+    r = rendition(cache_dir, size=3 * 256 * 1024 + 17)
+    path = cache_dir / r.file_name
+    expected = path.read_bytes()
+    response = serve_file(rf.get("/stream/1/"), str(path), salt="r", content_type="audio/mpeg")
+    assert maintenance.purge(CachedRendition.objects.filter(pk=r.pk)).files == 1
+    assert not path.exists()
+
+    async def read_all() -> bytes:
+        return b"".join([chunk async for chunk in response.streaming_content])
+
+    assert async_to_sync(read_all)() == expected
