@@ -179,9 +179,13 @@ class WorkerPool:
                 if self._running.get(task.pk) is running:  # the task may have come back to another thread
                     del self._running[task.pk]
             self.processed += 1
+        seconds = round(time.monotonic() - started, 2)
+        size = int(detail.removeprefix("bytes=")) if outcome == Status.DONE and detail.startswith("bytes=") else None
         logger.info(
             "transcode task=%s track=%s quality=%s result=%s seconds=%.2f %s",
-            task.pk, task.track_id, task.quality, outcome, time.monotonic() - started, detail,
+            task.pk, task.track_id, task.quality, outcome, seconds, detail,
+            extra={"task": task.pk, "track": task.track_id, "quality": task.quality, "result": outcome,
+                   "seconds": seconds, "bytes": size},
         )  # fmt: skip
         if outcome in (Status.DONE, Status.SKIPPED, Status.FAILED, Status.CANCELLED):
             try:

@@ -128,6 +128,8 @@ def test_every_setting_is_read_from_the_environment(checkout, tmp_path):
         ("DATABASE_URL", "oracle-ish://nowhere"),
         ("REDIS_URL", "http://127.0.0.1:6379"),
         ("SECRET_KEY", "short"),
+        ("HTTPS", "sometimes"),
+        ("LOG_FORMAT", "xml"),
     ],
 )
 def test_invalid_value_stops_start_up_naming_the_variable(checkout, variable, value):
@@ -205,3 +207,55 @@ def test_error_message_says_what_is_accepted(monkeypatch):
     with pytest.raises(ImproperlyConfigured) as excinfo:
         env.choice("AUDIO_CACHE_DEFAULT_QUALITY", "medium", ("high", "medium", "low"))
     assert str(excinfo.value) == ("AUDIO_CACHE_DEFAULT_QUALITY='ultra' is invalid: expected one of high, medium, low.")
+
+
+def test_https_settings_behind_a_tls_proxy(checkout):
+    show = (
+        "import json; from django.conf import settings as s; print(json.dumps({k: str(getattr(s, k, None)) for k in "
+        "['SESSION_COOKIE_SECURE','CSRF_COOKIE_SECURE','SECURE_SSL_REDIRECT','SECURE_HSTS_SECONDS',"
+        "'SECURE_PROXY_SSL_HEADER','CSRF_TRUSTED_ORIGINS']}))"
+    )
+    plain = json.loads(manage(checkout, "shell", "-c", show).stdout.strip().splitlines()[-1])
+    assert plain["SESSION_COOKIE_SECURE"] == "False" and plain["SECURE_HSTS_SECONDS"] == "0"
+    result = manage(
+        checkout, "shell", "-c", show, HTTPS="true", SECURE_HSTS_SECONDS="3600",
+        CSRF_TRUSTED_ORIGINS="https://music.example.org",
+    )  # fmt: skip
+    values = json.loads(result.stdout.strip().splitlines()[-1])
+    assert values == {
+        "SESSION_COOKIE_SECURE": "True",
+        "CSRF_COOKIE_SECURE": "True",
+        "SECURE_SSL_REDIRECT": "True",
+        "SECURE_HSTS_SECONDS": "3600",
+        "SECURE_PROXY_SSL_HEADER": "('HTTP_X_FORWARDED_PROTO', 'https')",
+        "CSRF_TRUSTED_ORIGINS": "['https://music.example.org']",
+    }
+
+
+def test_check_deploy_passes_with_production_settings(checkout):
+    production = {
+        "HTTPS": "true",
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": "true",
+        "SECURE_HSTS_PRELOAD": "true",
+        "ALLOWED_HOSTS": "music.example.org",
+        "SECRET_KEY": "k" * 10 + "-very-long-random-secret-value-for-the-test-0123456789",
+    }
+    result = manage(checkout, "check", "--deploy", "--fail-level", "WARNING", **production)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Without HTTPS the same command says what is missing (a LAN install may choose that).
+    result = manage(checkout, "check", "--deploy", "--fail-level", "WARNING", SECRET_KEY=production["SECRET_KEY"])
+    assert result.returncode != 0 and "SECURE_HSTS_SECONDS" in result.stderr
+
+
+def test_json_logs(checkout):
+    code = (
+        "import logging; logging.getLogger('audiocache.worker').info('transcode done', "
+        "extra={'track': 7, 'quality': 'medium', 'seconds': 1.5, 'bytes': 1234, 'result': 'done'})"
+    )
+    result = manage(checkout, "shell", "-c", code, LOG_FORMAT="json")
+    line = json.loads([x for x in result.stderr.splitlines() if x.startswith("{")][-1])
+    assert line["message"] == "transcode done" and line["logger"] == "audiocache.worker"
+    assert (line["track"], line["quality"], line["seconds"], line["bytes"], line["result"]) == (
+        7, "medium", 1.5, 1234, "done"
+    )  # fmt: skip
+    assert line["level"] == "info" and line["time"].endswith("+00:00")
