@@ -10,7 +10,7 @@ import logging
 
 from django.conf import settings
 
-from .transcoder import FFmpegMissing
+from .transcoder import CacheUnwritable, FFmpegMissing
 from .worker import WorkerPool
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ def start_pool() -> WorkerPool | None:
         return None
     try:
         _pool = WorkerPool(settings.AUDIO_CACHE_MAX_WORKERS).start()
-    except FFmpegMissing as exc:
+    except (FFmpegMissing, CacheUnwritable) as exc:
         # The app still serves originals; the operator sees why nothing gets cached.
         logger.error("transcoding is off: %s", exc)
         _pool = None

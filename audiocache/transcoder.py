@@ -47,6 +47,14 @@ class FFmpegMissing(TranscodeError):
     pass
 
 
+class CacheUnwritable(TranscodeError):
+    """The cache folder cannot be created or written (read-only mount, a file in its path...)."""
+
+    @classmethod
+    def from_os_error(cls, directory: Path, exc: OSError) -> "CacheUnwritable":
+        return cls(f"cannot write to the cache folder {directory} (AUDIO_CACHE_DIR): {exc.strerror or exc}")
+
+
 @dataclass(frozen=True)
 class SourceFacts:
     """What the command needs to know about the source (from the scan's probe)."""
@@ -125,8 +133,13 @@ def transcode(
     ``destination`` is left untouched.
     """
     timeout = timeout or settings.AUDIO_CACHE_TRANSCODE_TIMEOUT
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temp = make_temp_path(destination.parent, destination.name, temp_tag)
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        temp = make_temp_path(destination.parent, destination.name, temp_tag)
+    except OSError as exc:
+        # A bare OSError used to surface as "internal error" with a traceback in the worker log;
+        # this is a failed transcode like any other, with a message that says what to fix.
+        raise CacheUnwritable.from_os_error(destination.parent, exc) from None
     command = build_command(source, temp, quality, facts)
     try:
         _run_ffmpeg(command, source, facts.duration, timeout, on_progress, should_stop)

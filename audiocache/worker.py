@@ -24,7 +24,7 @@ from . import maintenance, queue
 from .cache import AudioCache, SourceChanged, SourceUnavailable, source_state
 from .models import CacheTask
 from .progress import ProgressCallback
-from .transcoder import FFmpegMissing, TranscodeError, TranscodeTimeout, check_ffmpeg
+from .transcoder import CacheUnwritable, FFmpegMissing, TranscodeError, TranscodeTimeout, check_ffmpeg
 
 logger = logging.getLogger(__name__)
 Status = CacheTask.Status
@@ -72,9 +72,13 @@ class WorkerPool:
     # -- lifecycle ------------------------------------------------------------------
 
     def start(self) -> "WorkerPool":
-        """Check ffmpeg (raises ``FFmpegMissing`` with a clear message), then start the threads."""
+        """Check ffmpeg (raises ``FFmpegMissing``) and the cache folder (raises ``CacheUnwritable``),
+        each with a clear message, then start the threads."""
         version = check_ffmpeg()
-        self.cache.cache_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.cache.cache_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # e.g. a regular file where a folder should be: say so, no traceback
+            raise CacheUnwritable.from_os_error(self.cache.cache_dir, exc) from None
         logger.info("worker pool %s: %d workers, %s", self.name, self.size, version)
         queue.on_enqueue(self.wake)
         for n in range(self.size):

@@ -4,7 +4,7 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from audiocache.transcoder import FFmpegMissing
+from audiocache.transcoder import CacheUnwritable, FFmpegMissing
 from audiocache.worker import WorkerPool
 
 
@@ -33,7 +33,7 @@ class Command(BaseCommand):
         pool = WorkerPool(workers, burst=burst, name=name)
         try:
             pool.start()
-        except FFmpegMissing as exc:
+        except (FFmpegMissing, CacheUnwritable) as exc:
             raise CommandError(f"cannot start workers: {exc}") from None
         self.stdout.write(f"cacheworker {pool.name}: {workers} worker(s){' (burst)' if burst else ''}")
         self.stdout.flush()

@@ -8,7 +8,7 @@ from audiocache import queue
 from audiocache.cache_worker import run_batch_inline, wait_for_batch
 from audiocache.progress import Counts
 from audiocache.qualities import QUALITY_NAMES
-from audiocache.transcoder import FFmpegMissing
+from audiocache.transcoder import CacheUnwritable, FFmpegMissing
 from mixtapes.models import Mixtape, Track
 
 
@@ -65,7 +65,7 @@ class Command(BaseCommand):
                 summary = run_batch_inline(batch, n, self._show)
             else:
                 summary = wait_for_batch(batch, on_update=self._show)
-        except FFmpegMissing as exc:
+        except (FFmpegMissing, CacheUnwritable) as exc:
             raise CommandError(f"cannot transcode: {exc}") from None
         except KeyboardInterrupt:
             raise CommandError(
