@@ -25,6 +25,11 @@ logger = logging.getLogger(__name__)
 PENDING, IN_PROGRESS, COMPLETED, FAILED, SKIPPED = "pending", "in_progress", "completed", "failed", "skipped"
 EVENT_TYPE = "progress"
 MIN_TICK_INTERVAL = 0.25  # at most 4 progress ticks per second per batch
+# When Redis cannot be reached, django-eventstream's client retries with backoff inside every
+# send_event (about 4 s per event with redis-py 8), which stalled each worker thread on every
+# progress event. After such a failure, events are only stored (browsers get them on reconnect,
+# from storage) for this many seconds, then Redis is tried again.
+REDIS_RETRY_AFTER = 30.0
 
 
 def decode_stored(data: str) -> dict:
@@ -121,13 +126,44 @@ class ProgressTracker:
             return None
         data = payload(task_id, step, status, message, counts, **extra)
         try:
-            from django_eventstream import send_event
-
-            send_event(channel_for(task_id), EVENT_TYPE, data)
+            self._send(channel_for(task_id), data)
         except Exception:  # progress must never break the transcoding it reports on
             self.logger.exception("could not send progress event for batch %s", task_id)
             return None
         return data
+
+    _redis_down_until = 0.0  # monotonic time; shared by every tracker of the process
+
+    def _send(self, channel: str, data: dict) -> None:
+        from django_eventstream import eventstream, send_event
+
+        if eventstream.redis_client is not None and time.monotonic() < ProgressTracker._redis_down_until:
+            self._store_only(channel, data)
+            return
+        try:
+            send_event(channel, EVENT_TYPE, data)
+        except Exception as exc:
+            from redis.exceptions import ConnectionError as RedisConnectionError
+            from redis.exceptions import TimeoutError as RedisTimeoutError
+
+            if not isinstance(exc, RedisConnectionError | RedisTimeoutError):
+                raise
+            # send_event stores the event before it publishes to Redis: it is kept for replay.
+            ProgressTracker._redis_down_until = time.monotonic() + REDIS_RETRY_AFTER
+            self.logger.warning(
+                "Redis is unreachable (%s): progress events are stored for replay only, not delivered live; "
+                "trying Redis again in %d s",
+                exc,
+                REDIS_RETRY_AFTER,
+            )
+
+    @staticmethod
+    def _store_only(channel: str, data: dict) -> None:
+        """What send_event does before publishing: the stored copy that reconnecting clients replay."""
+        from django.core.serializers.json import DjangoJSONEncoder
+        from django_eventstream.utils import get_storage
+
+        get_storage().append_event(channel, EVENT_TYPE, json.dumps(data, cls=DjangoJSONEncoder))
 
     def tick_due(self, task_id) -> bool:
         """True (and the slot is taken) when a progress tick for this batch may go out now."""
