@@ -11,7 +11,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.http import HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
@@ -73,8 +73,21 @@ def precache_action(modeladmin, request, queryset, *, tracks_of, what: str):
             "action": request.POST.get("action"),
             "opts": modeladmin.model._meta,
             "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+            # "Select all N" must mean the same N on the confirmation as in the action.
+            "select_across": request.POST.get("select_across", "0"),
         },
     )
+
+
+def can_queue(request) -> bool:
+    """Queueing, retrying or cancelling transcodes: whoever may change tasks (superusers, or
+    staff given "Can change cache task"). View-only staff see everything and change nothing."""
+    return request.user.has_perm("audiocache.change_cachetask")
+
+
+class QueuePermissionMixin:
+    def has_queue_permission(self, request) -> bool:
+        return can_queue(request)
 
 
 class TrackSearchMixin:
@@ -88,7 +101,11 @@ class TrackSearchMixin:
             return queryset, False
         from mixtapes.search import matching_tracks
 
-        return queryset.filter(**{f"{self.track_lookup}__in": matching_tracks(search_term).values("id")}), False
+        matches = Q(**{f"{self.track_lookup}__in": matching_tracks(search_term).values("id")})
+        return queryset.filter(matches | self.extra_search(search_term.strip())), False
+
+    def extra_search(self, term: str) -> Q:
+        return Q(pk__in=[])
 
 
 def size_label(n) -> str:
@@ -133,12 +150,12 @@ class LastUsedFilter(admin.SimpleListFilter):
 
 
 @admin.register(CachedRendition)
-class CachedRenditionAdmin(TrackSearchMixin, admin.ModelAdmin):
+class CachedRenditionAdmin(QueuePermissionMixin, TrackSearchMixin, admin.ModelAdmin):
     list_display = ["track_link", "quality", "bitrate_label", "size_label", "created_at", "last_accessed_at", "hit_count", "state"]  # fmt: skip
     list_filter = ["quality", FreshnessFilter, LastUsedFilter]
     list_select_related = ["track"]
     search_fields = ["track__title"]  # see TrackSearchMixin
-    search_help_text = "Every word must appear in the track's title, artist, album or file name."
+    search_help_text = "Every word must appear in the track's title, artist, album or path."
     date_hierarchy = "created_at"
     list_per_page = 100
     show_full_result_count = False
@@ -194,7 +211,7 @@ class CachedRenditionAdmin(TrackSearchMixin, admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         maintenance.purge(queryset)
 
-    @admin.action(description="Purge selected renditions (delete files and rows)")
+    @admin.action(description="Purge selected renditions (delete files and rows)", permissions=["delete"])
     def purge_selected(self, request, queryset):
         if request.POST.get("confirmed"):
             report = maintenance.purge(queryset)
@@ -206,9 +223,10 @@ class CachedRenditionAdmin(TrackSearchMixin, admin.ModelAdmin):
             title="Purge the selected renditions?",
             action="purge_selected",
             selected=request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+            hidden={"select_across": request.POST.get("select_across", "0")},
         )
 
-    @admin.action(description="Re-transcode selected renditions")
+    @admin.action(description="Re-transcode selected renditions", permissions=["queue"])
     def retranscode_selected(self, request, queryset):
         by_quality: dict[str, list[int]] = {}
         for track_id, quality in queryset.values_list("track_id", "quality"):
@@ -254,13 +272,11 @@ class CachedRenditionAdmin(TrackSearchMixin, admin.ModelAdmin):
             queryset, title = CachedRendition.objects.all(), "Purge the whole cache?"
             hidden = {"everything": "1"}
         else:
-            try:
-                days = int(params.get("older_than", ""))
-                if days < 0:
-                    raise ValueError
-            except ValueError:
-                self.message_user(request, "Give a number of days (0 or more).", messages.ERROR)
+            text = params.get("older_than", "")
+            if not (text.isascii() and text.isdigit() and int(text) <= maintenance.MAX_DAYS):
+                self.message_user(request, f"Give a number of days from 0 to {maintenance.MAX_DAYS}.", messages.ERROR)
                 return HttpResponseRedirect(dashboard_url)
+            days = int(text)
             queryset = maintenance.older_than(days)
             title = f"Purge renditions not played for {days} days?"
             hidden = {"older_than": str(days)}
@@ -312,12 +328,12 @@ FINISHED = [CacheTask.Status.DONE, CacheTask.Status.FAILED, CacheTask.Status.SKI
 
 
 @admin.register(CacheTask)
-class CacheTaskAdmin(TrackSearchMixin, admin.ModelAdmin):
+class CacheTaskAdmin(QueuePermissionMixin, TrackSearchMixin, admin.ModelAdmin):
     list_display = ["track", "quality", "status", "priority", "attempts", "progress_bar", "short_error", "worker_id", "created_at", "started_at", "finished_at"]  # fmt: skip
     list_filter = ["status", "quality", PriorityFilter, "created_at"]
     list_select_related = ["track"]
     search_fields = ["track__title"]  # see TrackSearchMixin
-    search_help_text = "Every word must appear in the track's title, artist, album or file name."
+    search_help_text = "Every word in the track's title, artist, album or path; or a worker; or words of the error."
     list_per_page = 100
     show_full_result_count = False
     actions = ["retry", "cancel", "delete_finished"]
@@ -339,6 +355,10 @@ class CacheTaskAdmin(TrackSearchMixin, admin.ModelAdmin):
         actions.pop("delete_selected", None)  # deleting a running task would orphan its worker
         return actions
 
+    def extra_search(self, term: str) -> Q:
+        # Tasks are also found by worker ("host:pid") and by words of their error.
+        return Q(worker_id__startswith=term) | Q(error__icontains=term)
+
     @admin.display(description="progress", ordering="progress")
     def progress_bar(self, task):
         percent = round(task.progress * 100)
@@ -353,7 +373,7 @@ class CacheTaskAdmin(TrackSearchMixin, admin.ModelAdmin):
     def full_error(self, task):
         return format_html('<pre style="white-space:pre-wrap;max-width:60rem">{}</pre>', task.error or "—")
 
-    @admin.action(description="Retry selected failed or cancelled tasks")
+    @admin.action(description="Retry selected failed or cancelled tasks", permissions=["queue"])
     def retry(self, request, queryset):
         retried = 0
         for task in queryset.filter(status__in=[CacheTask.Status.FAILED, CacheTask.Status.CANCELLED]):
@@ -362,12 +382,12 @@ class CacheTaskAdmin(TrackSearchMixin, admin.ModelAdmin):
             retried += sum(1 for r in result.values() if isinstance(r, CacheTask))
         self.message_user(request, f"Queued {retried} tasks again.", messages.SUCCESS)
 
-    @admin.action(description="Cancel selected pending or running tasks")
+    @admin.action(description="Cancel selected pending or running tasks", permissions=["queue"])
     def cancel(self, request, queryset):
         cancelled = queue.cancel(queryset.values_list("pk", flat=True))
         self.message_user(request, f"Cancelled {cancelled} tasks (running ones stop within seconds).", messages.SUCCESS)
 
-    @admin.action(description="Delete selected finished tasks")
+    @admin.action(description="Delete selected finished tasks", permissions=["delete"])
     def delete_finished(self, request, queryset):
         deleted, _ = queryset.filter(status__in=FINISHED).delete()
         self.message_user(request, f"Deleted {deleted} finished tasks; active ones were kept.", messages.SUCCESS)

@@ -8,8 +8,10 @@ reading it (POSIX). Half-written files are temporary names no row points at; rec
 leaves them to the worker that writes them unless they are old enough to be abandoned.
 """
 
+import contextlib
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -26,6 +28,10 @@ from .transcoder import TEMP_PREFIX
 logger = logging.getLogger(__name__)
 
 CHUNK = 500
+MAX_DAYS = 36_500  # "older than N days" beyond a century is a typo, and overflows date arithmetic
+# The only files reconciliation may delete: our renditions, and our temporary files. Whatever
+# else lies in the folder (someone pointed AUDIO_CACHE_DIR at the wrong place) is left alone.
+OWN_FILE = re.compile(r"^(?:[0-9a-f]{32}_(?:high|medium|low)_\d+k\.mp3|\.tmp-.+|\.health-.+)$")
 # A file in the cache folder that no row names is left alone this long: a worker renames its
 # finished file into place a moment before it records the row.
 ORPHAN_GRACE_SECONDS = 600
@@ -115,21 +121,28 @@ def _purge_batch(batch: list[tuple[int, str, int]], report: Report, cache_dir: P
         report.files += sum(1 for _pk, name, _size in batch if name in present)
         report.bytes += sum(size for _pk, _name, size in batch)
         return
+    # Which file each row names now: a worker may re-make the same name while we purge, and
+    # its new file (a different inode) must survive.
+    before = {}
+    for _pk, name, _size in batch:
+        if _plain(name):  # a name that could lead out of the cache folder is never touched
+            with contextlib.suppress(OSError):
+                before[name] = os.lstat(cache_dir / name).st_ino
     # Rows first: whatever deleted them (we or a concurrent purge), nobody is sent there again.
     deleted, _ = CachedRendition.objects.filter(pk__in=[pk for pk, _name, _size in batch]).delete()
     report.renditions += deleted
-    for _pk, name, _size in batch:
-        if not _plain(name):
-            continue  # a name that could lead out of the cache folder: never touched
+    for name, inode in before.items():
         path = cache_dir / name
         try:
             # lstat/unlink act on the entry itself: a symlink is removed, never what it points at.
-            size = os.lstat(path).st_size
+            st = os.lstat(path)
+            if st.st_ino != inode:
+                continue  # replaced since: a new rendition, with its own row
             os.unlink(path)
         except (FileNotFoundError, IsADirectoryError, PermissionError):
             continue
         report.files += 1
-        report.bytes += size
+        report.bytes += st.st_size
 
 
 def older_than(days: int):
@@ -200,7 +213,7 @@ def reconcile(*, dry_run: bool = False, cache_dir: Path | None = None, grace: fl
     now = time.time()
     with os.scandir(cache_dir) as entries:
         for entry in entries:
-            if entry.name in known or not entry.is_file(follow_symlinks=False):
+            if entry.name in known or not OWN_FILE.match(entry.name) or not entry.is_file(follow_symlinks=False):
                 continue
             st = entry.stat(follow_symlinks=False)
             if now - st.st_mtime < (temp_grace if entry.name.startswith(TEMP_PREFIX) else grace):

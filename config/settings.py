@@ -233,6 +233,29 @@ AUDIO_CACHE_RETRY_DELAY = env.integer("AUDIO_CACHE_RETRY_DELAY", 30, minimum=0)
 AUDIO_CACHE_LEASE_SECONDS = env.integer("AUDIO_CACHE_LEASE_SECONDS", 60, minimum=2)
 AUDIO_CACHE_SENDFILE = env.choice("AUDIO_CACHE_SENDFILE", "none", ("none", "nginx"))
 
+
+def _check_cache_dir() -> None:
+    """The cache folder is ours to delete files in: it must not overlap the music, the uploads
+    or the static files, nor hold DATA_ROOT (inside DATA_ROOT, the default, is fine)."""
+    cache = os.path.realpath(AUDIO_CACHE_DIR)
+
+    def inside(path: str, folder: str) -> bool:
+        return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+    for name, value in (("MUSIC_ROOT", MUSIC_ROOT), ("MEDIA_ROOT", MEDIA_ROOT), ("STATIC_ROOT", STATIC_ROOT)):
+        other = os.path.realpath(value)
+        if inside(cache, other) or inside(other, cache):
+            raise ImproperlyConfigured(
+                f"AUDIO_CACHE_DIR={str(AUDIO_CACHE_DIR)!r} overlaps {name}={str(value)!r}: use a folder of its own."
+            )
+    if inside(os.path.realpath(DATA_ROOT), cache):
+        raise ImproperlyConfigured(
+            f"AUDIO_CACHE_DIR={str(AUDIO_CACHE_DIR)!r} holds DATA_ROOT={str(DATA_ROOT)!r}: use a folder of its own."
+        )
+
+
+_check_cache_dir()
+
 # How many files scanlibrary probes at once. Each ffprobe run is a separate process that
 # spends most of its ~65 ms starting up (loading libraries, reading the file), so two per CPU
 # keep every core busy (measured: 25 files/s with 4 on 2 cores, 18 files/s with 2).

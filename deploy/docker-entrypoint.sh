@@ -1,7 +1,8 @@
 #!/bin/sh
-# Container start: bring the database schema up to date (one process at a time: Django's
-# migrate holds a lock on PostgreSQL), publish the static files for nginx when asked, then
-# run the container's command.
+# Container start: bring the database schema up to date (single container; in compose a
+# one-shot `migrate` service does it once and the others set MIGRATE_ON_START=false, because
+# Django's migrate takes no lock), publish the static files for nginx when asked, then run
+# the container's command.
 set -e
 if [ "${MIGRATE_ON_START:-true}" = "true" ]; then
     python manage.py migrate --noinput

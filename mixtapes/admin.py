@@ -1,12 +1,19 @@
 from django.contrib import admin
 
-from audiocache.admin import RenditionInline, TrackSearchMixin, precache_action, renditions_table
+from audiocache.admin import (
+    QueuePermissionMixin,
+    RenditionInline,
+    TrackSearchMixin,
+    precache_action,
+    renditions_table,
+)
 
+from . import services
 from .models import Mixtape, MixtapeTrack, Track
 
 
 @admin.register(Track)
-class TrackAdmin(TrackSearchMixin, admin.ModelAdmin):
+class TrackAdmin(QueuePermissionMixin, TrackSearchMixin, admin.ModelAdmin):
     track_lookup = "id"
     list_display = ["display_title", "artist", "album", "codec", "is_lossless", "duration", "missing_since"]
     list_filter = ["is_lossless", "codec", "has_cover", ("missing_since", admin.EmptyFieldListFilter)]
@@ -22,7 +29,7 @@ class TrackAdmin(TrackSearchMixin, admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # tracks come from scanlibrary, not from hand entry
 
-    @admin.action(description="Precache selected tracks…")
+    @admin.action(description="Precache selected tracks…", permissions=["queue"])
     def precache_selected(self, request, queryset):
         return precache_action(self, request, queryset, tracks_of=lambda qs: qs, what="tracks")
 
@@ -34,7 +41,7 @@ class MixtapeTrackInline(admin.TabularInline):
 
 
 @admin.register(Mixtape)
-class MixtapeAdmin(admin.ModelAdmin):
+class MixtapeAdmin(QueuePermissionMixin, admin.ModelAdmin):
     list_display = ["title", "owner", "is_public", "updated_at"]
     list_select_related = ["owner"]
     list_filter = ["is_public"]
@@ -44,13 +51,20 @@ class MixtapeAdmin(admin.ModelAdmin):
     readonly_fields = ["renditions"]
     actions = ["precache_selected"]
 
+    def delete_model(self, request, obj):
+        services.delete_mixtape(obj)  # the cover file goes too
+
+    def delete_queryset(self, request, queryset):
+        for mixtape in queryset:
+            services.delete_mixtape(mixtape)
+
     @admin.display(description="cached renditions of its tracks")
     def renditions(self, mixtape):
         if mixtape.pk is None:
             return "—"
         return renditions_table(mixtape.entries.values("track_id"))
 
-    @admin.action(description="Precache selected mixtapes…")
+    @admin.action(description="Precache selected mixtapes…", permissions=["queue"])
     def precache_selected(self, request, queryset):
         return precache_action(
             self,

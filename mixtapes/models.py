@@ -1,7 +1,8 @@
 from pathlib import Path
 
 from django.conf import settings
-from django.db import models
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Lower
 from django.utils.text import slugify
 
@@ -103,9 +104,23 @@ class Mixtape(models.Model):
         return self.title
 
     def save(self, *args, **kwargs):
-        if not self.slug:
+        if self.slug:
+            return super().save(*args, **kwargs)
+        # Two saves of the same title at once may pick the same free slug; the database's unique
+        # index lets one win, and the other takes the next candidate.
+        for attempt in range(5):
             self.slug = self._unique_slug()
-        super().save(*args, **kwargs)
+            try:
+                with transaction.atomic():
+                    return super().save(*args, **kwargs)
+            except IntegrityError:
+                if attempt == 4 or not Mixtape.objects.filter(slug=self.slug).exists():
+                    raise
+                self.slug = ""
+
+    def clean(self):
+        if self.slug in RESERVED_SLUGS:
+            raise ValidationError({"slug": f"“{self.slug}” is reserved; choose another slug."})
 
     def _unique_slug(self) -> str:
         base = slugify(self.title)[:70] or "mixtape"

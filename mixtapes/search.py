@@ -31,15 +31,17 @@ SQLITE_MATCH = "SELECT rowid FROM mixtapes_track_search WHERE mixtapes_track_sea
 
 
 def normalize(text: str) -> str:
-    """Lower-case, strip accents ("Beyoncé" -> "beyonce"), collapse whitespace."""
+    """Lower-case, strip accents ("Beyoncé" -> "beyonce"), control characters (a NUL would
+    end SQLite's FTS query string) and repeated whitespace."""
     decomposed = unicodedata.normalize("NFKD", text)
-    folded = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
-    return " ".join(folded.split())
+    kept = (" " if unicodedata.category(ch) == "Cc" else ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join("".join(kept).casefold().split())
 
 
 def search_text_for(track: Track) -> str:
-    name = PurePosixPath(track.path).stem if track.path else ""
-    return normalize(" ".join([track.title, track.artist, track.album, track.album_artist, name]))
+    # The path without its extension, folders included ("Artist/Album (2020)/01 Song").
+    path = str(PurePosixPath(track.path).with_suffix("")) if track.path else ""
+    return normalize(" ".join([track.title, track.artist, track.album, track.album_artist, path.replace("/", " ")]))
 
 
 def query_terms(query: str) -> list[str]:

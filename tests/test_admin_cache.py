@@ -265,3 +265,77 @@ def test_admin_search_uses_the_library_search(admin_client):
         page = admin_client.get(url, {"q": "apres ondes"}).content.decode()
         assert "Après minuit" in page and "Morning" not in page, url
     assert str(other.track) in admin_client.get(RENDITIONS, {"q": "morn"}).content.decode()
+
+
+def test_view_only_staff_cannot_run_the_actions(client, cache_dir, file_track):
+    from django.contrib.auth.models import Permission
+
+    viewer = UserFactory(is_staff=True)
+    viewer.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_cachedrendition", "view_cachetask", "view_track"])
+    )
+    client.force_login(viewer)
+    r = rendition(cache_dir)
+    finished = CacheTaskFactory(track=file_track(), status="done")
+    failed = CacheTaskFactory(track=file_track(), status="failed")
+    posts = [
+        (RENDITIONS, "purge_selected", r.pk),
+        (RENDITIONS, "retranscode_selected", r.pk),
+        (TASKS, "delete_finished", finished.pk),
+        (TASKS, "retry", failed.pk),
+        (TASKS, "cancel", failed.pk),
+        ("/admin/mixtapes/track/", "precache_selected", r.track_id),
+    ]
+    for url, action, pk in posts:
+        data = {"action": action, ACTION_CHECKBOX_NAME: [pk], "confirmed": "1", "apply": "1", "qualities": ["low"]}
+        client.post(url, data)
+    assert CachedRendition.objects.filter(pk=r.pk).exists() and (cache_dir / r.file_name).exists()
+    assert set(CacheTask.objects.values_list("pk", "status")) == {(finished.pk, "done"), (failed.pk, "failed")}
+    assert not CacheBatch.objects.exists()
+    page = client.get(RENDITIONS).content.decode()
+    assert "purge_selected" not in page  # the actions are not even offered
+
+
+def test_select_all_means_all_on_the_confirmation_too(admin_client, cache_dir):
+    renditions = [rendition(cache_dir) for _ in range(5)]
+    data = {"action": "purge_selected", ACTION_CHECKBOX_NAME: [renditions[0].pk], "select_across": "1", "index": "0"}
+    page = admin_client.post(RENDITIONS, data).content.decode()
+    assert "5 renditions" in page and 'name="select_across" value="1"' in page
+    admin_client.post(RENDITIONS, {**data, "confirmed": "1"})
+    assert not CachedRendition.objects.exists() and not list(cache_dir.iterdir())
+
+
+def test_bad_purge_days_never_500(admin_client, cache_dir):
+    for bad in ["1000000", "99999999999", "²", "1e3"]:
+        response = admin_client.get(PURGE, {"older_than": bad})
+        assert response.status_code == 302 and response["Location"] == DASHBOARD, bad
+
+
+def test_admin_mixtape_delete_removes_the_cover_file(admin_client, settings, tmp_path):
+    from django.core.files.base import ContentFile
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    mixtape = MixtapeFactory()
+    mixtape.cover.save("c.jpg", ContentFile(b"jpeg"))
+    cover = settings.MEDIA_ROOT / mixtape.cover.name
+    assert cover.exists()
+    admin_client.post(f"/admin/mixtapes/mixtape/{mixtape.pk}/delete/", {"post": "yes"})
+    assert not cover.exists()
+
+
+def test_admin_refuses_the_reserved_slug(admin_client):
+    owner = UserFactory()
+    response = admin_client.post(
+        "/admin/mixtapes/mixtape/add/",
+        {"owner": owner.pk, "title": "New", "slug": "new", "liner_notes": "", "entries-TOTAL_FORMS": "0",
+         "entries-INITIAL_FORMS": "0", "entries-MIN_NUM_FORMS": "0", "entries-MAX_NUM_FORMS": "1000"},
+    )  # fmt: skip
+    assert response.status_code == 200 and "is reserved" in response.content.decode()
+
+
+def test_task_search_by_worker_and_error(admin_client, file_track):
+    CacheTaskFactory(track=file_track(), status="failed", worker_id="nas:42/abc", error="Invalid data found")
+    other = CacheTaskFactory(track=file_track(), status="done", worker_id="box:7/x")
+    page = admin_client.get(TASKS, {"q": "nas:42"}).content.decode()
+    assert "Invalid data" in page and f"/{other.pk}/change/" not in page
+    assert f"/{other.pk}/change/" not in admin_client.get(TASKS, {"q": "invalid data"}).content.decode()

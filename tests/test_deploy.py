@@ -17,7 +17,12 @@ def compose() -> dict:
 
 def test_compose_services_and_volumes():
     services = compose()["services"]
-    assert set(services) == {"web", "worker", "postgres", "redis", "nginx"}
+    assert set(services) == {"migrate", "web", "worker", "postgres", "redis", "nginx"}
+    # Migrations run once, before web and workers (which then skip them).
+    assert services["migrate"]["command"] == ["python", "manage.py", "migrate", "--noinput"]
+    for name in ("web", "worker"):
+        assert services[name]["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+        assert services[name]["environment"]["MIGRATE_ON_START"] == "false"
     for name in ("web", "worker"):
         service = services[name]
         assert service["image"] == "mixtapes:latest" and service["build"]["context"] == ".."

@@ -451,3 +451,32 @@ def test_share_page_lists_tracks_with_their_cached_qualities(client, settings):
     assert playlist[0]["stream_url"] == f"/stream/{cached.pk}/"
     assert '<option value="low" selected>' in page and '<option value="original">' in page
     assert CachedRendition.objects.count() == 3  # a page view changes nothing
+
+
+@pytest.mark.parametrize("query", ["hel\x00lo", "\x00", "a\x1fb", "\u200b", "🎵 music", "' OR 1=1 --", 'x" AND "y'])
+def test_search_never_fails_on_odd_queries(client, alice, query):
+    TrackFactory(title="Hello music")
+    response = client.get("/library/search/", {"q": query})
+    assert response.status_code == 200 and "results" in response.json()
+
+
+def test_search_matches_folder_names(client, alice):
+    TrackFactory(title="Intro", path="Boards of Canada/Geogaddi (2002)/01 Ready Lets Go.flac")
+    titles = [r["title"] for r in client.get("/library/search/", {"q": "geogaddi 2002"}).json()["results"]]
+    assert titles == ["Intro"]
+
+
+def test_two_mixtapes_with_one_title_at_once_get_two_slugs(monkeypatch, alice):
+    """The slug check and the insert are not atomic: when another save takes the slug in
+    between, this one retries with the next free slug instead of failing."""
+    MixtapeFactory(slug="same")
+    calls = []
+    original = Mixtape._unique_slug
+
+    def racing(self):
+        calls.append(1)
+        return "same" if len(calls) == 1 else original(self)  # first answer already taken
+
+    monkeypatch.setattr(Mixtape, "_unique_slug", racing)
+    mixtape = Mixtape.objects.create(owner=alice, title="Same")
+    assert mixtape.slug == "same-2" and len(calls) == 2

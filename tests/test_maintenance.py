@@ -165,10 +165,10 @@ def test_reconcile_removes_orphans_both_ways(cache_dir, settings, music_snapshot
     kept = rendition(cache_dir)
     no_file = rendition(cache_dir)
     (cache_dir / no_file.file_name).unlink()
-    old_orphan = cache_dir / "0123_medium_192k.mp3"
+    old_orphan = cache_dir / f"{0x123:032x}_medium_192k.mp3"
     old_orphan.write_bytes(b"x" * 10)
     age(old_orphan, 3600)
-    young_orphan = cache_dir / "4567_medium_192k.mp3"  # a worker may be about to record its row
+    young_orphan = cache_dir / f"{0x4567:032x}_medium_192k.mp3"  # a worker may be about to record its row
     young_orphan.write_bytes(b"x")
     running_temp = cache_dir / ".tmp-t1a1-abc.part"  # a transcode in progress
     running_temp.write_bytes(b"x")
@@ -224,7 +224,7 @@ def test_cacheclean_without_options_applies_the_settings(cache_dir, settings):
     settings.AUDIO_CACHE_MAX_SIZE = 0
     rendition(cache_dir, days_old=60)
     rendition(cache_dir, days_old=1)
-    orphan = cache_dir / "feed_low_128k.mp3"
+    orphan = cache_dir / f"{0xFEED:032x}_low_128k.mp3"
     orphan.write_bytes(b"x")
     age(orphan, 3600)
     output = cacheclean()
@@ -294,3 +294,55 @@ def test_a_listener_finishes_a_rendition_purged_under_them(cache_dir, rf):
         return b"".join([chunk async for chunk in response.streaming_content])
 
     assert async_to_sync(read_all)() == expected
+
+
+def test_purge_spares_a_file_a_worker_made_again_meanwhile(cache_dir):
+    """Rows go first; if a worker publishes a new file under the same name before the unlink,
+    that new file (another inode) is not deleted."""
+    from django.db.models.signals import post_delete
+
+    r = rendition(cache_dir, size=100)
+    path = cache_dir / r.file_name
+
+    def worker_republishes(sender, instance, **kwargs):
+        fresh = cache_dir / ".tmp-t9a1-new.part"
+        fresh.write_bytes(b"\xfe" * 200)
+        os.replace(fresh, path)
+
+    post_delete.connect(worker_republishes, sender=CachedRendition)
+    try:
+        report = maintenance.purge(CachedRendition.objects.filter(pk=r.pk))
+    finally:
+        post_delete.disconnect(worker_republishes, sender=CachedRendition)
+    assert report.renditions == 1 and report.files == 0
+    assert path.read_bytes() == b"\xfe" * 200
+
+
+def test_reconcile_only_deletes_files_of_its_own_kind(cache_dir):
+    foreign = [cache_dir / "db.sqlite3", cache_dir / "notes.txt", cache_dir / "Song.flac", cache_dir / "secret_key"]
+    for path in foreign:
+        path.write_bytes(b"precious")
+        age(path, 86400)
+    report = maintenance.reconcile()
+    assert report.orphan_files == 0 and all(p.exists() for p in foreign)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--max-size", "0"], "use --all"),
+        (["--older-than", "99999999999"], "from 0 to"),
+        (["--older-than", "²"], "from 0 to"),
+    ],
+)
+def test_cacheclean_refuses_dangerous_or_absurd_values(args, message, cache_dir):
+    rendition(cache_dir)
+    with pytest.raises(CommandError, match=message):
+        cacheclean(*args)
+    assert CachedRendition.objects.count() == 1
+
+
+@pytest.mark.parametrize("argument", ["²", "9" * 30])
+def test_cachedebug_odd_ids(argument, music_root):
+    with pytest.raises(CommandError):
+        call_command("cachedebug", argument, stdout=StringIO())

@@ -129,6 +129,7 @@ def test_every_setting_is_read_from_the_environment(checkout, tmp_path):
         ("REDIS_URL", "http://127.0.0.1:6379"),
         ("SECRET_KEY", "short"),
         ("HTTPS", "sometimes"),
+        ("AUDIO_CACHE_DIR", "."),  # holds DATA_ROOT (./data) and the music
         ("LOG_FORMAT", "xml"),
     ],
 )

@@ -209,6 +209,7 @@
   seek.addEventListener("change", () => {
     seeking = false;
     if (!audio.getAttribute("src")) load(index, { startAt: Number(seek.value) });
+    else if (pendingStart) pendingStart.time = Number(seek.value); // still loading: seek once it can
     else audio.currentTime = Number(seek.value);
   });
 
@@ -220,8 +221,10 @@
     }
     renderBadges();
     if (!audio.getAttribute("src")) return;
-    // Same track, same position, same play/pause state; only the file changes.
-    load(index, { startAt: audio.currentTime, play: !audio.paused });
+    // Same track, same position, same play/pause state; only the file changes. If the previous
+    // switch has not loaded yet, its pending start is where the listener is.
+    const here = pendingStart ? pendingStart : { time: audio.currentTime, play: !audio.paused };
+    load(index, { startAt: here.time, play: here.play });
   });
 
   rows.forEach((row, i) => row.querySelector(".play-track").addEventListener("click", () => load(i, { play: true })));

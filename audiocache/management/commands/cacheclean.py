@@ -8,9 +8,19 @@ from config.env import parse_byte_size
 
 def _size(text: str) -> int:
     try:
-        return parse_byte_size(text)
+        size = parse_byte_size(text)
     except ValueError:
-        raise CommandError(f"--max-size {text!r} is not a size (examples: 0, 500M, 20G, 1.5T)") from None
+        raise CommandError(f"--max-size {text!r} is not a size (examples: 500M, 20G, 1.5T)") from None
+    if size == 0:
+        # AUDIO_CACHE_MAX_SIZE=0 means "no cap"; here it would mean "delete everything".
+        raise CommandError("--max-size 0 would empty the cache; use --all for that")
+    return size
+
+
+def _days(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and int(text) <= maintenance.MAX_DAYS):
+        raise CommandError(f"--older-than takes a number of days from 0 to {maintenance.MAX_DAYS}")
+    return int(text)
 
 
 class Command(BaseCommand):
@@ -23,7 +33,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--older-than", type=int, metavar="DAYS", help="Delete renditions not played (or made) for DAYS days."
+            "--older-than", type=_days, metavar="DAYS", help="Delete renditions not played (or made) for DAYS days."
         )
         parser.add_argument(
             "--max-size",
@@ -40,8 +50,6 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Print what would be deleted; change nothing.")
 
     def handle(self, *args, older_than=None, max_size=None, orphans=False, all=False, dry_run=False, **options):
-        if older_than is not None and older_than < 0:
-            raise CommandError("--older-than must be 0 or more days")
         explicit = older_than is not None or max_size is not None or orphans or all
         if not explicit:
             older_than = settings.AUDIO_CACHE_MAX_AGE_DAYS or None

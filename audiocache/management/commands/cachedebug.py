@@ -68,7 +68,9 @@ class Command(BaseCommand):
                 )
 
     def _find(self, text: str) -> Track:
-        if text.isdigit():
+        if text.isascii() and text.isdigit():
+            if len(text) > 18:
+                raise CommandError(f"No track with id {text}.")
             track = Track.objects.filter(pk=int(text)).first()
             if track is None:
                 raise CommandError(f"No track with id {text}.")
