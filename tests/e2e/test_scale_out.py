@@ -103,10 +103,12 @@ def test_two_web_processes_three_workers_postgres_redis_nginx(
     events_url = f"/events/batches/{batch.pk}/"
     since_start = [f"Last-Event-ID: batch-{batch.pk}:0"]
 
-    with ThreadPoolExecutor(2) as readers:
-        # One listener on each web process; the events come from worker processes through Redis.
+    with ThreadPoolExecutor(3) as readers:
+        # One listener on each web process, one through nginx (unbuffered /events/ location); the
+        # events come from the worker processes through Redis.
         on_a = readers.submit(read_events, web_a + events_url, cookie, since_start, True, 180)
         on_b = readers.submit(read_events, web_b + events_url, cookie, since_start, True, 180)
+        via_nginx = readers.submit(read_events, front + events_url, cookie, since_start, True, 180)
         time.sleep(1)  # both streams open before the work starts
         workers = [spawn("cacheworker", "--workers", "1", "--name", f"w{n}", **shared) for n in range(3)]
 
@@ -121,6 +123,7 @@ def test_two_web_processes_three_workers_postgres_redis_nginx(
 
         wait_until(lambda: CacheTask.objects.filter(status=Status.DONE).count() == 30, 180, "every task to finish", 0.2)
         events_a, events_b = on_a.result(timeout=60), on_b.result(timeout=60)
+        events_front = via_nginx.result(timeout=60)
 
     # Every task done; none ran twice except the one whose worker died (taken over after its lease).
     tasks = CacheTask.objects.all()
@@ -133,7 +136,7 @@ def test_two_web_processes_three_workers_postgres_redis_nginx(
     assert not list(settings.AUDIO_CACHE_DIR.glob(".tmp-*"))  # the dead attempt's partial file was removed
 
     # Both web processes relayed the workers' progress, ending with the batch's summary.
-    for events in (events_a, events_b):
+    for events in (events_a, events_b, events_front):
         final = events[-1][1]
         assert (final["step"], final["status"], final["message"]) == (
             "done",
