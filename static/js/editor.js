@@ -162,7 +162,7 @@
       meta.textContent = [track.artist, track.album].filter(Boolean).join(" — ");
       text.append(title, meta);
       const badge = document.createElement("span");
-      badge.className = `badge ${track.lossless ? "text-bg-success" : "text-bg-secondary"}`;
+      badge.className = `badge d-none d-sm-inline-block ${track.lossless ? "text-bg-success" : "text-bg-secondary"}`;
       badge.textContent = track.codec;
       const length = document.createElement("span");
       length.className = "small text-body-secondary tabular-nums";
