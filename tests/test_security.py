@@ -1,0 +1,217 @@
+"""Who may reach what, checked over every URL the URLconf has (so a new view cannot slip by).
+
+The test walks ``django.urls.get_resolver()``, fills each pattern's parameters with real objects and
+asserts: anonymous visitors reach only the public pages listed below; everything else sends them to a
+login page (or answers 403); the admin is for staff only; every POST needs a CSRF token; a stranger
+never sees a private mixtape or its cover, and an anonymous visitor never streams a track that only a
+private mixtape holds.
+
+Tracks are the library of the server, shared by every account (any logged-in user may search and play
+them); mixtapes are private to their owner unless public. Static files are served by WhiteNoise, outside
+the URLconf (tests/e2e/test_static_files.py).
+
+Covered elsewhere, not repeated: SSE channel authorization (test_progress.py), cover re-encoding and
+size limits (test_editor.py), SECRET_KEY generation and ``check --deploy`` (test_settings.py).
+"""
+
+import re
+
+import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from audiocache.models import CacheBatch
+from mixtapes.models import Mixtape
+from tests.factories import (
+    CacheBatchFactory,
+    CachedRenditionFactory,
+    CacheTaskFactory,
+    MixtapeFactory,
+    MixtapeTrackFactory,
+    TrackFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+# URL names anonymous visitors may open, and what limits each one.
+PUBLIC = {
+    "home": "the landing page (shows the library only to logged-in users)",
+    "login": "the login form",
+    "logout": "logging out (POST only)",
+    "healthz": "health check for load balancers (no private data)",
+    "share": "share page: public mixtapes only, 404 for private ones",
+    "mixtape-cover": "cover image: public mixtapes only, 404 for private ones",
+    "stream": "audio: tracks on a public mixtape only, 404 for the others",
+    "admin:login": "the admin's login form",
+    "admin:logout": "a GET only redirects to the admin index (logging out is a POST)",
+}
+# Views that take a POST without a CSRF token: none.
+CSRF_EXEMPT: set[str] = set()
+
+
+def walk(patterns=None, prefix="", namespace=""):
+    """(route text, qualified name) of every URL pattern, depth first."""
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            inner = f"{namespace}:{pattern.namespace}".strip(":") if pattern.namespace else namespace
+            yield from walk(pattern.url_patterns, route, inner)
+        elif isinstance(pattern, URLPattern):
+            yield route, f"{namespace}:{pattern.name}".strip(":") if pattern.name else f"{namespace}:<unnamed>"
+
+
+def to_path(route: str, values: dict) -> str:
+    """A concrete path for a route: ``<conv:name>`` and the admin's two regular expressions filled in."""
+    route = route.replace("^(?P<app_label>auth|audiocache|mixtapes)/$", "mixtapes/")
+    route = route.replace("(?P<url>.*)$", "no-such-page/")
+    assert "(?P" not in route and "^" not in route, f"unhandled pattern {route!r}: teach to_path about it"
+    return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(values[m.group(1)]), route)
+
+
+@pytest.fixture
+def world():
+    """An owner with a private and a public mixtape, tracks, a batch, renditions and tasks."""
+    owner = UserFactory(username="owner")
+    private = MixtapeFactory(owner=owner, slug="private-tape", is_public=False, cover="covers/private.jpg")
+    public = MixtapeFactory(owner=owner, slug="public-tape", is_public=True)
+    private_track = MixtapeTrackFactory(mixtape=private).track
+    public_track = MixtapeTrackFactory(mixtape=public).track
+    batch = CacheBatchFactory(created_by=owner, mixtape=private)
+    rendition = CachedRenditionFactory(track=private_track)
+    task = CacheTaskFactory(track=private_track)
+    values = {
+        "slug": private.slug,
+        "track_id": private_track.pk,
+        "batch_id": batch.pk,
+        "content_type_id": ContentType.objects.get_for_model(Mixtape).pk,
+        "id": owner.pk,
+    }
+    return {
+        "owner": owner, "private": private, "public": public, "private_track": private_track,
+        "public_track": public_track, "batch": batch, "rendition": rendition, "task": task, "values": values,
+    }  # fmt: skip
+
+
+def object_id_for(route: str, world) -> int:
+    """The admin's ``<path:object_id>``: a real row of the model the route is about."""
+    by_model = {
+        "auth/group": None,
+        "auth/user": world["owner"].pk,
+        "audiocache/cachedrendition": world["rendition"].pk,
+        "audiocache/cachetask": world["task"].pk,
+        "audiocache/cachebatch": world["batch"].pk,
+        "mixtapes/track": world["private_track"].pk,
+        "mixtapes/mixtape": world["private"].pk,
+        "r/": world["private"].pk,
+    }
+    for key, pk in by_model.items():
+        if f"admin/{key}" in route:
+            return pk if pk is not None else 1
+    raise AssertionError(f"no object for {route!r}")
+
+
+def every_url(world):
+    for route, name in walk():
+        values = dict(world["values"])
+        if "object_id" in route:
+            values["object_id"] = object_id_for(route, world)
+        yield name, to_path(route, values)
+
+
+def sends_to_login(response) -> bool:
+    location = response.headers.get("Location", "")
+    return response.status_code == 302 and location.startswith(("/accounts/login/", "/admin/login/"))
+
+
+def test_the_walk_sees_the_whole_urlconf(world):
+    names = {name for name, _ in every_url(world)}
+    # A sample of what must be there: if the walk stopped early, the checks below would prove little.
+    assert {"home", "editor", "stream", "batch-events", "admin:index", "admin:mixtapes_mixtape_change"} <= names
+    assert set(PUBLIC) <= names
+    assert len(list(every_url(world))) > 60
+
+
+def test_anonymous_visitors_reach_only_the_public_pages(client, world):
+    for name, path in every_url(world):
+        response = client.get(path)
+        assert response.status_code < 500, (name, path, response.status_code)
+        if name in PUBLIC:
+            continue
+        # Everything else: a login page, or 403 for endpoints that are not pages (SSE).
+        assert sends_to_login(response) or response.status_code == 403, (name, path, response.status_code)
+
+
+def test_the_public_pages_give_away_nothing_private(client, world):
+    private, public = world["private"], world["public"]
+    assert client.get(f"/share/{private.slug}/").status_code == 404
+    assert client.get(f"/share/{private.slug}/cover/").status_code == 404
+    assert client.get(f"/share/{public.slug}/").status_code == 200
+    assert client.get(f"/stream/{world['private_track'].pk}/").status_code == 404
+    home = client.get("/").content.decode()
+    assert private.title not in home and world["private_track"].title not in home
+    assert client.get("/healthz").status_code in (200, 503)
+    assert client.get("/accounts/logout/").status_code == 405  # logging out is a POST
+
+
+def test_the_admin_is_for_staff_only(client, world):
+    client.force_login(UserFactory(username="not-staff"))
+    admin_urls = [(name, path) for name, path in every_url(world) if name.startswith("admin:")]
+    assert len(admin_urls) > 40
+    for name, path in admin_urls:
+        if name in ("admin:login", "admin:logout"):
+            continue
+        response = client.get(path)
+        assert sends_to_login(response), (name, path, response.status_code)
+        assert response["Location"].startswith("/admin/login/")
+
+
+def test_staff_reach_every_admin_page_without_errors(client, world):
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    for name, path in every_url(world):
+        if name.startswith("admin:") and name != "admin:logout":
+            response = client.get(path)
+            # 403 is the autocomplete view refusing a request without its parameters.
+            assert response.status_code in (200, 302, 403, 404), (name, path, response.status_code)
+
+
+def test_a_stranger_never_sees_a_private_mixtape(client, world):
+    stranger = UserFactory(username="stranger")
+    client.force_login(stranger)
+    private = world["private"]
+    for name, path in every_url(world):
+        if name.startswith("admin:") or "private-tape" not in path:
+            continue
+        response = client.get(path)
+        assert response.status_code == 404, (name, path, response.status_code)
+        response = client.post(path, {"title": "hijacked"})
+        assert response.status_code in (404, 405), (name, path, response.status_code)
+    private.refresh_from_db()
+    assert private.title != "hijacked" and Mixtape.objects.filter(pk=private.pk).exists()
+    assert private.title not in client.get("/mixtapes/").content.decode()
+    assert client.get(f"/events/batches/{world['batch'].pk}/").status_code == 403
+    assert CacheBatch.objects.filter(pk=world["batch"].pk).exists()
+
+
+def test_every_post_needs_a_csrf_token(world):
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    anonymous = Client(enforce_csrf_checks=True)
+    for name, path in every_url(world):
+        for client in (strict, anonymous):
+            response = client.post(path, {"title": "x", "username": "root", "password": "x"})
+            if name in CSRF_EXEMPT:
+                continue
+            assert response.status_code == 403 and b"CSRF" in response.content, (name, path, response.status_code)
+    world["private"].refresh_from_db()
+    assert world["private"].title != "x"
+
+
+def test_an_unknown_track_and_a_private_one_look_the_same_to_strangers(client, world):
+    """No way to tell a private track from one that does not exist (same status and body)."""
+    unknown = TrackFactory().pk + 1000
+    hidden = client.get(f"/stream/{world['private_track'].pk}/")
+    missing = client.get(f"/stream/{unknown}/")
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.content == missing.content
