@@ -9,7 +9,7 @@ PORT ?= 8000
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?= -n auto
 
-.PHONY: run test lint format system-deps system-deps-test serve clean
+.PHONY: run test stress lint format system-deps system-deps-test serve clean
 
 ## make run: install what is missing, migrate, set up a demo on first run, serve on http://127.0.0.1:8000
 run: system-deps $(VENV)/.runtime
@@ -27,6 +27,10 @@ test: system-deps-test $(VENV)/.dev lint
 	else \
 		echo "PostgreSQL not reachable at $(PG_TEST_URL): skipping the PostgreSQL pass"; \
 	fi
+
+## make stress: the load test (500 listeners at playback speed for 60 s while 50 tracks transcode); never part of make test
+stress: system-deps-test $(VENV)/.dev
+	STRESS=1 $(VENV)/bin/pytest -p no:cacheprovider -m stress -s tests/stress
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
