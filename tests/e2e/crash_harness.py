@@ -53,6 +53,9 @@ def install(point: str) -> None:
 
 def main() -> None:
     point, *args = sys.argv[1:]
+    if os.getpgrp() != os.getpid():
+        # It kills its whole process group: never the group of whoever started it.
+        raise SystemExit("crash_harness must lead its own process group (start it with start_new_session=True)")
     if point not in ("before-rename", "after-rename", "before-finish"):
         raise SystemExit(f"unknown crash point {point!r}")
     sys.path.insert(0, str(REPO))
