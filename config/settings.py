@@ -167,7 +167,9 @@ if REDIS_URL:
     from redis.connection import parse_url as _parse_redis_url
 
     # django-eventstream checks hasattr(settings, "EVENTSTREAM_REDIS"): define it only when used.
-    EVENTSTREAM_REDIS = _parse_redis_url(REDIS_URL)
+    # A Redis host that drops packets must not hold a publish for the kernel's connect timeout.
+    # (No socket_timeout: django-eventstream's listener waits on an idle connection.)
+    EVENTSTREAM_REDIS = {**_parse_redis_url(REDIS_URL), "socket_connect_timeout": 2}
 
 # --- Auth, i18n ---------------------------------------------------------------------
 
