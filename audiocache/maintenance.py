@@ -197,6 +197,15 @@ def enforce_limits(*, keep: Q | None = None, cache_dir: Path | None = None) -> R
     return report
 
 
+def rows_without_file(*, limit: int | None = None, cache_dir: Path | None = None) -> list[int]:
+    """Ids of renditions whose file is not in the cache folder (rows read before the listing,
+    as in ``reconcile``)."""
+    rows = list(CachedRendition.objects.values_list("pk", "file_name"))
+    on_disk = _file_names(Path(_cache_dir(cache_dir)))
+    missing = [pk for pk, name in rows if name not in on_disk]
+    return missing[:limit] if limit is not None else missing
+
+
 def reconcile(*, dry_run: bool = False, cache_dir: Path | None = None, grace: float = ORPHAN_GRACE_SECONDS) -> Report:
     """Make the folder and the table agree: delete files no row names (older than ``grace``
     seconds, temporary files of crashed workers included) and drop rows whose file is gone."""

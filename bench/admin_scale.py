@@ -13,6 +13,7 @@ client as a logged-in superuser:
   changelist   /admin/audiocache/cachedrendition/ (100 rows, state column, filters, dates)
   filtered     the same with ?state=stale&quality__exact=medium
   search       the same with ?q=<an artist>
+  missing      the same with ?state=missing (lists the cache folder)
   dashboard    /admin/audiocache/cachedrendition/dashboard/
   tasks        /admin/audiocache/cachetask/
   cacheclean   manage.py cacheclean --dry-run --older-than 180 --max-size 1G --orphans
@@ -168,6 +169,7 @@ def main() -> None:
             ("changelist", get(base)),
             ("filtered", get(base + "?state=stale&quality__exact=medium")),
             ("search", get(base + "?q=Artist+00042")),
+            ("missing", get(base + "?state=missing")),
             ("dashboard", get(base + "dashboard/")),
             ("tasks", get("/admin/audiocache/cachetask/")),
             ("cacheclean", cacheclean),

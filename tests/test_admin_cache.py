@@ -339,3 +339,11 @@ def test_task_search_by_worker_and_error(admin_client, file_track):
     page = admin_client.get(TASKS, {"q": "nas:42"}).content.decode()
     assert "Invalid data" in page and f"/{other.pk}/change/" not in page
     assert f"/{other.pk}/change/" not in admin_client.get(TASKS, {"q": "invalid data"}).content.decode()
+
+
+def test_file_missing_filter(admin_client, cache_dir):
+    present = rendition(cache_dir)
+    gone = rendition(cache_dir)
+    (cache_dir / gone.file_name).unlink()
+    page = admin_client.get(RENDITIONS, {"state": "missing"}).content.decode()
+    assert f"/{gone.pk}/change/" in page and f"/{present.pk}/change/" not in page
