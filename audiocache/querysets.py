@@ -9,6 +9,7 @@ indexed ``EXISTS`` probes, one per candidate year, month or day between MIN and 
 from datetime import datetime
 
 from django.db import models
+from django.db.models import F, Max, Min
 from django.utils import timezone
 
 MAX_PROBES = 400  # beyond this many candidate periods, let the database do it
@@ -32,6 +33,28 @@ def _truncate(moment: datetime, kind: str) -> datetime:
 
 
 class DateProbingQuerySet(models.QuerySet):
+    def aggregate(self, *args, **kwargs):
+        """``aggregate(first=Min(f), last=Max(f))`` (what the date hierarchy asks first) by
+        walking f's index from each end; MIN/MAX over a filtered or joined queryset reads every
+        matching row. Any other aggregate goes to the database as usual."""
+        first, last = kwargs.get("first"), kwargs.get("last")
+        if (
+            not args
+            and set(kwargs) == {"first", "last"}
+            and type(first) is Min
+            and type(last) is Max
+            and len(first.source_expressions) == len(last.source_expressions) == 1
+            and isinstance(first.source_expressions[0], F)
+            and isinstance(last.source_expressions[0], F)
+            and first.source_expressions[0].name == last.source_expressions[0].name
+            and first.filter is None
+            and last.filter is None
+        ):
+            field = first.source_expressions[0].name
+            values = self.filter(**{f"{field}__isnull": False}).order_by(field).values_list(field, flat=True)
+            return {"first": values.first(), "last": values.last()}
+        return super().aggregate(*args, **kwargs)
+
     def datetimes(self, field_name, kind, order="ASC", tzinfo=None, **kwargs):
         if kind not in ("year", "month", "day") or kwargs:
             return super().datetimes(field_name, kind, order, tzinfo, **kwargs)

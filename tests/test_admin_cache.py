@@ -347,3 +347,26 @@ def test_file_missing_filter(admin_client, cache_dir):
     (cache_dir / gone.file_name).unlink()
     page = admin_client.get(RENDITIONS, {"state": "missing"}).content.decode()
     assert f"/{gone.pk}/change/" in page and f"/{present.pk}/change/" not in page
+
+
+def test_first_and_last_by_index_walk_equal_min_and_max():
+    from datetime import timedelta
+
+    from django.db.models import Max, Min, QuerySet
+    from django.utils import timezone
+
+    assert CachedRendition.objects.aggregate(first=Min("created_at"), last=Max("created_at")) == {
+        "first": None,
+        "last": None,
+    }
+    for days, quality in [(5, "low"), (1, "high"), (9, "low"), (3, "medium")]:
+        r = CachedRenditionFactory(quality=quality)
+        CachedRendition.objects.filter(pk=r.pk).update(created_at=timezone.now() - timedelta(days=days))
+    for queryset in [CachedRendition.objects.all(), CachedRendition.objects.filter(quality="low"),
+                     CachedRendition.objects.filter(track__title__startswith="Track")]:  # fmt: skip
+        fast = queryset.aggregate(first=Min("created_at"), last=Max("created_at"))
+        plain = QuerySet.aggregate(queryset, first=Min("created_at"), last=Max("created_at"))
+        assert fast == plain
+    assert CachedRendition.objects.aggregate(n=Min("size")) == QuerySet.aggregate(
+        CachedRendition.objects.all(), n=Min("size")
+    )
