@@ -222,6 +222,14 @@ def read_to_eof(sock, timeout=30) -> bytes:
 # --- PostgreSQL drops the worker's connections ---------------------------------------------
 
 
+def other_backends() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
 def terminate_other_backends() -> int:
     """pg_terminate_backend on every connection to this test database except the test's own."""
     with connection.cursor() as cursor:
@@ -251,6 +259,8 @@ def test_a_worker_survives_postgresql_dropping_its_connections(make_audio, spawn
             ),
             message="a task under way",
         )
+        # The worker reconnects lazily after a drop: wait until it is connected again.
+        wait_until(lambda: other_backends() > 0, message="the worker to be connected")
         terminated += terminate_other_backends()
         time.sleep(0.5)
     assert terminated >= 2
