@@ -1,9 +1,12 @@
 """Helpers for tests that run real ``manage.py`` processes against the test database."""
 
 import os
+import shutil
 import socket
+import string
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -120,3 +123,84 @@ def uvicorn_server(manage_env):
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
+
+
+def wait_until(condition, timeout=60, interval=0.1, message="condition"):
+    """Poll ``condition`` until it is true; fail naming ``message`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
+@pytest.fixture
+def static_root(tmp_path, manage_env):
+    """collectstatic with the production storage (hashed names, compressed copies)."""
+    root = tmp_path / "static"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        cwd=REPO, env={**manage_env, "STATIC_ROOT": str(root)}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return root
+
+
+NGINX_MAIN = string.Template("""
+daemon off;
+pid $work/nginx.pid;
+error_log $work/error.log warn;
+$user
+events { worker_connections 256; }
+http {
+    include /etc/nginx/mime.types;
+    access_log $work/access.log;
+    client_body_temp_path $work/body;
+    proxy_temp_path $work/proxy;
+    fastcgi_temp_path $work/fastcgi;
+    uwsgi_temp_path $work/uwsgi;
+    scgi_temp_path $work/scgi;
+    include $work/mixtapes.conf;
+}
+""")
+
+
+@pytest.fixture
+def nginx(settings):
+    """``nginx(app_base_url, ...)`` -> base URL of a real nginx running deploy/nginx.conf in front
+    of the app, balancing over every web process given."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(binary):
+        pytest.skip("nginx is not installed (make test installs nginx-light)")
+    processes = []
+    work = Path(tempfile.mkdtemp(prefix="nginx-test-"))
+
+    def start(*app_bases: str) -> str:
+        port = free_port()
+        servers = ";\n    server ".join(base.removeprefix("http://") for base in app_bases)  # one `server` line each
+        server_block = string.Template((REPO / "deploy" / "nginx.conf").read_text()).safe_substitute(
+            LISTEN=f"127.0.0.1:{port}",
+            APP_UPSTREAM=servers,
+            STATIC_ROOT=str(work / "static"),
+            AUDIO_CACHE_DIR=str(settings.AUDIO_CACHE_DIR),
+            MUSIC_ROOT=str(settings.MUSIC_ROOT),
+        )
+        (work / "mixtapes.conf").write_text(server_block)
+        # As root, nginx's workers would run as "nobody", who cannot enter pytest's private tmp folders.
+        user = "user root;" if os.geteuid() == 0 else ""
+        (work / "nginx.conf").write_text(NGINX_MAIN.substitute(work=work, user=user))
+        process = subprocess.Popen(
+            [binary, "-c", str(work / "nginx.conf"), "-e", str(work / "error.log")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        processes.append(process)
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(base + "/healthz", timeout=15)
+        return base
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.communicate(timeout=20)
+    shutil.rmtree(work, ignore_errors=True)

@@ -10,8 +10,6 @@ open the share page, play, seek, switch quality. Screenshots of each page go to
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -62,18 +60,6 @@ def slow_ffmpeg(tmp_path):
     wrapper.write_text(f'#!/bin/sh\n[ "$1" = "-version" ] || sleep 1.5\nexec {real} "$@"\n')
     wrapper.chmod(0o755)
     return wrapper
-
-
-@pytest.fixture
-def static_root(tmp_path, manage_env):
-    """collectstatic with the production storage (hashed names, compressed copies)."""
-    root = tmp_path / "static"
-    result = subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
-        cwd=REPO, env={**manage_env, "STATIC_ROOT": str(root)}, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return root
 
 
 def test_build_save_follow_and_play_a_mixtape(

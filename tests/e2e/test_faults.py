@@ -21,21 +21,12 @@ from audiocache.progress import decode_stored
 from audiocache.transcoder import TEMP_PREFIX
 from mixtapes.library import scan_library
 from mixtapes.models import Track
-from tests.e2e.conftest import REPO, free_port, wait_for_http
+from tests.e2e.conftest import REPO, free_port, wait_for_http, wait_until
 from tests.factories import MixtapeFactory, MixtapeTrackFactory, UserFactory
 from tests.test_streaming import body
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Status = CacheTask.Status
-
-
-def wait_until(condition, timeout=60, interval=0.1, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {message}")
 
 
 def temp_files(cache_dir):

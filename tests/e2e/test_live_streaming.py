@@ -2,10 +2,7 @@
 
 import json
 import os
-import shutil
-import string
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -14,7 +11,6 @@ import pytest
 from audiocache.cache import AudioCache
 from mixtapes.library import scan_library
 from mixtapes.models import Track
-from tests.e2e.conftest import REPO, free_port, wait_for_http
 from tests.factories import MixtapeFactory, MixtapeTrackFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -101,63 +97,6 @@ def test_clients_that_hang_up_mid_body_release_their_files(uvicorn_server, make_
         time.sleep(0.1)
     result = curl("-o", os.devnull, "-w", "%{http_code}", address)
     assert result.stdout == b"200"
-
-
-NGINX_MAIN = string.Template("""
-daemon off;
-pid $work/nginx.pid;
-error_log $work/error.log warn;
-$user
-events { worker_connections 256; }
-http {
-    include /etc/nginx/mime.types;
-    access_log $work/access.log;
-    client_body_temp_path $work/body;
-    proxy_temp_path $work/proxy;
-    fastcgi_temp_path $work/fastcgi;
-    uwsgi_temp_path $work/uwsgi;
-    scgi_temp_path $work/scgi;
-    include $work/mixtapes.conf;
-}
-""")
-
-
-@pytest.fixture
-def nginx(settings):
-    """``nginx(app_base_url)`` -> base URL of a real nginx running deploy/nginx.conf in front of the app."""
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.path.exists(binary):
-        pytest.skip("nginx is not installed (make test installs nginx-light)")
-    processes = []
-    work = Path(tempfile.mkdtemp(prefix="nginx-test-"))
-
-    def start(app_base: str) -> str:
-        port = free_port()
-        server_block = string.Template((REPO / "deploy" / "nginx.conf").read_text()).safe_substitute(
-            LISTEN=f"127.0.0.1:{port}",
-            APP_UPSTREAM=app_base.removeprefix("http://"),
-            STATIC_ROOT=str(work / "static"),
-            AUDIO_CACHE_DIR=str(settings.AUDIO_CACHE_DIR),
-            MUSIC_ROOT=str(settings.MUSIC_ROOT),
-        )
-        (work / "mixtapes.conf").write_text(server_block)
-        # As root, nginx's workers would run as "nobody", who cannot enter pytest's private tmp folders.
-        user = "user root;" if os.geteuid() == 0 else ""
-        (work / "nginx.conf").write_text(NGINX_MAIN.substitute(work=work, user=user))
-        process = subprocess.Popen(
-            [binary, "-c", str(work / "nginx.conf"), "-e", str(work / "error.log")],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        processes.append(process)
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(base + "/healthz", timeout=15)
-        return base
-
-    yield start
-    for process in processes:
-        process.terminate()
-        process.communicate(timeout=20)
-    shutil.rmtree(work, ignore_errors=True)
 
 
 def test_nginx_sends_the_bytes_with_x_accel_redirect(uvicorn_server, nginx, shared_track, tmp_path, settings):

@@ -5,14 +5,10 @@ It runs in the PostgreSQL pass of ``make test`` (skipped on SQLite, and when Red
 """
 
 import os
-import shutil
 import signal
-import string
 import subprocess
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -21,8 +17,7 @@ from audiocache import queue
 from audiocache.models import CachedRendition, CacheTask
 from mixtapes.library import scan_library
 from mixtapes.models import Track
-from tests.e2e.conftest import REPO, free_port, wait_for_http
-from tests.e2e.test_live_streaming import NGINX_MAIN
+from tests.e2e.conftest import wait_until
 from tests.e2e.test_progress_events import REDIS_URL, read_events, redis_available
 from tests.factories import UserFactory
 
@@ -30,57 +25,12 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 Status = CacheTask.Status
 
 
-@pytest.fixture
-def nginx_front(settings):
-    """``nginx_front([app_a, app_b])`` -> base URL of nginx balancing over several web processes."""
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.path.exists(binary):
-        pytest.skip("nginx is not installed (make test installs nginx-light)")
-    work = Path(tempfile.mkdtemp(prefix="nginx-scale-"))
-    processes = []
-
-    def start(apps: list[str]) -> str:
-        port = free_port()
-        servers = ";\n    server ".join(app.removeprefix("http://") for app in apps)  # one `server` line each
-        block = string.Template((REPO / "deploy" / "nginx.conf").read_text()).safe_substitute(
-            LISTEN=f"127.0.0.1:{port}",
-            APP_UPSTREAM=servers,
-            STATIC_ROOT=str(work / "static"),
-            AUDIO_CACHE_DIR=str(settings.AUDIO_CACHE_DIR),
-            MUSIC_ROOT=str(settings.MUSIC_ROOT),
-        )
-        (work / "mixtapes.conf").write_text(block)
-        user = "user root;" if os.geteuid() == 0 else ""
-        (work / "nginx.conf").write_text(NGINX_MAIN.substitute(work=work, user=user))
-        process = subprocess.Popen(
-            [binary, "-c", str(work / "nginx.conf"), "-e", str(work / "error.log")],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        processes.append(process)
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(base + "/healthz", timeout=15)
-        return base
-
-    yield start
-    for process in processes:
-        process.terminate()
-        process.communicate(timeout=20)
-    shutil.rmtree(work, ignore_errors=True)
-
-
-def wait_until(condition, timeout, message, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {message}"
-        time.sleep(interval)
-
-
 def curl(*args) -> subprocess.CompletedProcess:
     return subprocess.run(["curl", "-s", *args], capture_output=True, timeout=60)
 
 
 def test_two_web_processes_three_workers_postgres_redis_nginx(
-    make_audio, uvicorn_server, nginx_front, spawn, client, settings
+    make_audio, uvicorn_server, nginx, spawn, client, settings
 ):
     if connection.vendor != "postgresql":
         pytest.skip("the scale-out topology runs on PostgreSQL (the second pass of make test)")
@@ -94,7 +44,7 @@ def test_two_web_processes_three_workers_postgres_redis_nginx(
     shared = {"REDIS_URL": REDIS_URL, "AUDIO_CACHE_SENDFILE": "nginx"}
     web_a = uvicorn_server(**shared)  # AUDIO_CACHE_MAX_WORKERS=0: the web processes transcode nothing
     web_b = uvicorn_server(**shared)
-    front = nginx_front([web_a, web_b])
+    front = nginx(web_a, web_b)
 
     user = UserFactory()
     client.force_login(user)
@@ -116,12 +66,12 @@ def test_two_web_processes_three_workers_postgres_redis_nginx(
         def victim_is_busy():
             return CacheTask.objects.filter(status=Status.RUNNING, worker_id__startswith="w0/").exists()
 
-        wait_until(victim_is_busy, 60, "worker w0 to be transcoding")
+        wait_until(victim_is_busy, 60, 0.05, "worker w0 to be transcoding")
         killed = CacheTask.objects.get(status=Status.RUNNING, worker_id__startswith="w0/")
         os.killpg(workers[0].pid, signal.SIGKILL)
         workers[0].wait(timeout=10)
 
-        wait_until(lambda: CacheTask.objects.filter(status=Status.DONE).count() == 30, 180, "every task to finish", 0.2)
+        wait_until(lambda: CacheTask.objects.filter(status=Status.DONE).count() == 30, 180, 0.2, "every task to finish")
         events_a, events_b = on_a.result(timeout=60), on_b.result(timeout=60)
         events_front = via_nginx.result(timeout=60)
 

@@ -1,13 +1,9 @@
 """Static files under uvicorn with production settings (DEBUG off), before and after collectstatic."""
 
 import re
-import subprocess
-import sys
 import urllib.request
 
 import pytest
-
-from tests.e2e.conftest import REPO
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,13 +27,8 @@ def test_pages_work_before_collectstatic(uvicorn_server, tmp_path):
     assert status == 200 and content_type.startswith("text/css") and len(body) > 100_000
 
 
-def test_hashed_names_after_collectstatic(uvicorn_server, manage_env, tmp_path):
-    root = tmp_path / "static"
-    result = subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
-        cwd=REPO, env={**manage_env, "STATIC_ROOT": str(root)}, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+def test_hashed_names_after_collectstatic(uvicorn_server, static_root):
+    root = static_root  # collected by the fixture, with the production storage
     base = uvicorn_server(STATIC_ROOT=str(root))
     css = stylesheet(base)
     assert re.fullmatch(r"/static/vendor/bootstrap/bootstrap\.min\.[0-9a-f]{12}\.css", css)

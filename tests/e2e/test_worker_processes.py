@@ -14,19 +14,10 @@ from audiocache import queue
 from audiocache.models import CachedRendition, CacheTask
 from mixtapes.library import scan_library
 from mixtapes.models import Track
-from tests.e2e.conftest import REPO
+from tests.e2e.conftest import REPO, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Status = CacheTask.Status
-
-
-def wait_until(condition, timeout=60, interval=0.1, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {message}")
 
 
 def test_three_workers_share_thirty_tasks_without_doing_any_twice(make_audio, spawn, settings):
