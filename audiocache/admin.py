@@ -11,7 +11,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q, Sum
+from django.db.models import BooleanField, Count, ExpressionWrapper, Q, Sum
 from django.http import HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
@@ -203,22 +203,20 @@ class CachedRenditionAdmin(QueuePermissionMixin, TrackSearchMixin, admin.ModelAd
     def size_label(self, rendition):
         return size_label(rendition.size)
 
+    def get_queryset(self, request):
+        # Freshness by the same rule as the state filter and the pages (selectors.fresh_q),
+        # computed by the database with the row.
+        fresh = ExpressionWrapper(fresh_q(), output_field=BooleanField())
+        return super().get_queryset(request).annotate(is_fresh=fresh)
+
     @admin.display(description="state")
     def state(self, rendition):
         path = rendition_path(rendition)
         if path is None or not path.is_file():
             return format_html('<span style="color:var(--error-fg)">{}</span>', "file missing")
-        track = rendition.track
-        from .transcoder import ENCODER_PROFILE
-
-        fresh = (
-            rendition.encoder_profile == ENCODER_PROFILE
-            and rendition.source_size == track.file_size
-            and rendition.source_mtime_ns == track.file_mtime_ns
-        )
-        return (
-            "fresh" if fresh else format_html('<span style="color:var(--message-warning-fg, #a60)">{}</span>', "stale")
-        )
+        if rendition.is_fresh:
+            return "fresh"
+        return format_html('<span style="color:var(--message-warning-fg, #a60)">{}</span>', "stale")
 
     def delete_model(self, request, obj):
         maintenance.purge([obj])

@@ -16,8 +16,9 @@ from . import queue, stats
 from .cache import SourceUnavailable, is_fresh, rendition_path, source_path, source_state
 from .channels import may_follow
 from .models import CacheBatch, CachedRendition, CacheTask
-from .progress import channel_for, payload, sse_snapshot
+from .progress import channel_for, sse_snapshot
 from .qualities import ORIGINAL, REQUESTABLE
+from .selectors import batch_snapshot
 from .streaming import accel_redirect, content_type_for, serve_file
 
 logger = logging.getLogger(__name__)
@@ -234,12 +235,7 @@ def batch_events(request, batch_id):
         return response  # django-eventstream replays what a reconnecting client missed
     # A new client first gets the batch as it is now, then live events: a page opened after
     # the batch finished still shows its final state.
-    summary = queue.batch_summary(batch)
-    if batch.finished_at is not None:
-        status, message = summary.final_status, str(summary)
-    else:
-        status, message = "in_progress", f"{summary.done} of {summary.total} done ({summary})"
-    snapshot = sse_snapshot(payload(batch_id, "snapshot", status, message, summary))
+    snapshot = sse_snapshot(batch_snapshot(batch))
     live = response.streaming_content
 
     async def with_snapshot():
