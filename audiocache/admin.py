@@ -19,6 +19,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from config.numbers import whole_number
+
 from . import dashboard, maintenance, queue
 from .cache import rendition_path
 from .models import CacheBatch, CacheBatchItem, CachedRendition, CacheTask
@@ -285,11 +287,10 @@ class CachedRenditionAdmin(QueuePermissionMixin, TrackSearchMixin, admin.ModelAd
             queryset, title = CachedRendition.objects.all(), "Purge the whole cache?"
             hidden = {"everything": "1"}
         else:
-            text = params.get("older_than", "")
-            if not (text.isascii() and text.isdigit() and int(text) <= maintenance.MAX_DAYS):
+            days = whole_number(params.get("older_than", ""), maintenance.MAX_DAYS)
+            if days is None:
                 self.message_user(request, f"Give a number of days from 0 to {maintenance.MAX_DAYS}.", messages.ERROR)
                 return HttpResponseRedirect(dashboard_url)
-            days = int(text)
             queryset = maintenance.older_than(days)
             title = f"Purge renditions not played for {days} days?"
             hidden = {"older_than": str(days)}

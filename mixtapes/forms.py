@@ -1,6 +1,8 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
+from config.numbers import MAX_ID, whole_number
+
 from .covers import ACCEPTED_FORMATS, process_cover
 from .models import Mixtape, Track
 
@@ -39,11 +41,9 @@ class MixtapeForm(forms.ModelForm):
         raw = self.data.getlist("track") if hasattr(self.data, "getlist") else []
         if len(raw) > MAX_TRACKS:
             raise ValidationError(f"A mixtape holds at most {MAX_TRACKS} tracks.")
-        # ASCII digits of a sane length only: int() would take "-1", " 7" or 10**1000, and a
-        # number past 64 bits makes the database driver raise instead of finding nothing.
-        if not all(value.isascii() and value.isdigit() and len(value) <= 18 for value in raw):
+        ids = [whole_number(value, MAX_ID) for value in raw]
+        if None in ids:
             raise ValidationError("The track list was malformed; reload the page and try again.")
-        ids = [int(value) for value in raw]
         known = set(Track.objects.filter(id__in=set(ids)).values_list("id", flat=True))
         unknown = [i for i in ids if i not in known]
         if unknown:

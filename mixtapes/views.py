@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from audiocache import streaming
 from audiocache.qualities import BITRATES, ORIGINAL, REQUESTABLE
 from audiocache.selectors import batch_page_state, batch_to_follow
+from config.numbers import MAX_ID, whole_number
 
 from . import search, selectors, services
 from .forms import MixtapeForm
@@ -84,7 +85,7 @@ def editor(request, slug=None):
 
 
 def _posted_tracks(request) -> list[Track]:
-    ids = [int(v) for v in request.POST.getlist("track")[:500] if v.isascii() and v.isdigit() and len(v) <= 18]
+    ids = [i for i in (whole_number(v, MAX_ID) for v in request.POST.getlist("track")[:500]) if i is not None]
     known = Track.objects.in_bulk(ids)
     return [known[i] for i in ids if i in known]
 
@@ -106,8 +107,7 @@ def mixtape_delete(request, slug):
 def library_search(request):
     """``/library/search/?q=...&page=N``: one page of matching tracks as JSON, for the editor."""
     query = request.GET.get("q", "")
-    page_text = request.GET.get("page", "1")
-    page = int(page_text) if page_text.isascii() and page_text.isdigit() and len(page_text) < 6 else 1
+    page = whole_number(request.GET.get("page", "1"), 99_999) or 1
     result = search.search_tracks(query, page)
     return JsonResponse(
         {

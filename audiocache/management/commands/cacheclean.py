@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from audiocache import maintenance
 from audiocache.models import CachedRendition
 from config.env import parse_byte_size
+from config.numbers import whole_number
 
 
 def _size(text: str) -> int:
@@ -18,9 +19,10 @@ def _size(text: str) -> int:
 
 
 def _days(text: str) -> int:
-    if not (text.isascii() and text.isdigit() and int(text) <= maintenance.MAX_DAYS):
+    days = whole_number(text, maintenance.MAX_DAYS)
+    if days is None:
         raise CommandError(f"--older-than takes a number of days from 0 to {maintenance.MAX_DAYS}")
-    return int(text)
+    return days
 
 
 class Command(BaseCommand):

@@ -7,6 +7,7 @@ from django.utils import timezone
 from audiocache.cache import SourceUnavailable, cache_file_name, is_fresh, rendition_path, source_state
 from audiocache.models import CachedRendition, CacheTask
 from audiocache.qualities import BITRATES
+from config.numbers import MAX_ID, whole_number
 from mixtapes.models import Track
 
 
@@ -69,9 +70,8 @@ class Command(BaseCommand):
 
     def _find(self, text: str) -> Track:
         if text.isascii() and text.isdigit():
-            if len(text) > 18:
-                raise CommandError(f"No track with id {text}.")
-            track = Track.objects.filter(pk=int(text)).first()
+            track_id = whole_number(text, MAX_ID)
+            track = Track.objects.filter(pk=track_id).first() if track_id is not None else None
             if track is None:
                 raise CommandError(f"No track with id {text}.")
             return track
