@@ -56,6 +56,7 @@ def main() -> None:
     import django
 
     django.setup()
+    from bench_common import best_ms, fresh_database, synthetic_track
     from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
@@ -68,12 +69,9 @@ def main() -> None:
     from audiocache.qualities import BITRATES
     from audiocache.transcoder import ENCODER_PROFILE
     from mixtapes.models import Track
-    from mixtapes.search import search_text_for
 
     try:
-        call_command("migrate", verbosity=0)
-        if Track.objects.exists():
-            sys.exit("error: the database already holds tracks; give the benchmark a throwaway database")
+        fresh_database()
         rng = random.Random(3)
         now = timezone.now()
         cache_dir = Path(settings.AUDIO_CACHE_DIR)
@@ -85,20 +83,12 @@ def main() -> None:
             tracks = []
             for i in range(start, min(n, start + 5000)):
                 artist = f"Artist {i // 40:05d}"
-                track = Track(
-                    path=f"{artist}/Album {i // 10}/{i % 10:02d} Song {i}.flac",
-                    title=f"Song {i}",
-                    artist=artist,
-                    album=f"Album {i // 10}",
-                    codec="flac",
-                    is_lossless=True,
-                    duration=240.0,
-                    file_size=40_000_000,
-                    file_mtime_ns=1,
-                    scanned_at=now,
+                path = f"{artist}/Album {i // 10}/{i % 10:02d} Song {i}.flac"
+                tracks.append(
+                    synthetic_track(
+                        path, f"Song {i}", artist, f"Album {i // 10}", now, duration=240.0, file_size=40_000_000
+                    )
                 )
-                track.search_text = search_text_for(track)
-                tracks.append(track)
             Track.objects.bulk_create(tracks)
             ids = list(Track.objects.filter(path__in=[t.path for t in tracks]).values_list("id", flat=True))
             renditions = []
@@ -143,15 +133,6 @@ def main() -> None:
         client = Client()
         client.force_login(admin)
 
-        def best(fn) -> float:
-            fn()  # warm-up (templates, caches)
-            times = []
-            for _ in range(args.rounds):
-                t = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t)
-            return min(times) * 1000
-
         def get(url):
             def fetch():
                 response = client.get(url)
@@ -176,7 +157,7 @@ def main() -> None:
         ]
         print(f"{'page':<12}{'ms':>9}  target {TARGET_MS} ms")
         for label, fn in runs:
-            ms = best(fn)
+            ms = best_ms(fn, args.rounds, warm_up=True)
             print(f"{label:<12}{ms:>9.1f}  {'ok' if ms < TARGET_MS else 'SLOW'}")
             if args.queries:
                 with CaptureQueriesContext(connection) as captured:

@@ -91,19 +91,17 @@ def main() -> None:
     import django
 
     django.setup()
+    from bench_common import best_ms, fresh_database, synthetic_track
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.db import connection
     from django.db.models import Q
     from django.test import Client
     from django.utils import timezone
 
     from mixtapes.models import Track
-    from mixtapes.search import normalize, search_text_for, search_tracks
+    from mixtapes.search import normalize, search_tracks
 
-    call_command("migrate", verbosity=0)
-    if Track.objects.exists():
-        sys.exit("error: the database already holds tracks; give the benchmark a throwaway database")
+    fresh_database()
     try:
         rng = random.Random(7)
         now = timezone.now()
@@ -111,22 +109,13 @@ def main() -> None:
         batch = []
         for n in range(args.tracks):
             artist = f"Artist {n // 25:04d} {rng.choice(WORDS).title()}"
-            track = Track(
-                path=f"{artist}/Album {n // 10}/{n % 10:02d}.flac",
-                title=title(rng, rng.randint(1, 4)),
-                artist=artist,
-                album=title(rng, 2),
-                album_artist=artist,
-                track_number=n % 10 + 1,
-                codec="flac",
-                is_lossless=True,
-                duration=200.0,
-                file_size=30_000_000,
-                file_mtime_ns=1,
-                scanned_at=now,
-            )
-            track.search_text = search_text_for(track)
-            batch.append(track)
+            batch.append(
+                synthetic_track(
+                    f"{artist}/Album {n // 10}/{n % 10:02d}.flac", title(rng, rng.randint(1, 4)), artist,
+                    title(rng, 2), now, album_artist=artist, track_number=n % 10 + 1, duration=200.0,
+                    file_size=30_000_000,
+                )
+            )  # fmt: skip
             if len(batch) == 5000:
                 Track.objects.bulk_create(batch)
                 batch = []
@@ -140,14 +129,6 @@ def main() -> None:
         client = Client()
         client.force_login(user)
 
-        def best(fn) -> float:
-            times = []
-            for _ in range(args.rounds):
-                t = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - t)
-            return min(times) * 1000
-
         def baseline(q: str):
             query = Track.objects.filter(missing_since__isnull=True)
             for word in normalize(q).split():
@@ -157,10 +138,10 @@ def main() -> None:
         print(f"{'query':<16}{'matches':>9}{'baseline ms':>13}{'search ms':>11}{'view ms':>9}{'ratio':>8}")
         for q in QUERIES:
             matches = len(baseline(q))
-            base_ms = best(lambda q=q: baseline(q))
-            search_ms = best(lambda q=q: search_tracks(q))
+            base_ms = best_ms(lambda q=q: baseline(q), args.rounds)
+            search_ms = best_ms(lambda q=q: search_tracks(q), args.rounds)
             assert client.get("/library/search/", {"q": q}).status_code == 200
-            view_ms = best(lambda q=q: client.get("/library/search/", {"q": q}))
+            view_ms = best_ms(lambda q=q: client.get("/library/search/", {"q": q}), args.rounds)
             shown = f"{matches}+" if matches > 25 else str(matches)
             print(f"{q:<16}{shown:>9}{base_ms:>13.1f}{search_ms:>11.1f}{view_ms:>9.1f}{search_ms / base_ms:>8.2f}")
     finally:

@@ -53,7 +53,7 @@ def main() -> None:
     import django
 
     django.setup()
-    from django.core.management import call_command
+    from bench_common import fresh_database
 
     from audiocache import queue
     from audiocache.models import CachedRendition, CacheTask
@@ -63,9 +63,7 @@ def main() -> None:
     from mixtapes.models import Track
 
     try:
-        call_command("migrate", verbosity=0)
-        if Track.objects.exists():
-            sys.exit("error: the database already holds tracks; give the benchmark a throwaway database")
+        fresh_database()
         print(f"Generating {args.tracks} x {args.seconds:g} s FLAC ...")
         sources = [
             render_audio(music / f"{n:02d}.flac", AudioSpec("flac", args.seconds, signal=chord(200 + 10 * n, 300, 450)))
