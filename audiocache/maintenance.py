@@ -220,8 +220,10 @@ def reconcile(*, dry_run: bool = False, cache_dir: Path | None = None, grace: fl
     # Long enough for any running transcode: its temporary file must not vanish under it.
     temp_grace = max(grace, settings.AUDIO_CACHE_TRANSCODE_TIMEOUT + settings.AUDIO_CACHE_LEASE_SECONDS)
     now = time.time()
+    on_disk = set()  # one listing serves both directions
     with os.scandir(cache_dir) as entries:
         for entry in entries:
+            on_disk.add(entry.name)
             if entry.name in known or not OWN_FILE.match(entry.name) or not entry.is_file(follow_symlinks=False):
                 continue
             st = entry.stat(follow_symlinks=False)
@@ -232,7 +234,6 @@ def reconcile(*, dry_run: bool = False, cache_dir: Path | None = None, grace: fl
             report.bytes += st.st_size
             if not dry_run:
                 Path(entry.path).unlink(missing_ok=True)
-    on_disk = {entry.name for entry in os.scandir(cache_dir)}
     missing = [pk for pk, name in rows if name not in on_disk]
     report.orphan_rows = len(missing)
     report.renditions += len(missing)
