@@ -19,9 +19,10 @@ from django.utils import timezone
 
 from mixtapes.models import Track
 
+from . import mp3
 from .models import CachedRendition
 from .qualities import BITRATES, QUALITY_NAMES
-from .transcoder import ENCODER_PROFILE, SourceFacts, TranscodeError, transcode
+from .transcoder import ENCODER_PROFILE, SourceFacts, TranscodeError, output_sample_rate, transcode
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,27 @@ def is_fresh(rendition: CachedRendition, source: SourceState, cache_dir: Path) -
     return path is not None and path.is_file()
 
 
+# The rates an MP3 can have; a source at another rate (37.8 kHz...) is resampled by ffmpeg to a
+# rate of its choosing, so its frame count is not planned.
+MP3_SAMPLE_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
+
+
+def planned_frames(track: Track, source: SourceState) -> int | None:
+    """The exact number of audio frames the rendition will have, or None when the source's
+    length is not known exactly: no duration in the scan (a FLAC that does not state its
+    length), or a file changed since the scan (its length may have changed too)."""
+    if not track.duration or not track.sample_rate:
+        return None
+    if (track.file_size, track.file_mtime_ns) != (source.size, source.mtime_ns):
+        return None
+    rate = output_sample_rate(track.sample_rate) or track.sample_rate
+    if rate not in MP3_SAMPLE_RATES:
+        return None
+    # ffprobe states durations to the microsecond: exact to the sample at any rate up to 500 kHz.
+    samples = round(track.duration * rate)
+    return mp3.audio_frames(samples, mp3.samples_per_frame_at(rate))
+
+
 def _track(track_or_path) -> Track:
     if isinstance(track_or_path, Track):
         return track_or_path
@@ -153,6 +175,7 @@ class AudioCache:
         quality: str = "medium",
         overwrite: bool = False,
         still_allowed: Callable[[], bool] | None = None,
+        on_output: Callable[[Path, int | None], None] | None = None,
         **transcode_options,
     ) -> Path:
         """Make (or re-make with ``overwrite``) the rendition now, in this process.
@@ -160,7 +183,8 @@ class AudioCache:
         Returns the rendition's path, or the original's for a lossy source. Raises
         ``SourceUnavailable`` or ``TranscodeError``; a failure never removes a good rendition.
         ``still_allowed`` (a worker's "do I still hold this task?") is asked just before the
-        new file would replace the old one.
+        new file would replace the old one. ``on_output(temporary path, planned frames or None)``
+        is called before ffmpeg starts writing (progressive streaming follows that file).
         """
         if quality not in QUALITY_NAMES:
             raise ValueError(f"unknown quality {quality!r}")
@@ -173,7 +197,8 @@ class AudioCache:
                 return rendition_path(rendition, self.cache_dir)
         before = source_state(track)
         destination = self.get_cache_path(track, quality)
-        facts = SourceFacts(track.sample_rate, track.channels, track.has_cover, track.duration)
+        frames = planned_frames(track, before)
+        facts = SourceFacts(track.sample_rate, track.channels, track.has_cover, track.duration, frames)
 
         def check_before_publish() -> None:
             # Checked before the rename, so a stale result never replaces a newer rendition.
@@ -183,7 +208,13 @@ class AudioCache:
                 raise TranscodeError("stopped: the task was taken over by another worker")
 
         size = transcode(
-            before.path, destination, quality, facts, before_publish=check_before_publish, **transcode_options
+            before.path,
+            destination,
+            quality,
+            facts,
+            before_publish=check_before_publish,
+            on_output=None if on_output is None else lambda temp: on_output(temp, frames),
+            **transcode_options,
         )
         CachedRendition.objects.update_or_create(
             track=track,

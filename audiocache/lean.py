@@ -28,7 +28,7 @@ from django.contrib import auth
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import get_script_prefix
-from django.core.handlers.exception import convert_exception_to_response
+from django.core.handlers.exception import convert_exception_to_response, response_for_exception
 from django.db import connections
 from django.http import Http404
 from django.middleware.security import SecurityMiddleware
@@ -36,6 +36,7 @@ from django.urls import set_script_prefix, set_urlconf
 from django.utils.functional import SimpleLazyObject
 from django.utils.log import log_response
 
+from .progressive import PendingResponse
 from .views import stream
 
 STREAM_PATH = re.compile(r"/stream/(\d+)/")
@@ -59,7 +60,10 @@ def stream_request(request):
     engine = import_module(settings.SESSION_ENGINE)
     request.session = engine.SessionStore(request.COOKIES.get(settings.SESSION_COOKIE_NAME))
     request.user = SimpleLazyObject(lambda: auth.get_user(request))
+    request.stream_wait_async = True  # wait for a transcode to start on the event loop (resolve_pending)
     response = stream(request, int(match.group(1)))
+    if isinstance(response, PendingResponse):
+        return response
     return _security_headers(request, response)
 
 
@@ -98,11 +102,26 @@ def respond(handler_class, request):
         response = _respond_or_error(request)
     finally:
         reuse_connections()
+    if isinstance(response, PendingResponse):
+        return response
+    return _finish(handler_class, request, response)
+
+
+def _finish(handler_class, request, response):
     response._handler_class = handler_class
     response._resource_closers.append(request.close)
     if response.status_code >= 400:
         log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
     return response
+
+
+async def resolve_pending(handler_class, request, pending: PendingResponse):
+    """The response a ``PendingResponse`` stands for, once the transcode it waits for has started."""
+    try:
+        response = await pending.resolve()
+    except Exception as exc:  # as convert_exception_to_response would answer it
+        response = await sync_to_async(response_for_exception, thread_sensitive=True)(request, exc)
+    return _finish(handler_class, request, _security_headers(request, response))
 
 
 async def handle(handler, scope, receive, send) -> None:
@@ -125,6 +144,8 @@ async def handle(handler, scope, receive, send) -> None:
 
     async def process_request():
         response = await sync_to_async(respond, thread_sensitive=True)(handler.__class__, request)
+        if isinstance(response, PendingResponse):
+            response = await resolve_pending(handler.__class__, request, response)
         with contextlib.suppress(asyncio.CancelledError):  # the client left while the body was going out
             await handler.send_response(response, send)
         return response

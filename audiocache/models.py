@@ -88,6 +88,11 @@ class CacheTask(models.Model):
     # (quarantine) while the source is still the same file.
     source_size = models.PositiveBigIntegerField(null=True, blank=True)
     source_mtime_ns = models.BigIntegerField(null=True, blank=True)
+    # The running attempt's output, for listeners who stream it while it is written
+    # (audiocache/progressive.py): its temporary file in AUDIO_CACHE_DIR and how many audio
+    # frames it will have (None: not known in advance, so it cannot be followed).
+    temp_name = models.CharField(max_length=200, blank=True)
+    planned_frames = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -261,6 +261,8 @@ def claim(worker_id: str) -> CacheTask | None:
         "lease_expires_at": lease_until(),
         "started_at": now,
         "progress": 0.0,
+        "temp_name": "",  # the previous attempt's file is not this one's
+        "planned_frames": None,
     }
     if connection.vendor == "postgresql":
         with transaction.atomic():
@@ -303,6 +305,11 @@ def heartbeat(holders: dict[int, str]) -> set[int]:
 
 def still_held(task: CacheTask, worker_id: str) -> bool:
     return _mine(task, worker_id).exists()
+
+
+def set_output(task: CacheTask, worker_id: str, temp_name: str, planned_frames: int | None) -> bool:
+    """Publish where the running attempt writes, so stream requests can follow the file."""
+    return bool(_mine(task, worker_id).update(temp_name=temp_name, planned_frames=planned_frames))
 
 
 def set_progress(task: CacheTask, worker_id: str, progress: float) -> bool:

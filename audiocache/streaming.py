@@ -19,7 +19,7 @@ import secrets
 import stat
 import threading
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from urllib.parse import quote
@@ -136,12 +136,12 @@ class FileIdentity:
     """What a response says about the bytes it serves."""
 
     size: int
-    mtime: float
-    etag: str  # strong, quoted
+    mtime: float | None  # None: no date to validate by (a file still being written)
+    etag: str  # quoted; strong unless it starts with W/
 
     @property
-    def last_modified(self) -> str:
-        return formatdate(int(self.mtime), usegmt=True)
+    def last_modified(self) -> str | None:
+        return None if self.mtime is None else formatdate(int(self.mtime), usegmt=True)
 
 
 def identity(st: os.stat_result, salt: str) -> FileIdentity:
@@ -175,7 +175,7 @@ def precondition_status(request, ident: FileIdentity) -> int | None:
         tags = _etags(if_match)
         if "*" not in tags and ident.etag not in tags:  # strong comparison
             return 412
-    else:
+    elif ident.mtime is not None:
         since = request.headers.get("If-Unmodified-Since")
         when = _http_date(since) if since else None
         if when is not None and int(ident.mtime) > when:
@@ -184,7 +184,7 @@ def precondition_status(request, ident: FileIdentity) -> int | None:
     if if_none_match is not None:
         if _weak_match(if_none_match, ident.etag):
             return 304 if request.method in ("GET", "HEAD") else 412
-    elif request.method in ("GET", "HEAD"):
+    elif request.method in ("GET", "HEAD") and ident.mtime is not None:
         since = request.headers.get("If-Modified-Since")
         when = _http_date(since) if since else None
         if when is not None and int(ident.mtime) <= when:
@@ -199,8 +199,8 @@ def if_range_allows(request, ident: FileIdentity) -> bool:
         return True
     value = value.strip()
     if value.startswith(('"', "W/")):
-        return value == ident.etag  # strong comparison: a weak tag never matches
-    return _http_date(value) == int(ident.mtime) and value == ident.last_modified
+        return value == ident.etag and not value.startswith("W/")  # strong comparison: never a weak tag
+    return ident.mtime is not None and _http_date(value) == int(ident.mtime) and value == ident.last_modified
 
 
 # --- Bodies -------------------------------------------------------------------------------
@@ -270,7 +270,7 @@ async def read_chunks(fd: int, start: int, length: int) -> AsyncIterator[bytes]:
         yield chunk
 
 
-class _OpenFile:
+class OpenFile:
     """The descriptor a response reads from, closed exactly once: by the body when it ends or
     is cancelled (client gone), by Django closing the response if the body never started, or
     when the response is dropped unsent (the client left while the view was still running)."""
@@ -283,21 +283,25 @@ class _OpenFile:
         self._close()  # a finalizer runs at most once
 
 
-async def _single_body(file: _OpenFile, start: int, length: int) -> AsyncIterator[bytes]:
+# A body reader: ``read(start, length)`` yields those bytes of the representation.
+Reader = Callable[[int, int], AsyncIterator[bytes]]
+
+
+async def _single_body(read: Reader, file: OpenFile, start: int, length: int) -> AsyncIterator[bytes]:
     try:
-        async for chunk in read_chunks(file.fd, start, length):
+        async for chunk in read(start, length):
             yield chunk
     finally:
         file.close()
 
 
 async def _multipart_body(
-    file: _OpenFile, parts: list[tuple[bytes, ByteRange]], closing: bytes
+    read: Reader, file: OpenFile, parts: list[tuple[bytes, ByteRange]], closing: bytes
 ) -> AsyncIterator[bytes]:
     try:
         for head, byte_range in parts:
             yield head
-            async for chunk in read_chunks(file.fd, byte_range.start, byte_range.length):
+            async for chunk in read(byte_range.start, byte_range.length):
                 yield chunk
             yield b"\r\n"
         yield closing
@@ -319,12 +323,29 @@ def serve_file(request, path: str, *, salt: str, content_type: str | None = None
     Raises ``FileNotFoundError``/``OSError`` if it cannot be opened; callers turn that into 404.
     """
     # O_NONBLOCK: opening a FIFO must not hang; only regular files are ever served.
-    file = _OpenFile(os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK))
+    file = OpenFile(os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK))
     try:
         st = os.fstat(file.fd)
         if not stat.S_ISREG(st.st_mode):
             raise FileNotFoundError(f"not a regular file: {path}")
-        response = _respond(request, file, st, path, salt, content_type, headers or {})
+    except BaseException:
+        file.close()
+        raise
+    return serve_open_file(
+        request,
+        file,
+        identity(st, salt),
+        lambda start, length: read_chunks(file.fd, start, length),
+        content_type or content_type_for(path),
+        headers or {},
+    )
+
+
+def serve_open_file(request, file: "OpenFile", ident: FileIdentity, read: Reader, content_type: str, headers: dict):
+    """Answer GET/HEAD for a representation of ``ident.size`` bytes that ``read`` yields from
+    ``file``, which is closed when the response is done with it."""
+    try:
+        response = respond(request, ident, read, file, content_type, headers)
     except BaseException:
         file.close()
         raise
@@ -336,12 +357,11 @@ def serve_file(request, path: str, *, salt: str, content_type: str | None = None
     return response
 
 
-def _respond(
-    request, file: _OpenFile, st: os.stat_result, path: str, salt: str, content_type: str | None, headers: dict
-):
-    ident = identity(st, salt)
-    content_type = content_type or content_type_for(path)
-    common = {"Accept-Ranges": "bytes", "ETag": ident.etag, "Last-Modified": ident.last_modified, **headers}
+def respond(request, ident: FileIdentity, read: Reader, file: "OpenFile", content_type: str, headers: dict):
+    """Conditional requests, one range, several ranges, or all of it; the body closes ``file`` when it ends."""
+    common = {"Accept-Ranges": "bytes", "ETag": ident.etag, **headers}
+    if ident.last_modified is not None:
+        common["Last-Modified"] = ident.last_modified
 
     status = precondition_status(request, ident)
     if status is not None:
@@ -368,13 +388,13 @@ def _respond(
     head = request.method == "HEAD"
     if ranges is None:
         response = StreamingHttpResponse(
-            _nothing() if head else _single_body(file, 0, ident.size), content_type=content_type
+            _nothing() if head else _single_body(read, file, 0, ident.size), content_type=content_type
         )
         response["Content-Length"] = str(ident.size)
     elif len(ranges) == 1:
         (byte_range,) = ranges
         response = StreamingHttpResponse(
-            _nothing() if head else _single_body(file, byte_range.start, byte_range.length),
+            _nothing() if head else _single_body(read, file, byte_range.start, byte_range.length),
             status=206,
             content_type=content_type,
         )
@@ -393,7 +413,7 @@ def _respond(
         closing = f"--{boundary}--\r\n".encode()
         length = sum(len(h) + r.length + 2 for h, r in parts) + len(closing)
         response = StreamingHttpResponse(
-            _nothing() if head else _multipart_body(file, parts, closing),
+            _nothing() if head else _multipart_body(read, file, parts, closing),
             status=206,
             content_type=f"multipart/byteranges; boundary={boundary}",
         )

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from . import mp3
 from .probe import ffmpeg_input, stderr_tail
 from .qualities import BITRATES
 
@@ -28,6 +29,9 @@ TEMP_PREFIX = ".tmp-"
 # A rendition shorter than this share of the probed duration means the source is damaged.
 TRUNCATION_TOLERANCE = 0.98
 TEMP_SUFFIX = ".part"
+# Silence added after the source's last sample when the frame count is fixed (see build_command);
+# a source that decodes shorter than its probed length by more than this yields fewer frames.
+PAD_SECONDS = 0.1
 
 # What every rendition is made with, besides the bitrate. Changing anything here changes
 # ENCODER_PROFILE, which makes every existing rendition stale (they are re-made on demand).
@@ -63,6 +67,9 @@ class SourceFacts:
     channels: int | None
     has_cover: bool
     duration: float | None
+    # Exactly this many audio frames (audiocache/mp3.py), so the final size is known while
+    # ffmpeg writes; None when the source's length is not known exactly.
+    frames: int | None = None
 
 
 def output_sample_rate(source_rate: int | None) -> int | None:
@@ -94,10 +101,17 @@ def build_command(source: Path, output: Path, quality: str, facts: SourceFacts, 
         command += ["-ar", str(rate)]
     if facts.channels and facts.channels > 2:
         command += ["-ac", "2"]
+    if facts.frames:
+        # LAME makes this many frames by itself; a little silence and a hard stop make sure of
+        # it whatever the rounding of the probed duration (the audio itself is unchanged).
+        command += ["-af", f"apad=pad_dur={PAD_SECONDS}", "-frames:a", str(facts.frames)]
     command += [
         "-id3v2_version", "3",
         "-write_xing", "1",
         "-progress", "pipe:1",
+        # Each frame reaches the file as it is made (not in 256 KiB lumps): listeners following
+        # the file hear the first second at once. Same bytes, so not part of ENCODER_PROFILE.
+        "-flush_packets", "1",
         "-f", "mp3",
         ffmpeg_input(output),
     ]  # fmt: skip
@@ -123,14 +137,16 @@ def transcode(
     on_progress: Callable[[float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     before_publish: Callable[[], None] | None = None,
+    on_output: Callable[[Path], None] | None = None,
 ) -> int:
     """Write the rendition of ``source`` to ``destination`` atomically; returns its size in bytes.
 
     ``on_progress`` gets 0.0-1.0 as ffmpeg advances; ``should_stop`` is polled and, when it
     returns True, ffmpeg is killed and ``TranscodeError("stopped")`` raised. ``before_publish``
     runs after the file is complete and synced, just before it replaces ``destination``; it
-    raises to cancel. On any failure the temporary file is removed and an existing
-    ``destination`` is left untouched.
+    raises to cancel. ``on_output`` gets the temporary file's path before ffmpeg starts writing
+    it (progressive streaming follows it). On any failure the temporary file is removed and an
+    existing ``destination`` is left untouched.
     """
     timeout = timeout or settings.AUDIO_CACHE_TRANSCODE_TIMEOUT
     try:
@@ -142,10 +158,14 @@ def transcode(
         raise CacheUnwritable.from_os_error(destination.parent, exc) from None
     command = build_command(source, temp, quality, facts)
     try:
+        if on_output is not None:
+            on_output(temp)
         _run_ffmpeg(command, source, facts.duration, timeout, on_progress, should_stop)
         size = _fsync(temp)
         if size == 0:
             raise TranscodeError("ffmpeg produced an empty file")
+        if facts.frames:
+            _check_announced_size(temp, size, facts)
         if before_publish is not None:
             before_publish()
         os.replace(temp, destination)
@@ -218,6 +238,23 @@ def _follow_progress(process, duration, deadline, on_progress, should_stop) -> f
             raise TranscodeError("stopped")
         raise subprocess.TimeoutExpired(process.args, 0)
     return decoded
+
+
+def _check_announced_size(temp: Path, size: int, facts: SourceFacts) -> None:
+    """Listeners of the transcode were told the final size: a file of another size is never
+    published (it only happens when the source decodes shorter than its probed length)."""
+    fd = os.open(temp, os.O_RDONLY)
+    try:
+        expected = mp3.final_size(mp3.read_layout_at(lambda n, at: os.pread(fd, n, at)), facts.frames)
+    except (mp3.NotYet, mp3.NotMP3) as exc:
+        raise TranscodeError(f"ffmpeg wrote no readable MP3 header ({exc or 'too short'})") from None
+    finally:
+        os.close(fd)
+    if size != expected:
+        raise TranscodeError(
+            f"the rendition has {size} bytes where {expected} were expected: the source decodes shorter "
+            f"than the {facts.duration:.2f} s the library scan found (damaged, or replaced since the scan?)"
+        )
 
 
 def _fsync(path: Path) -> int:

@@ -1,8 +1,11 @@
+import asyncio
 import errno
 import logging
 import os
+import time
 from pathlib import Path
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
 from django.http import Http404, HttpResponseBadRequest, HttpResponseForbidden
@@ -12,8 +15,8 @@ from django_eventstream.views import events
 
 from mixtapes.models import Mixtape, MixtapeTrack, Track
 
-from . import queue, stats
-from .cache import SourceUnavailable, is_fresh, rendition_path, source_path, source_state
+from . import progressive, queue, stats
+from .cache import SourceUnavailable, is_fresh, planned_frames, rendition_path, source_path, source_state
 from .channels import may_follow
 from .models import CacheBatch, CachedRendition, CacheTask
 from .progress import channel_for, sse_snapshot
@@ -44,6 +47,8 @@ NGINX_MUSIC_PREFIX = "/_protected/music"
 # Database ids are signed 64-bit integers; a bigger number in a URL is simply unknown.
 _MAX_ID = 2**63 - 1
 _RENDITION_FIELDS = ("id", "file_name", "source_size", "source_mtime_ns", "encoder_profile")
+# What progressive streaming needs to know whether a transcode's length can be planned.
+_TRACK_LENGTH_FIELDS = ("duration", "sample_rate", "file_size", "file_mtime_ns")
 
 
 _SQL: dict[str, str] = {}
@@ -79,6 +84,7 @@ def _build_stream_sql() -> str:
             track_id,
             f"{t}.{col(Track, 'path')}",
             f"{t}.{col(Track, 'is_lossless')}",
+            *(f"{t}.{col(Track, f)}" for f in _TRACK_LENGTH_FIELDS),
             f"EXISTS ({public})",
             *(f"{r}.{col(CachedRendition, f)}" for f in _RENDITION_FIELDS),
         ]
@@ -102,12 +108,16 @@ def stream_lookup(track_id: int, quality: str) -> tuple[Track, bool, CachedRendi
         row = cursor.fetchone()
     if row is None:
         return None
-    track = _instance(Track, {"id": row[0], "path": row[1], "is_lossless": bool(row[2])})
+    lengths = len(_TRACK_LENGTH_FIELDS)
+    track_values = {"id": row[0], "path": row[1], "is_lossless": bool(row[2])}
+    track_values.update(zip(_TRACK_LENGTH_FIELDS, row[3 : 3 + lengths], strict=True))
+    track = _instance(Track, track_values)
+    public, rendition_row = row[3 + lengths], row[4 + lengths :]
     rendition = None
-    if row[4] is not None:
-        values = {"track_id": track.pk, "quality": quality, **dict(zip(_RENDITION_FIELDS, row[4:], strict=True))}
+    if rendition_row[0] is not None:
+        values = {"track_id": track.pk, "quality": quality, **dict(zip(_RENDITION_FIELDS, rendition_row, strict=True))}
         rendition = _instance(CachedRendition, values)
-    return track, bool(row[3]), rendition
+    return track, bool(public), rendition
 
 
 def _instance(model, values: dict):
@@ -132,21 +142,64 @@ def stream(request, track_id: int):
         raise Http404("No such track.")  # not 403: do not confirm that a private track exists
 
     wants_rendition = settings.AUDIO_CACHE_ENABLED and quality != ORIGINAL and track.is_lossless
-    if wants_rendition:
-        if rendition is not None and _is_fresh(track, rendition):
-            response = _serve_rendition(request, track, rendition, public)
-            if response is not None:
-                stats.record_hit(rendition.pk)
-                _count_play(request, "hit")
-                return response
-        # A miss: make it for next time (a failed source stays quarantined), serve the original now.
-        queue.enqueue([track], [quality], priority=CacheTask.PRIORITY_PLAY)
-        response = _serve_original(request, track, public, "miss")
-        _count_play(request, "miss")
-        return response
-    response = _serve_original(request, track, public, "bypass")
-    _count_play(request, "bypass")
+    if not wants_rendition:
+        return _counted(request, _serve_original(request, track, public, "bypass"), "bypass")
+    try:
+        source = source_state(track)
+    except SourceUnavailable:
+        source = None  # _serve_original says what is wrong
+    if source is not None and rendition is not None and is_fresh(rendition, source, Path(settings.AUDIO_CACHE_DIR)):
+        response = _serve_rendition(request, track, rendition, public)
+        if response is not None:
+            stats.record_hit(rendition.pk)
+            return _counted(request, response, "hit")
+    progressive_ok = settings.AUDIO_CACHE_PROGRESSIVE and source is not None and planned_frames(track, source)
+    if progressive_ok:
+        # Someone's transcode is already being written: follow it, no queue work needed.
+        following = progressive.follow(track.pk, quality)
+        if following is not None:
+            return _counted(request, _serve_progressive(request, following, public), "miss")
+    # A miss: make it at play priority (a failed source stays quarantined).
+    task = queue.enqueue([track], [quality], priority=CacheTask.PRIORITY_PLAY).get((track.pk, quality))
+    if progressive_ok and isinstance(task, CacheTask) and not getattr(request, "stream_no_wait", False):
+        return _wait_then_serve(request, track, quality, task.pk, public)
+    return _counted(request, _serve_original(request, track, public, "miss"), "miss")
+
+
+def _counted(request, response, outcome: str):
+    _count_play(request, outcome)
     return response
+
+
+def _serve_progressive(request, following, public):
+    return progressive.serve(request, following, _headers(public, "progressive"))
+
+
+def _wait_then_serve(request, track, quality, task_id, public):
+    """Wait (at most AUDIO_CACHE_PROGRESSIVE_WAIT) for the transcode to start writing, then
+    follow it; if it does not, answer as without waiting: the finished rendition or the original."""
+
+    def answer(following):
+        if following is not None:
+            return _counted(request, _serve_progressive(request, following, public), "miss")
+        request.stream_no_wait = True
+        return stream(request, track.pk)
+
+    if not getattr(request, "stream_wait_async", False):
+        return answer(progressive.wait_to_follow(track.pk, quality, task_id))
+
+    # Under the ASGI stream handler: wait on the event loop, with one short thread hop per look.
+    async def resolve():
+        look = sync_to_async(progressive.try_follow, thread_sensitive=True)
+        deadline = time.monotonic() + settings.AUDIO_CACHE_PROGRESSIVE_WAIT
+        while True:
+            following, worth_waiting = await look(track.pk, quality, task_id)
+            if following is not None or not worth_waiting or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(progressive.POLL_SECONDS)
+        return await sync_to_async(answer, thread_sensitive=True)(following)
+
+    return progressive.PendingResponse(resolve)
 
 
 def _count_play(request, outcome: str) -> None:
@@ -156,20 +209,12 @@ def _count_play(request, outcome: str) -> None:
         stats.record_play(outcome)
 
 
-def _is_fresh(track, rendition) -> bool:
-    """Made from the source as it is now, with today's encoder, and its file is there (stat)."""
-    try:
-        source = source_state(track)
-    except SourceUnavailable:
-        return False
-    return is_fresh(rendition, source, Path(settings.AUDIO_CACHE_DIR))
-
-
 def _headers(public: bool, cache_state: str) -> dict:
     headers = {"X-Audio-Cache": cache_state}
     scope = "public" if public else "private"
-    # On a miss the same URL will soon answer with the MP3: let caches revalidate (the ETag differs).
-    headers["Cache-Control"] = f"{scope}, no-cache" if cache_state == "miss" else f"{scope}, max-age=86400"
+    # On a miss the same URL will soon answer with the finished MP3: let caches revalidate (the ETag differs).
+    fresh_for = "no-cache" if cache_state in ("miss", "progressive") else "max-age=86400"
+    headers["Cache-Control"] = f"{scope}, {fresh_for}"
     if not public:
         headers["Vary"] = "Cookie"  # the answer depends on who is logged in
     return headers

@@ -249,6 +249,7 @@ class WorkerPool:
                 temp_tag=queue.temp_tag(task.pk, task.attempts),
                 still_allowed=lambda: queue.still_held(task, worker_id),
                 on_progress=on_progress,
+                on_output=lambda temp, frames: queue.set_output(task, worker_id, temp.name, frames),
                 should_stop=lambda: running.stop.is_set() or self._stopping.is_set(),
             )
         except FFmpegMissing as exc:

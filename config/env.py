@@ -63,6 +63,20 @@ def integer(name: str, default: int, *, minimum: int | None = None, maximum: int
     return number
 
 
+def seconds(name: str, default: float, *, maximum: float) -> float:
+    """A duration in seconds, fractions allowed (``0.5``), from 0 to ``maximum``."""
+    value = raw(name)
+    if value is None:
+        return default
+    try:
+        number = float(value.strip())
+    except ValueError:
+        raise _invalid(name, value, "a number of seconds") from None
+    if not 0 <= number <= maximum:  # also refuses nan and inf
+        raise _invalid(name, value, f"a number of seconds from 0 to {maximum:g}")
+    return number
+
+
 def choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     value = raw(name)
     if value is None:

@@ -234,6 +234,10 @@ AUDIO_CACHE_MAX_ATTEMPTS = env.integer("AUDIO_CACHE_MAX_ATTEMPTS", 3, minimum=1,
 AUDIO_CACHE_RETRY_DELAY = env.integer("AUDIO_CACHE_RETRY_DELAY", 30, minimum=0)
 AUDIO_CACHE_LEASE_SECONDS = env.integer("AUDIO_CACHE_LEASE_SECONDS", 60, minimum=2)
 AUDIO_CACHE_SENDFILE = env.choice("AUDIO_CACHE_SENDFILE", "none", ("none", "nginx"))
+# On a miss, stream the MP3 while it is being made (audiocache/progressive.py), waiting at most
+# this long for the transcode to start before serving the original instead.
+AUDIO_CACHE_PROGRESSIVE = env.boolean("AUDIO_CACHE_PROGRESSIVE", True)
+AUDIO_CACHE_PROGRESSIVE_WAIT = env.seconds("AUDIO_CACHE_PROGRESSIVE_WAIT", 3.0, maximum=60)
 
 
 def _check_cache_dir() -> None:
