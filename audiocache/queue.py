@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 Status = CacheTask.Status
 CHUNK = 500  # rows per bulk query: well under SQLite's bound-parameter limit
+ALREADY_CACHED = "already cached"  # an enqueue result: a fresh rendition exists
 
 
 # --- Enqueue ----------------------------------------------------------------------------
@@ -124,7 +125,7 @@ def _enqueue_chunk(chunk, track_rows, quality, priority, force, batch):
         rendition = renditions.get(track_id)
         failed_before = quarantined.get(track_id)
         if rendition is not None and is_fresh(rendition, state, cache_dir):
-            results[(track_id, quality)] = "already cached"
+            results[(track_id, quality)] = ALREADY_CACHED
         elif failed_before is not None and failed_before[:2] == (state.size, state.mtime_ns):
             last_line = ((failed_before[2] or "").strip().splitlines() or ["see the task's error"])[-1]
             results[(track_id, quality)] = f"failed before (fix the file or force a retry): {last_line[:200]}"
@@ -158,7 +159,7 @@ def _enqueue_chunk(chunk, track_rows, quality, priority, force, batch):
                 results[(task.track_id, quality)] = task
         for t, _state in wanted:
             # Finished between our insert and our read (rare): nothing left to do for it.
-            results.setdefault((t.id, quality), "already cached")
+            results.setdefault((t.id, quality), ALREADY_CACHED)
 
     if batch is not None:
         CacheBatchItem.objects.bulk_create(

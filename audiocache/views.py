@@ -161,8 +161,12 @@ def stream(request, track_id: int):
             return _counted(request, _serve_progressive(request, following, public), "miss")
     # A miss: make it at play priority (a failed source stays quarantined).
     task = queue.enqueue([track], [quality], priority=CacheTask.PRIORITY_PLAY).get((track.pk, quality))
-    if progressive_ok and isinstance(task, CacheTask) and not getattr(request, "stream_no_wait", False):
-        return _wait_then_serve(request, track, quality, task.pk, public)
+    if progressive_ok and not getattr(request, "stream_no_wait", False):
+        if isinstance(task, CacheTask):
+            return _wait_then_serve(request, track, quality, task.pk, public)
+        if task == queue.ALREADY_CACHED:  # finished since the look-up above: answer with it
+            request.stream_no_wait = True
+            return stream(request, track.pk)
     return _counted(request, _serve_original(request, track, public, "miss"), "miss")
 
 

@@ -1,0 +1,326 @@
+"""Progressive streaming: a miss streams the MP3 while ffmpeg makes it (audiocache/progressive.py).
+
+Real worker threads run real ffmpeg, slowed to a few times real time (tests/e2e/slow-ffmpeg)
+so requests arrive while the rendition is still being written. The test client waits for
+the transcode in its own thread; tests/e2e/test_progressive_live.py does the same through
+uvicorn, where the wait happens on the event loop.
+"""
+
+import asyncio
+import os
+import subprocess
+import threading
+import time
+import warnings
+
+import pytest
+from django.test import Client
+
+from audiocache import mp3, progressive
+from audiocache.models import CachedRendition, CacheTask
+from audiocache.worker import WorkerPool
+from mixtapes.library import scan_library
+from mixtapes.models import Track
+from tests.e2e.conftest import REPO, wait_until
+from tests.factories import CacheTaskFactory, MixtapeTrackFactory
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+SLOW_FFMPEG = str(REPO / "tests" / "e2e" / "slow-ffmpeg")
+Status = CacheTask.Status
+
+
+def body(response) -> bytes:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the test client reads the async body synchronously
+        return b"".join(response)
+
+
+@pytest.fixture
+def public_track(make_audio):
+    """``public_track(seconds)``: a scanned FLAC of pink noise on a public mixtape."""
+
+    def make(seconds=6.0, name="song.flac"):
+        make_audio(name, kind="flac", duration=seconds, noise=True, cover=True)
+        scan_library()
+        track = Track.objects.get(path=name)
+        MixtapeTrackFactory(track=track, mixtape__is_public=True)
+        return track
+
+    return make
+
+
+@pytest.fixture
+def pool(settings, monkeypatch):
+    """``pool(rate=3, ffmpeg=SLOW_FFMPEG)``: one worker thread transcoding at ``rate`` x real time."""
+    pools = []
+
+    def start(rate=3, ffmpeg=SLOW_FFMPEG):
+        monkeypatch.setenv("SLOW_FFMPEG_RATE", str(rate))
+        settings.AUDIO_CACHE_FFMPEG = ffmpeg  # after the test audio was made with the real one
+        settings.AUDIO_CACHE_PROGRESSIVE_WAIT = 10
+        pools.append(WorkerPool(1, poll_interval=0.05).start())
+        return pools[-1]
+
+    yield start
+    for running in pools:
+        running.stop()
+        running.join(20)
+
+
+def stream(client, track, quality="medium", **meta):
+    return client.get(f"/stream/{track.pk}/", {"quality": quality}, **meta)
+
+
+def finished_rendition(track, quality="medium") -> str:
+    """The rendition's file name, once the worker has made it."""
+    wait_until(lambda: CachedRendition.objects.filter(track=track, quality=quality).exists(), 60, 0.05, "rendition")
+    return CachedRendition.objects.get(track=track, quality=quality).file_name
+
+
+def rendition_bytes(settings, track, quality="medium") -> bytes:
+    name = finished_rendition(track, quality)
+    return (settings.AUDIO_CACHE_DIR / name).read_bytes()
+
+
+def still_transcoding(track, quality="medium") -> bool:
+    running = CacheTask.objects.filter(track=track, quality=quality, status=Status.RUNNING).exists()
+    return running and not CachedRendition.objects.filter(track=track, quality=quality).exists()
+
+
+def same_but_the_xing_frame(streamed: bytes, final: bytes) -> bool:
+    """ffmpeg fills in the Xing frame when it ends; every other byte is the finished file's."""
+    layout = mp3.read_layout(final)
+    xing_start = mp3.id3v2_length(final)
+    return (
+        len(streamed) == len(final)
+        and streamed[:xing_start] == final[:xing_start]
+        and streamed[layout.audio_offset :] == final[layout.audio_offset :]
+    )
+
+
+# --- the whole file ---------------------------------------------------------------------------
+
+
+def test_a_miss_streams_the_mp3_while_it_is_made(settings, public_track, pool, tmp_path):
+    track = public_track(6)
+    pool(rate=3)
+    response = stream(Client(), track)
+
+    assert response.status_code == 200
+    assert response["X-Audio-Cache"] == "progressive"
+    assert response["Content-Type"] == "audio/mpeg"
+    assert response["ETag"].startswith('W/"')  # not byte-identical to the finished file: weak
+    assert "Last-Modified" not in response
+    assert response["Cache-Control"] == "public, no-cache"
+    assert response["X-Accel-Buffering"] == "no"
+    assert still_transcoding(track), "the answer should come while ffmpeg is still writing"
+    streamed = body(response)
+
+    final = rendition_bytes(settings, track)
+    assert int(response["Content-Length"]) == len(streamed) == len(final)  # announced at the start
+    assert same_but_the_xing_frame(streamed, final)
+    copy = tmp_path / "streamed.mp3"
+    copy.write_bytes(streamed)
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration:stream=codec_name", "-of", "csv=p=0",
+         f"file:{copy}"],
+        capture_output=True, text=True, check=True, timeout=30,
+    )  # fmt: skip
+    assert "mp3" in probe.stdout
+    duration = float([line for line in probe.stdout.split() if "." in line][-1])
+    assert duration == pytest.approx(6.0, abs=0.15)
+
+    # Finished: the usual hit with the file's strong validators.
+    hit = stream(Client(), track)
+    assert hit["X-Audio-Cache"] == "hit" and not hit["ETag"].startswith("W/")
+    assert body(hit) == final
+
+
+def test_many_listeners_share_one_ffmpeg_run(settings, public_track, pool):
+    track = public_track(5)
+    workers = pool(rate=3)
+    results = [None] * 4
+
+    def listen(n):
+        response = stream(Client(), track)
+        results[n] = (response["X-Audio-Cache"], body(response))
+
+    threads = [threading.Thread(target=listen, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    final = rendition_bytes(settings, track)
+
+    assert {state for state, _ in results} == {"progressive"}
+    assert all(same_but_the_xing_frame(streamed, final) for _, streamed in results)
+    task = CacheTask.objects.get(track=track, quality="medium")
+    assert (task.status, task.attempts) == (Status.DONE, 1)
+    assert workers.processed == 1
+
+
+# --- ranges -----------------------------------------------------------------------------------
+
+
+def test_ranges_while_the_file_is_written(settings, public_track, pool):
+    track = public_track(8)
+    pool(rate=2)
+    client = Client()
+    first = stream(client, track, HTTP_RANGE="bytes=0-99")
+    assert first.status_code == 206 and first["X-Audio-Cache"] == "progressive"
+    size = int(first["Content-Range"].rpartition("/")[2])
+    start_bytes = body(first)
+
+    # A seek towards the end: the headers at once, the bytes as ffmpeg reaches them.
+    far = stream(client, track, HTTP_RANGE=f"bytes={size - 5000}-{size - 4001}")
+    assert still_transcoding(track)
+    assert far.status_code == 206
+    assert far["Content-Range"] == f"bytes {size - 5000}-{size - 4001}/{size}"
+    far_bytes = body(far)
+    suffix = stream(client, track, HTTP_RANGE="bytes=-10")
+    assert suffix["Content-Range"] == f"bytes {size - 10}-{size - 1}/{size}"
+    suffix_bytes = body(suffix)
+    beyond = stream(client, track, HTTP_RANGE=f"bytes={size}-")
+    weak_if_range = stream(client, track, HTTP_RANGE="bytes=0-9", HTTP_IF_RANGE=first["ETag"])
+    head = client.head(f"/stream/{track.pk}/", {"quality": "medium"})
+
+    final = rendition_bytes(settings, track)
+    assert size == len(final)
+    assert mp3.id3v2_length(final) > 100 and start_bytes == final[:100]  # the tag (with its cover) is never rewritten
+    assert far_bytes == final[size - 5000 : size - 4000]
+    assert suffix_bytes == final[-10:]
+    assert beyond.status_code == 416 and beyond["Content-Range"] == f"bytes */{size}"
+    # A weak validator never satisfies If-Range: the whole representation instead of a part.
+    assert weak_if_range.status_code == 200 and int(weak_if_range["Content-Length"]) == size
+    weak_if_range.close()
+    assert head.status_code == 200 and int(head["Content-Length"]) == size and body(head) == b""
+
+
+# --- failures and fallbacks -------------------------------------------------------------------
+
+
+@pytest.fixture
+def dying_ffmpeg(tmp_path):
+    """An ffmpeg killed one second into every transcode, as a crash would."""
+    wrapper = tmp_path / "dying-ffmpeg"
+    wrapper.write_text(
+        f'#!/bin/sh\n[ "$1" = "-version" ] && exec ffmpeg "$@"\nexec timeout -s KILL 1 {SLOW_FFMPEG} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def test_a_transcode_failing_mid_stream_ends_the_response_then_the_original_is_served(
+    settings, public_track, pool, dying_ffmpeg
+):
+    settings.AUDIO_CACHE_MAX_ATTEMPTS = 1  # the first failure quarantines the source
+    track = public_track(8)
+    pool(rate=2, ffmpeg=dying_ffmpeg)
+    response = stream(Client(), track)
+    assert response["X-Audio-Cache"] == "progressive"
+    started = time.monotonic()
+    streamed = body(response)
+
+    assert 0 < len(streamed) < int(response["Content-Length"])  # ended where the bytes ended
+    assert time.monotonic() - started < 10  # promptly, not after a stall timeout
+    wait_until(lambda: CacheTask.objects.filter(status=Status.FAILED).exists(), 30, 0.05, "the failure")
+    assert CacheTask.objects.get().error.strip()  # why, for the admin
+    assert not any(settings.AUDIO_CACHE_DIR.iterdir())  # nothing half-made is left or published
+
+    after = stream(Client(), track)
+    assert (after["X-Audio-Cache"], after["Content-Type"]) == ("miss", "audio/flac")
+    assert body(after) == (settings.MUSIC_ROOT / "song.flac").read_bytes()
+
+
+def test_with_progressive_off_a_miss_serves_the_original(settings, public_track, pool):
+    track = public_track(3)
+    pool(rate=3)
+    settings.AUDIO_CACHE_PROGRESSIVE = False
+    response = stream(Client(), track)
+    assert (response["X-Audio-Cache"], response["Content-Type"]) == ("miss", "audio/flac")
+    response.close()
+    finished_rendition(track)  # queued all the same, for the next listener
+
+
+def test_the_wait_for_a_busy_queue_is_bounded(settings, public_track):
+    track = public_track(2)
+    settings.AUDIO_CACHE_PROGRESSIVE_WAIT = 0.5  # no worker runs: the transcode never starts
+    started = time.monotonic()
+    response = stream(Client(), track)
+    waited = time.monotonic() - started
+    assert response["X-Audio-Cache"] == "miss" and response["Content-Type"] == "audio/flac"
+    assert 0.5 <= waited < 3
+    assert CacheTask.objects.get().status == Status.PENDING
+    response.close()
+
+
+def test_no_wait_when_the_length_cannot_be_planned(settings, public_track):
+    track = public_track(2)
+    Track.objects.filter(pk=track.pk).update(duration=None)  # e.g. a FLAC that does not state its length
+    settings.AUDIO_CACHE_PROGRESSIVE_WAIT = 10
+    started = time.monotonic()
+    response = stream(Client(), track)
+    assert response["X-Audio-Cache"] == "miss" and time.monotonic() - started < 2
+    response.close()
+
+
+def test_a_hostile_temporary_name_is_never_opened(settings, public_track, tmp_path):
+    track = public_track(2)
+    outside = tmp_path / "secret.mp3"
+    outside.write_bytes(b"ID3" + b"\x00" * 100)
+    for name in ("../secret.mp3", str(outside), ".tmp-/../../secret.mp3", "song.flac"):
+        task = CacheTaskFactory(track=track, quality="medium", status=Status.RUNNING, temp_name=name)
+        task.planned_frames = 10
+        task.save()
+        assert progressive.follow(track.pk, "medium") is None
+        task.delete()
+
+
+# --- following a growing file -----------------------------------------------------------------
+
+
+def read_all(fd, start, length):
+    async def collect():
+        return b"".join([chunk async for chunk in progressive.read_growing(fd, start, length)])
+
+    return asyncio.run(collect())
+
+
+def test_read_growing_waits_for_the_writer(tmp_path):
+    path = tmp_path / "growing"
+    path.write_bytes(b"a" * 1000)
+    fd = os.open(path, os.O_RDONLY)
+
+    def write_more():
+        with open(path, "ab") as fh:
+            for _ in range(5):
+                time.sleep(0.05)
+                fh.write(b"b" * 1000)
+                fh.flush()
+
+    writer = threading.Thread(target=write_more)
+    writer.start()
+    try:
+        assert read_all(fd, 500, 5000) == b"a" * 500 + b"b" * 4500
+    finally:
+        writer.join()
+        os.close(fd)
+
+
+def test_read_growing_ends_when_the_writer_gives_up(tmp_path, settings, monkeypatch):
+    path = tmp_path / "abandoned"
+    path.write_bytes(b"x" * 100)
+    fd = os.open(path, os.O_RDONLY)
+    threading.Timer(0.2, path.unlink).start()  # what a failed transcode does with its file
+    started = time.monotonic()
+    assert read_all(fd, 0, 10_000) == b"x" * 100
+    assert time.monotonic() - started < 2
+
+    stalled = tmp_path / "stalled"
+    stalled.write_bytes(b"y" * 10)
+    stalled_fd = os.open(stalled, os.O_RDONLY)
+    monkeypatch.setattr(progressive, "stall_seconds", lambda: 0.3)  # a writer that hangs
+    assert read_all(stalled_fd, 0, 100) == b"y" * 10
+    os.close(fd)
+    os.close(stalled_fd)
