@@ -71,6 +71,9 @@
       if (cache === "hit") {
         sourceLine.textContent = `Streaming the ${quality()} MP3 from the cache.`;
         if (!track.cached.includes(quality())) track.cached.push(quality());
+      } else if (cache === "progressive") {
+        // The MP3 itself, followed as ffmpeg writes it (not yet cached: the badge stays).
+        sourceLine.textContent = `Streaming the ${quality()} MP3 as it is being made.`;
       } else if (cache === "miss") {
         sourceLine.textContent = "Streaming the original file; an MP3 is being made for next time.";
       } else {
