@@ -1,0 +1,182 @@
+"""Progressive streaming through a live uvicorn (and nginx): curl and ffprobe read an MP3 that
+the server's own worker pool is still writing.
+
+Under uvicorn a request that arrives before the transcode has written anything waits for it on
+the event loop (``PendingResponse``), not in a thread; these tests go through that path.
+"""
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from audiocache import mp3
+from audiocache.models import CachedRendition, CacheTask
+from mixtapes.library import scan_library
+from mixtapes.models import Track
+from tests.e2e.conftest import REPO, wait_until
+from tests.factories import MixtapeFactory, MixtapeTrackFactory
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+SLOW_FFMPEG = str(REPO / "tests" / "e2e" / "slow-ffmpeg")
+SECONDS = 12
+
+
+@pytest.fixture
+def track(make_audio):
+    """A 12-second FLAC of pink noise with a cover, on a public mixtape, not cached."""
+    make_audio("Live/01 noise.flac", kind="flac", duration=SECONDS, noise=True, cover=True)
+    scan_library()
+    track = Track.objects.get()
+    MixtapeTrackFactory(track=track, mixtape=MixtapeFactory(is_public=True))
+    return track
+
+
+@pytest.fixture
+def server(uvicorn_server):
+    """``server(**env)``: uvicorn with one embedded worker, transcoding at 3x real time (about 4 s)."""
+
+    def start(**env):
+        return uvicorn_server(
+            **{"AUDIO_CACHE_MAX_WORKERS": "1", "AUDIO_CACHE_FFMPEG": SLOW_FFMPEG, "SLOW_FFMPEG_RATE": "3", **env}
+        )
+
+    return start
+
+
+def curl(*args, timeout=60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["curl", "--silent", "--show-error", *args], capture_output=True, timeout=timeout, check=False
+    )
+
+
+def headers_in(path) -> dict[str, str]:
+    lines = path.read_bytes().decode("latin-1").split("\r\n")
+    return {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if ":" in line)}
+
+
+def finished_bytes(settings, track) -> bytes:
+    wait_until(lambda: CachedRendition.objects.filter(track=track).exists(), 60, 0.05, "the rendition")
+    return (settings.AUDIO_CACHE_DIR / CachedRendition.objects.get(track=track).file_name).read_bytes()
+
+
+def same_but_the_xing_frame(streamed: bytes, final: bytes) -> bool:
+    """ffmpeg fills in the Xing frame when it ends; every other byte is the finished file's."""
+    layout = mp3.read_layout(final)
+    tag = mp3.id3v2_length(final)
+    return len(streamed) == len(final) and streamed[:tag] == final[:tag] and streamed[layout.audio_offset :] == final[layout.audio_offset :]  # fmt: skip
+
+
+def transcoding(track) -> bool:
+    return CacheTask.objects.filter(track=track, status="running").exists() and not CachedRendition.objects.exists()
+
+
+def test_curl_and_ffprobe_read_a_rendition_in_the_making(server, track, settings, tmp_path):
+    url = f"{server()}/stream/{track.pk}/?quality=medium"
+
+    first = curl(
+        "-r", "0-65535", "-o", str(tmp_path / "first.bin"), "-D", str(tmp_path / "h1"), "-w", "%{time_total}", url
+    )
+    assert first.returncode == 0, first.stderr
+    tasks = list(CacheTask.objects.values_list("status", "started_at", "finished_at"))
+    assert transcoding(track), f"the first bytes came after ffmpeg ended ({first.stdout} s): {tasks}"
+    head = headers_in(tmp_path / "h1")
+    assert head["x-audio-cache"] == "progressive"
+    size = int(head["content-range"].rpartition("/")[2])
+
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", url],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert probe.returncode == 0, probe.stderr
+    info = json.loads(probe.stdout)
+    assert info["streams"][0]["codec_name"] == "mp3"
+    # From the announced size and the bitrate: the Xing frame still holds ffmpeg's placeholders.
+    assert float(info["format"]["duration"]) == pytest.approx(SECONDS, abs=0.3)
+
+    whole = curl("-o", str(tmp_path / "whole.mp3"), "-D", str(tmp_path / "h2"), url)
+    assert whole.returncode == 0, whole.stderr
+    final = finished_bytes(settings, track)
+    assert size == len(final)
+    assert same_but_the_xing_frame((tmp_path / "first.bin").read_bytes(), final[:65536])
+    if headers_in(tmp_path / "h2")["x-audio-cache"] == "progressive":
+        assert same_but_the_xing_frame((tmp_path / "whole.mp3").read_bytes(), final)
+    else:  # finished before this request reached the server: the hit
+        assert (tmp_path / "whole.mp3").read_bytes() == final
+
+    decode = subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-i", str(tmp_path / "whole.mp3"), "-f", "null", "-"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert decode.returncode == 0 and not decode.stderr, decode.stderr
+
+
+def test_a_seek_ahead_gets_its_headers_at_once_and_its_bytes_as_they_are_written(server, track, settings, tmp_path):
+    url = f"{server()}/stream/{track.pk}/?quality=medium"
+    size_probe = curl("-r", "0-0", "-o", "/dev/null", "-D", str(tmp_path / "h0"), url)
+    assert size_probe.returncode == 0, size_probe.stderr
+    size = int(headers_in(tmp_path / "h0")["content-range"].rpartition("/")[2])
+
+    started = time.monotonic()
+    tail = curl(
+        "-r", f"{size - 10_000}-", "-o", str(tmp_path / "tail.bin"), "-D", str(tmp_path / "h1"),
+        "-w", "%{time_starttransfer}", url,
+    )  # fmt: skip
+    assert tail.returncode == 0, tail.stderr
+    took = time.monotonic() - started
+    head = headers_in(tmp_path / "h1")
+    assert head["content-range"] == f"bytes {size - 10_000}-{size - 1}/{size}"
+    final = finished_bytes(settings, track)
+    assert (tmp_path / "tail.bin").read_bytes() == final[-10_000:]
+    assert took > 0.5, "the end of the file cannot have been there yet"
+
+
+def test_listeners_of_one_track_share_one_ffmpeg_run(server, track, settings, tmp_path):
+    url = f"{server()}/stream/{track.pk}/?quality=high"
+    listeners = [
+        subprocess.Popen(["curl", "--silent", "-o", str(tmp_path / f"{n}.mp3"), url]) for n in range(3)
+    ]  # fmt: skip
+    assert [listener.wait(60) for listener in listeners] == [0, 0, 0]
+    final = finished_bytes(settings, track)
+
+    task = CacheTask.objects.get()
+    assert (task.quality, task.status, task.attempts) == ("high", "done", 1)
+    for n in range(3):
+        assert same_but_the_xing_frame((tmp_path / f"{n}.mp3").read_bytes(), final)
+
+
+def test_a_failing_transcode_ends_the_response_and_the_server_goes_on(server, track, settings, tmp_path):
+    dying = tmp_path / "dying-ffmpeg"  # killed one second in, as a crash would
+    dying.write_text(
+        f'#!/bin/sh\n[ "$1" = "-version" ] && exec ffmpeg "$@"\nexec timeout -s KILL 1 {SLOW_FFMPEG} "$@"\n'
+    )
+    dying.chmod(0o755)
+    base = server(AUDIO_CACHE_FFMPEG=str(dying), AUDIO_CACHE_MAX_ATTEMPTS="1")
+    url = f"{base}/stream/{track.pk}/?quality=medium"
+
+    cut = curl("-o", str(tmp_path / "cut.mp3"), "-D", str(tmp_path / "h1"), url)
+    assert cut.returncode == 18, cut.stderr  # "partial file": fewer bytes than announced, then the end
+    assert headers_in(tmp_path / "h1")["x-audio-cache"] == "progressive"
+    assert 0 < (tmp_path / "cut.mp3").stat().st_size < int(headers_in(tmp_path / "h1")["content-length"])
+    wait_until(lambda: CacheTask.objects.filter(status="failed").exists(), 30, 0.05, "the failed task")
+
+    after = curl("-o", str(tmp_path / "after.flac"), "-D", str(tmp_path / "h2"), url)
+    assert after.returncode == 0, after.stderr
+    assert headers_in(tmp_path / "h2")["x-audio-cache"] == "miss"
+    assert (tmp_path / "after.flac").read_bytes() == (settings.MUSIC_ROOT / track.path).read_bytes()
+    assert not any(settings.AUDIO_CACHE_DIR.iterdir())
+
+
+def test_nginx_passes_a_progressive_stream_on_as_it_comes(server, nginx, track, settings, tmp_path):
+    app = server(AUDIO_CACHE_SENDFILE="nginx")
+    front = nginx(app)
+    url = f"{front}/stream/{track.pk}/?quality=medium"
+    result = curl("-o", str(tmp_path / "via-nginx.mp3"), "-D", str(tmp_path / "h"), "-w", "%{time_starttransfer}", url)
+    assert result.returncode == 0, result.stderr
+    assert headers_in(tmp_path / "h")["x-audio-cache"] == "progressive"
+    assert "x-accel-redirect" not in headers_in(tmp_path / "h")  # a growing file is the app's to send
+    # The first byte came long before the transcode (about 4 s) ended: nginx did not buffer it all.
+    assert float(result.stdout) < 1.5
+    assert same_but_the_xing_frame((tmp_path / "via-nginx.mp3").read_bytes(), finished_bytes(settings, track))
