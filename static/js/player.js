@@ -26,6 +26,9 @@
   let index = 0;
   let seeking = false;
   let pendingStart = null; // {time, play}: applied once the new source has its metadata
+  let sourceState = null; // what the server says it streams for the current source (X-Audio-Cache)
+  let waitTimer = null; // polls for the MP3 after an original the browser could not play
+  let reloadedUrl = null; // the URL reloaded once after an error: never twice, so no loops
 
   function formatTime(seconds) {
     const total = Math.max(0, Math.floor(Number(seconds) || 0));
@@ -68,6 +71,7 @@
       const response = await fetch(url, { method: "HEAD", credentials: "same-origin" });
       if (url !== audio.currentSrc && !audio.currentSrc.endsWith(url)) return; // the track changed meanwhile
       const cache = response.headers.get("X-Audio-Cache");
+      sourceState = cache;
       if (cache === "hit") {
         sourceLine.textContent = `Streaming the ${quality()} MP3 from the cache.`;
         if (!track.cached.includes(quality())) track.cached.push(quality());
@@ -99,6 +103,7 @@
       else row.removeAttribute("aria-current");
     });
     pendingStart = { time: options.startAt || 0, play: Boolean(options.play) };
+    sourceState = null;
     // After a miss the same URL answers with other bytes (the MP3, not the original): a new
     // query string keeps the browser from reusing what it fetched before.
     const url = options.fresh ? `${streamUrl(track)}&retry=${Date.now()}` : streamUrl(track);
@@ -134,7 +139,17 @@
       if (start.play) play();
     }
   });
+  // Where playback really is: a jump of more than a couple of seconds that no seek asked for is
+  // not playing (Chromium jumps to the end when a stream stops short), so it is not recorded.
+  let heardUpTo = 0;
+  audio.addEventListener("seeking", () => {
+    heardUpTo = audio.currentTime;
+  });
+  audio.addEventListener("emptied", () => {
+    heardUpTo = pendingStart ? pendingStart.time : 0;
+  });
   audio.addEventListener("timeupdate", () => {
+    if (!audio.seeking && Math.abs(audio.currentTime - heardUpTo) < 2) heardUpTo = audio.currentTime;
     if (seeking) return;
     seek.value = String(audio.currentTime);
     elapsed.textContent = formatTime(audio.currentTime);
@@ -148,21 +163,34 @@
   audio.addEventListener("play", () => showPlaying(true));
   audio.addEventListener("pause", () => showPlaying(false));
   audio.addEventListener("ended", () => {
+    // An MP3 being made whose transcode failed ends early: the browser stops where the bytes
+    // stopped (and jumps to the end). Go on from there with whatever the server sends now.
+    const length = playlist[index].duration || audio.duration;
+    if (sourceState === "progressive" && length - heardUpTo > 2 && retryFrom(heardUpTo)) return;
     if (index < playlist.length - 1) load(index + 1, { play: true });
   });
   audio.addEventListener("error", () => {
     if (!audio.getAttribute("src")) return;
     const codes = { 1: "aborted", 2: "a network error", 3: "a decoding error", 4: "an unsupported format" };
     const reason = codes[audio.error && audio.error.code] || "unknown error";
+    if (sourceState === "progressive" && retryFrom(pendingStart ? pendingStart.time : heardUpTo)) return;
     if (quality() !== "original") waitForRendition(index, reason);
     else showError(`This track could not be played (${reason}). Try an MP3 quality.`);
   });
 
+  // The MP3 being made failed mid-stream: ask again from the same place, once. The server now
+  // sends the finished MP3, a retry being made, or the original.
+  function retryFrom(position) {
+    const url = streamUrl(playlist[index]);
+    if (reloadedUrl === url) return false;
+    reloadedUrl = url;
+    load(index, { startAt: position, play: true, fresh: true });
+    return true;
+  }
+
   // On a cache miss the server sends the original file, which a browser may not decode
   // (WavPack, APE...). The miss also queued the MP3 at play priority: wait for it, then go on
   // from the same position.
-  let waitTimer = null;
-  let reloadedUrl = null;
   async function waitForRendition(forIndex, reason) {
     clearTimeout(waitTimer);
     const track = playlist[forIndex];
@@ -179,7 +207,8 @@
       if (index !== forIndex || url !== streamUrl(track)) return; // the listener moved on
       try {
         const response = await fetch(url, { method: "HEAD", credentials: "same-origin" });
-        if (response.headers.get("X-Audio-Cache") === "hit") {
+        // The finished MP3, or one being made that can be followed already.
+        if (["hit", "progressive"].includes(response.headers.get("X-Audio-Cache"))) {
           reloadedUrl = url;
           load(forIndex, { startAt: position, play: true, fresh: true });
           return;

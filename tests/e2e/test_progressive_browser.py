@@ -157,3 +157,73 @@ def range_start(response) -> int:
 def written_bytes(task: CacheTask) -> int:
     """How much of the MP3 ffmpeg has written so far (the task's temporary file)."""
     return (Path(settings.AUDIO_CACHE_DIR) / task.temp_name).stat().st_size
+
+
+def test_when_the_mp3_being_made_fails_the_player_goes_on_with_the_original(
+    browser,  # noqa: F811
+    artifacts,  # noqa: F811
+    shared_track,
+    static_root,
+    uvicorn_server,
+    tmp_path,
+):
+    """ffmpeg dies a few seconds in (as on a crash): the stream ends short and the source is
+    quarantined. Chromium stops where the bytes stopped (it notices that its retry for the
+    rest is another file) and the player asks again from there: it goes on with the FLAC."""
+    _track, mixtape = shared_track
+    dying = tmp_path / "dying-ffmpeg"
+    dying.write_text(
+        f'#!/bin/sh\n[ "$1" = "-version" ] && exec ffmpeg "$@"\nexec timeout -s KILL 3 {SLOW_FFMPEG} "$@"\n'
+    )
+    dying.chmod(0o755)
+    base = uvicorn_server(
+        AUDIO_CACHE_MAX_WORKERS="1",
+        AUDIO_CACHE_MAX_ATTEMPTS="1",
+        AUDIO_CACHE_FFMPEG=str(dying),
+        SLOW_FFMPEG_RATE=str(READ_RATE),
+        STATIC_ROOT=str(static_root),
+    )
+    problems = []
+    context = browser.new_context()
+    page = context.new_page()
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.set_default_timeout(30_000)
+    try:
+        page.goto(f"{base}/share/{mixtape.slug}/")
+        page.evaluate(RECORD_EVENTS)
+        page.get_by_label("Quality").select_option(QUALITY)
+        page.get_by_role("button", name="Play Long Noise").click()
+        page.wait_for_function("document.getElementById('player-source').textContent.includes('being made')")
+        wait_until(
+            lambda: CacheTask.objects.filter(status=CacheTask.Status.FAILED).exists(), timeout=30, message="the failure"
+        )
+        page.wait_for_function(
+            "document.getElementById('player-source').textContent.startsWith('Streaming the original file')"
+        )
+        # Playing on, past everything the dead ffmpeg wrote (3 s at 1.5 x real time).
+        page.wait_for_function(f"{AUDIO}.currentTime > 6 && !{AUDIO}.paused && {AUDIO}.error === null")
+        page.screenshot(path=artifacts / "01-original-after-failure.png", full_page=True)
+    except Exception:
+        page.screenshot(path=artifacts / "failure.png", full_page=True)
+        (artifacts / "failure.html").write_text(page.content())
+        raise
+    finally:
+        events = page.evaluate("window.audioEvents || []")
+        context.close()
+        connections.close_all()
+    assert problems == []
+    assert not CachedRendition.objects.exists()
+    # It went on from where the MP3 stopped, not from the start.
+    ended = next(n for n, (name, _) in enumerate(events) if name == "ended")
+    heard = max(time for name, time in events[:ended] if name == "timeupdate" and time < TRACK_SECONDS - 1)
+    after = [time for name, time in events[ended + 1 :] if name == "timeupdate"]
+    assert heard > 2 and after and min(after) >= heard - 0.5, events
+
+
+# Keeps what the audio element reports, across source changes, in window.audioEvents.
+RECORD_EVENTS = f"""
+window.audioEvents = [];
+for (const name of ["timeupdate", "seeking", "ended", "error", "emptied"]) {{
+  {AUDIO}.addEventListener(name, () => window.audioEvents.push([name, {AUDIO}.currentTime]));
+}}
+"""
