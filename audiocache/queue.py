@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from mixtapes.models import Track
 
+from . import wakeup
 from .cache import SourceState, SourceUnavailable, is_fresh, source_state
 from .models import CacheBatch, CacheBatchItem, CachedRendition, CacheTask
 from .progress import Counts, ProgressCallback, get_progress_tracker
@@ -58,6 +59,7 @@ def _notify() -> None:
             callback()
         except Exception:  # a listener must never break an enqueue
             logger.exception("enqueue listener failed")
+    wakeup.publish()  # workers in other processes (with REDIS_URL)
 
 
 def enqueue(

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.db.models import Q
 
-from . import maintenance, queue
+from . import maintenance, queue, wakeup
 from .cache import AudioCache, SourceChanged, SourceUnavailable, source_state
 from .models import CacheTask
 from .progress import ProgressCallback
@@ -90,6 +90,7 @@ class WorkerPool:
         keeper = threading.Thread(target=self._housekeeping, name="cacheworker-lease", daemon=True)
         keeper.start()
         self._threads.append(keeper)
+        wakeup.listen(self.wake, self._stopping)  # enqueues in other processes (with REDIS_URL)
         return self
 
     def wake(self) -> None:

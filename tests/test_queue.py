@@ -414,3 +414,23 @@ def test_schedule_mixtape_caching_queues_a_batch(settings, file_track):
     batch = CacheBatch.objects.get(pk=result["batch_id"])
     assert batch.mixtape == entry.mixtape
     assert CacheTask.objects.filter(status=Status.PENDING).count() == 2
+
+
+@pytest.mark.django_db
+def test_an_unreachable_redis_never_fails_an_enqueue(
+    file_track, settings, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    from audiocache import wakeup
+
+    monkeypatch.setattr(wakeup, "_client", None)
+    monkeypatch.setattr(wakeup, "_down_until", 0.0)
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    track = file_track()
+    with django_capture_on_commit_callbacks(execute=True):  # the doorbell rings after the commit
+        task = queue.enqueue([track], ["medium"], priority=CacheTask.PRIORITY_PLAY)[(track.pk, "medium")]
+    assert isinstance(task, CacheTask)
+    assert "workers elsewhere find new work by polling" in caplog.text
+    started = time.monotonic()
+    wakeup.publish()  # backed off: no second connection attempt for a while
+    assert time.monotonic() - started < 0.1
+    monkeypatch.setattr(wakeup, "_client", None)

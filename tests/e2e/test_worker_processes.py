@@ -160,3 +160,27 @@ def test_precache_bad_arguments(manage_env, args, message):
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_with_redis_idle_workers_are_woken_when_work_is_queued_elsewhere(make_audio, spawn, settings):
+    """Redis is only a doorbell (audiocache/wakeup.py): a worker polling once a minute still
+    claims a task queued in another process within a few seconds, and loses none if Redis is not there."""
+    from tests.e2e.test_progress_events import REDIS_URL, redis_available
+
+    if not redis_available():
+        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
+    make_audio("a.flac", duration=1)
+    scan_library()
+    worker = spawn("cacheworker", "--workers", "1", "--poll-interval", "60", REDIS_URL=REDIS_URL)
+    assert "1 worker(s)" in worker.stdout.readline()
+    time.sleep(1.5)  # its first look found nothing: from now on it waits a minute, or for the bell
+
+    settings.REDIS_URL = REDIS_URL  # this process publishes when it queues
+    queue.enqueue(Track.objects.all(), ["low"], priority=CacheTask.PRIORITY_PLAY)
+    wait_until(lambda: CacheTask.objects.filter(status=Status.DONE).exists(), 20, 0.1, "the woken worker's transcode")
+
+
+def test_cacheworker_poll_interval_is_checked(spawn):
+    worker = spawn("cacheworker", "--poll-interval", "0")
+    _out, err = worker.communicate(timeout=60)
+    assert worker.returncode != 0 and "--poll-interval must be between 0.05 and 3600 seconds" in err

@@ -25,12 +25,22 @@ class Command(BaseCommand):
         )
         parser.add_argument("--burst", action="store_true", help="Exit once no task is pending or running.")
         parser.add_argument("--name", help="Worker name shown in the admin (default: host:pid:random).")
+        parser.add_argument(
+            "--poll-interval",
+            type=float,
+            default=1.0,
+            metavar="SECONDS",
+            help="How often idle workers look for new tasks (default: 1). With REDIS_URL they are also "
+            "woken at once when a task is queued anywhere.",
+        )
 
-    def handle(self, *args, workers=None, burst=False, name=None, **options):
+    def handle(self, *args, workers=None, burst=False, name=None, poll_interval=1.0, **options):
         workers = workers if workers is not None else max(1, settings.AUDIO_CACHE_MAX_WORKERS)
         if workers < 1:
             raise CommandError("--workers must be at least 1")
-        pool = WorkerPool(workers, burst=burst, name=name)
+        if not 0.05 <= poll_interval <= 3600:
+            raise CommandError("--poll-interval must be between 0.05 and 3600 seconds")
+        pool = WorkerPool(workers, burst=burst, name=name, poll_interval=poll_interval)
         try:
             pool.start()
         except (FFmpegMissing, CacheUnwritable) as exc:

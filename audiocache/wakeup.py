@@ -1,0 +1,83 @@
+"""Wake idle workers in other processes when work is queued (scale-out, with ``REDIS_URL``).
+
+Idle workers look at the queue once a second (``cacheworker --poll-interval``); a listener
+whose play request started a transcode would wait for that look before ffmpeg even starts.
+With Redis configured, every enqueue publishes one small message and every ``cacheworker``
+process listens for it and claims at once. Redis is only a doorbell: the queue itself lives
+in the database, so a lost message (Redis down, a worker restarting) costs at most one poll
+interval, never a task.
+"""
+
+import logging
+import threading
+import time
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "mixtapes:audiocache:queued"
+RETRY_AFTER = 30.0  # seconds without publishing after Redis was found unreachable
+_TIMEOUTS = {"socket_connect_timeout": 2, "socket_timeout": 2}
+
+_client = None
+_client_lock = threading.Lock()
+_down_until = 0.0
+
+
+def _redis():
+    global _client
+    with _client_lock:
+        if _client is None:
+            import redis
+
+            _client = redis.Redis.from_url(settings.REDIS_URL, **_TIMEOUTS)
+        return _client
+
+
+def publish() -> None:
+    """Ring the bell for workers in other processes (nothing without REDIS_URL; never raises)."""
+    global _down_until
+    if not settings.REDIS_URL or time.monotonic() < _down_until:
+        return
+    try:
+        _redis().publish(CHANNEL, b"1")
+    except Exception as exc:  # a doorbell must never fail an enqueue
+        _down_until = time.monotonic() + RETRY_AFTER
+        logger.warning("Redis is unreachable (%s): workers elsewhere find new work by polling", exc)
+
+
+def listen(wake, stopping: threading.Event) -> threading.Thread | None:
+    """Call ``wake()`` whenever work is queued anywhere, until ``stopping`` is set; returns the
+    listening thread (None without REDIS_URL)."""
+    if not settings.REDIS_URL:
+        return None
+    thread = threading.Thread(target=_listen, args=(wake, stopping), name="cacheworker-wakeup", daemon=True)
+    thread.start()
+    return thread
+
+
+def _listen(wake, stopping: threading.Event) -> None:
+    import redis
+
+    while not stopping.is_set():
+        pubsub = None
+        try:
+            # Its own connection: a subscribed connection can do nothing else.
+            pubsub = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2).pubsub(
+                ignore_subscribe_messages=True
+            )
+            pubsub.subscribe(CHANNEL)
+            wake()  # whatever was queued while we were not listening
+            while not stopping.is_set():
+                if pubsub.get_message(timeout=1.0) is not None:
+                    wake()
+        except Exception as exc:
+            logger.warning("cannot listen on Redis for new work (%s); polling meanwhile, retrying in 5 s", exc)
+            stopping.wait(5)
+        finally:
+            if pubsub is not None:
+                try:
+                    pubsub.close()
+                except Exception:  # already broken: nothing to release
+                    logger.debug("closing the Redis subscription failed", exc_info=True)
