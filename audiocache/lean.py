@@ -36,7 +36,7 @@ from django.urls import set_script_prefix, set_urlconf
 from django.utils.functional import SimpleLazyObject
 from django.utils.log import log_response
 
-from .progressive import PendingResponse
+from .progressive import PendingResponse, ended_early
 from .views import stream
 
 STREAM_PATH = re.compile(r"/stream/(\d+)/")
@@ -147,7 +147,14 @@ async def handle(handler, scope, receive, send) -> None:
         if isinstance(response, PendingResponse):
             response = await resolve_pending(handler.__class__, request, response)
         with contextlib.suppress(asyncio.CancelledError):  # the client left while the body was going out
-            await handler.send_response(response, send)
+            try:
+                await handler.send_response(response, send)
+            except RuntimeError:
+                # uvicorn refuses to finish a body shorter than its Content-Length. That is how a
+                # progressive stream whose transcode failed ends (already logged): the server
+                # closes the connection, so the client knows its copy is incomplete.
+                if not ended_early(response):
+                    raise
         return response
 
     tasks = [asyncio.create_task(handler.listen_for_disconnect(receive)), asyncio.create_task(process_request())]

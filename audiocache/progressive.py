@@ -28,6 +28,7 @@ bytes end (the client sees a short response), and the next request serves the or
 
 import asyncio
 import hashlib
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ from .models import CacheTask
 from .streaming import CHUNK_SIZE, FileIdentity, OpenFile, read_cached, serve_open_file
 from .transcoder import TEMP_PREFIX
 
+logger = logging.getLogger(__name__)
+
 POLL_SECONDS = 0.02  # how often a starved body or a waiting request looks again
 
 
@@ -51,6 +54,8 @@ class Following:
     file: OpenFile
     size: int
     etag: str
+    label: str  # for the log: which track and quality
+    ended_early: bool = False  # a body stopped short: the transcode failed or stalled
 
 
 def running_output(track_id: int, quality: str) -> tuple[int, str, int | None] | None:
@@ -91,7 +96,7 @@ def follow(track_id: int, quality: str) -> Following | None:
         return None
     size = mp3.final_size(layout, frames)
     digest = hashlib.sha256(f"{task_id}:{temp_name}:{size}".encode()).hexdigest()[:24]
-    return Following(file, size, f'W/"p{digest}"')
+    return Following(file, size, f'W/"p{digest}"', f"track {track_id} at {quality}")
 
 
 def serve(request, following: Following, headers: dict) -> HttpResponse:
@@ -99,14 +104,33 @@ def serve(request, following: Following, headers: dict) -> HttpResponse:
     ident = FileIdentity(following.size, None, following.etag)
     # nginx in front (AUDIO_CACHE_SENDFILE=nginx) must pass the bytes on as they come.
     headers = {**headers, "X-Accel-Buffering": "no"}
-    return serve_open_file(
-        request,
-        following.file,
-        ident,
-        lambda start, length: read_growing(following.file.fd, start, length),
-        "audio/mpeg",
-        headers,
+    response = serve_open_file(
+        request, following.file, ident, lambda start, length: _body(following, start, length), "audio/mpeg", headers
     )
+    response.following = following  # the ASGI handler asks whether a short body was expected
+    return response
+
+
+async def _body(following: Following, start: int, length: int):
+    sent = 0
+    async for chunk in read_growing(following.file.fd, start, length):
+        sent += len(chunk)
+        yield chunk
+    if sent < length:
+        following.ended_early = True
+        logger.warning(
+            "progressive stream of %s ended after %d of %d bytes: its transcode failed or stalled "
+            "(the client sees a short response; the next request serves the original or a retry)",
+            following.label,
+            sent,
+            length,
+        )
+
+
+def ended_early(response) -> bool:
+    """Whether ``response`` is a progressive stream whose body stopped short on purpose."""
+    following = getattr(response, "following", None)
+    return following is not None and following.ended_early
 
 
 def stall_seconds() -> float:

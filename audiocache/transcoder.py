@@ -95,6 +95,9 @@ def build_command(source: Path, output: Path, quality: str, facts: SourceFacts, 
     if facts.has_cover:
         # The embedded picture becomes the MP3's APIC frame, unchanged.
         command += ["-map", "0:v?", "-c:v", "copy", "-disposition:v", "attached_pic"]
+        # The picture is one packet, but ffmpeg holds the audio back (up to 10 s of it) waiting
+        # for more video to interleave: listeners following the file would wait for it. Same bytes.
+        command += ["-max_interleave_delta", "100000"]
     command += ["-c:a", "libmp3lame", "-b:a", f"{bitrate}k"]  # -b:a without -q:a is constant bitrate
     rate = output_sample_rate(facts.sample_rate)
     if rate:

@@ -232,6 +232,10 @@ def test_command_shape(tmp_path):
     assert command[-1] == f"file:{tmp_path}/out.mp3"
     plain = build_command(tmp_path / "a.flac", tmp_path / "o.mp3", "low", SourceFacts(44100, 2, False, 1))
     assert "-ar" not in plain and "-ac" not in plain and "0:v?" not in plain
+    # With a cover, the audio is not held back to interleave with the picture (progressive listeners).
+    assert command[command.index("-max_interleave_delta") + 1] == "100000"
+    assert "-max_interleave_delta" not in plain
+    assert command[command.index("-flush_packets") + 1] == "1"
     assert [output_sample_rate(r) for r in (None, 44100, 48000, 88200, 96000, 176400, 192000)] == [
         None, None, None, 44100, 48000, 44100, 48000
     ]  # fmt: skip

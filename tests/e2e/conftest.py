@@ -95,7 +95,8 @@ def wait_for_http(url: str, timeout: float = 30) -> None:
 
 @pytest.fixture
 def uvicorn_server(manage_env):
-    """``uvicorn_server(**env)`` -> base URL of a uvicorn process serving the app on the test database."""
+    """``uvicorn_server(**env)`` -> base URL of a uvicorn process serving the app on the test database;
+    ``uvicorn_server.stop(base)`` stops one and returns its log."""
     servers = []
 
     def start(**extra_env) -> str:
@@ -114,15 +115,21 @@ def uvicorn_server(manage_env):
         start.pids[base] = process.pid
         return base
 
-    start.pids = {}
-    yield start
-    for process in servers:
+    def stop(process) -> str:
+        """Stop the server; returns everything it logged."""
         process.terminate()
         try:
-            process.communicate(timeout=20)
+            return process.communicate(timeout=20)[0] or ""
         except subprocess.TimeoutExpired:
             process.kill()
-            process.communicate()
+            return process.communicate()[0] or ""
+
+    start.pids = {}
+    start.stop = lambda base: stop(next(p for p in servers if p.pid == start.pids[base]))
+    yield start
+    for process in servers:
+        if process.returncode is None:
+            stop(process)
 
 
 def wait_until(condition, timeout=60, interval=0.1, message="condition"):

@@ -36,13 +36,15 @@ def track(make_audio):
 
 @pytest.fixture
 def server(uvicorn_server):
-    """``server(**env)``: uvicorn with one embedded worker, transcoding at 3x real time (about 4 s)."""
+    """``server(**env)``: uvicorn with one embedded worker, transcoding at 3x real time (about 4 s);
+    ``server.stop(base)`` stops it and returns its log."""
 
     def start(**env):
         return uvicorn_server(
             **{"AUDIO_CACHE_MAX_WORKERS": "1", "AUDIO_CACHE_FFMPEG": SLOW_FFMPEG, "SLOW_FFMPEG_RATE": "3", **env}
         )
 
+    start.stop = uvicorn_server.stop
     return start
 
 
@@ -167,6 +169,9 @@ def test_a_failing_transcode_ends_the_response_and_the_server_goes_on(server, tr
     assert headers_in(tmp_path / "h2")["x-audio-cache"] == "miss"
     assert (tmp_path / "after.flac").read_bytes() == (settings.MUSIC_ROOT / track.path).read_bytes()
     assert not any(settings.AUDIO_CACHE_DIR.iterdir())
+    log = server.stop(base)
+    assert "progressive stream of track" in log and "ended after" in log  # said once, plainly
+    assert "Traceback" not in log
 
 
 def test_nginx_passes_a_progressive_stream_on_as_it_comes(server, nginx, track, settings, tmp_path):
