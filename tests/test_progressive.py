@@ -14,6 +14,7 @@ import time
 import warnings
 
 import pytest
+from django.db import connections
 from django.test import Client
 
 from audiocache import mp3, progressive
@@ -143,8 +144,11 @@ def test_many_listeners_share_one_ffmpeg_run(settings, public_track, pool):
     results = [None] * 4
 
     def listen(n):
-        response = stream(Client(), track)
-        results[n] = (response["X-Audio-Cache"], body(response))
+        try:
+            response = stream(Client(), track)
+            results[n] = (response["X-Audio-Cache"], body(response))
+        finally:
+            connections.close_all()  # this thread's own connection (PostgreSQL drops the test database)
 
     threads = [threading.Thread(target=listen, args=(n,)) for n in range(4)]
     for thread in threads:
