@@ -116,6 +116,24 @@ def planned_frames(track: Track, source: SourceState) -> int | None:
     return mp3.audio_frames(samples, mp3.samples_per_frame_at(rate))
 
 
+def _check_planned_size(path: Path, size: int, frames: int, track: Track) -> None:
+    """Listeners who followed the transcode were told a size planned from the scanned length.
+    The rendition is right whatever its length (it is what the audio decodes to); a length other
+    than planned means the scan's duration does not match the audio, which a rescan fixes."""
+    try:
+        with open(path, "rb") as fh:
+            layout = mp3.read_layout_at(lambda n, at: os.pread(fh.fileno(), n, at))
+        expected = mp3.final_size(layout, frames)
+    except (OSError, mp3.NotYet, mp3.NotMP3):
+        return  # evicted already, or not ours to judge
+    if size != expected:
+        logger.warning(
+            "track %s: the rendition has %d bytes where %d were planned from the scanned duration (%s s); "
+            "listeners who followed its transcode got a response of the wrong length. Rescan the file.",
+            track.pk, size, expected, track.duration,
+        )  # fmt: skip
+
+
 def _track(track_or_path) -> Track:
     if isinstance(track_or_path, Track):
         return track_or_path
@@ -197,8 +215,9 @@ class AudioCache:
                 return rendition_path(rendition, self.cache_dir)
         before = source_state(track)
         destination = self.get_cache_path(track, quality)
-        frames = planned_frames(track, before)
-        facts = SourceFacts(track.sample_rate, track.channels, track.has_cover, track.duration, frames)
+        # Planned only for listeners who may follow the file (progressive streaming).
+        frames = planned_frames(track, before) if settings.AUDIO_CACHE_PROGRESSIVE else None
+        facts = SourceFacts(track.sample_rate, track.channels, track.has_cover, track.duration)
 
         def check_before_publish() -> None:
             # Checked before the rename, so a stale result never replaces a newer rendition.
@@ -230,6 +249,8 @@ class AudioCache:
             },
         )
         self.logger.info("rendition track=%s quality=%s bytes=%s", track.pk, quality, size)
+        if frames is not None:
+            _check_planned_size(destination, size, frames, track)
         return destination
 
     def precache_file(self, original, qualities: list[str] | None = None) -> dict[str, Path]:

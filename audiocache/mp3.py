@@ -6,11 +6,12 @@ while ffmpeg is still writing it, so they can seek in it. A CBR MP3 made by ffmp
     [ID3v2 tag] [one Xing/Info frame, rewritten in place at the end] [N audio frames]
 
 The tag and the Xing frame are written first, so their lengths are read from the file once
-ffmpeg has flushed its first bytes. N is fixed in advance: the transcoder pads the audio with
-a little silence and stops after exactly ``audio_frames(...)`` frames, the count LAME makes by
-itself for that many samples. The frames' lengths follow from the bitrate, with LAME's
-padding byte spread evenly (``audio_bytes``). tests/test_mp3.py checks both against real
-ffmpeg at every sample rate family and bitrate.
+ffmpeg has flushed its first bytes. N follows from the number of samples (the track's probed
+duration): LAME encodes its delay on top and pads the last frame (``audio_frames``). The
+frames' lengths follow from the bitrate, with LAME's padding byte spread evenly
+(``audio_bytes``). tests/test_mp3.py checks both against real ffmpeg at every sample rate
+family and bitrate. (A file whose probed duration is wrong decodes to another length: its
+rendition is still right, only the size told to its first listeners was not; see cache.py.)
 
 Written by hand: mutagen reads finished files; nothing predicts the size of one in the making.
 """

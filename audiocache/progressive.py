@@ -4,9 +4,9 @@ On a miss the stream view joins (or starts) the play-priority transcode and answ
 task's temporary file as it grows, so a listener hears MP3 from the first second; every
 listener of the same track and quality follows the same ffmpeg run.
 
-Honest lengths: the transcoder fixes the rendition's frame count in advance and the file's
-first bytes give its header's length, so the final size is known exactly
-(audiocache/mp3.py). Responses carry that size, ranges are answered against it, and a
+Honest lengths: the rendition's frame count is planned from the track's probed length and
+the file's first bytes give its header's length, so the final size is known before ffmpeg
+ends (audiocache/mp3.py). Responses carry that size, ranges are answered against it, and a
 player can seek as in a finished file:
 
 - a range inside what is written is sent at once;
@@ -23,19 +23,22 @@ path answers with the finished file's strong ETag.
 
 If the transcode fails or is stopped, ffmpeg's file is removed: the body ends where the
 bytes end (the client sees a short response), and the next request serves the original
-(a failed source is quarantined).
+(a failed source is quarantined) or follows the retry.
 """
 
 import asyncio
+import errno
 import hashlib
 import logging
 import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 from django.http import HttpResponse
+from django.utils import timezone
 
 from . import mp3
 from .models import CacheTask
@@ -44,7 +47,13 @@ from .transcoder import TEMP_PREFIX
 
 logger = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.02  # how often a starved body or a waiting request looks again
+Status = CacheTask.Status
+# How often a starved body looks at the file again.
+POLL_SECONDS = 0.02
+# A request waiting for a transcode to start looks at the task after these delays (seconds),
+# then every last one: quick at first (ffmpeg's first frame comes ~0.15 s after the claim),
+# then gentler, since every look is a query on the process's one shared thread.
+WAIT_DELAYS = (0.02, 0.03, 0.04, 0.06, 0.1, 0.15, 0.25)
 
 
 @dataclass
@@ -52,51 +61,128 @@ class Following:
     """An open temporary file of a running transcode, and the size it will have."""
 
     file: OpenFile
+    path: Path
     size: int
     etag: str
     label: str  # for the log: which track and quality
     ended_early: bool = False  # a body stopped short: the transcode failed or stalled
 
 
-def running_output(track_id: int, quality: str) -> tuple[int, str, int | None] | None:
-    """``(task id, temporary file name, planned frames)`` of the running transcode, if it has started writing."""
-    row = (
-        CacheTask.objects.filter(track_id=track_id, quality=quality, status=CacheTask.Status.RUNNING)
-        .exclude(temp_name="")
-        .values_list("pk", "temp_name", "planned_frames")
-        .first()
-    )
-    return row
-
-
-def task_is_active(task_id: int) -> bool:
-    return CacheTask.objects.filter(pk=task_id, status__in=CacheTask.ACTIVE_STATUSES).exists()
-
-
-def follow(track_id: int, quality: str) -> Following | None:
-    """The running transcode's file, opened, once its header is written; None if there is none
-    to follow (not started, no planned length, not written yet, or gone)."""
-    found = running_output(track_id, quality)
-    if found is None:
-        return None
-    task_id, temp_name, frames = found
-    # Only a plain temporary name of ours inside the cache folder, whatever the row says.
-    if not frames or temp_name != os.path.basename(temp_name) or not temp_name.startswith(TEMP_PREFIX):
+def _open_output(temp_name: str, frames: int | None, task_id: int, label: str) -> Following | None:
+    """Open a running attempt's file once its header is written; None if it cannot be followed
+    (yet). Only a plain temporary name of ours, a regular file inside the cache folder, is ever
+    opened, whatever the task row says."""
+    if not frames or not temp_name.startswith(TEMP_PREFIX) or temp_name != os.path.basename(temp_name):
         return None
     path = Path(settings.AUDIO_CACHE_DIR) / temp_name
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError:
-        return None  # ffmpeg has not created it yet, or the attempt already ended
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except (OSError, ValueError):  # not created yet, already gone, a link, a NUL in the name
+        return None
     file = OpenFile(fd)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise mp3.NotMP3("not a regular file")
         layout = mp3.read_layout_at(lambda size, offset: os.pread(fd, size, offset))
     except (mp3.NotYet, mp3.NotMP3, OSError):
         file.close()
         return None
     size = mp3.final_size(layout, frames)
     digest = hashlib.sha256(f"{task_id}:{temp_name}:{size}".encode()).hexdigest()[:24]
-    return Following(file, size, f'W/"p{digest}"', f"track {track_id} at {quality}")
+    return Following(file, path, size, f'W/"p{digest}"', label)
+
+
+def _alive(task: CacheTask) -> bool:
+    return (
+        task.status == Status.RUNNING and task.lease_expires_at is not None and task.lease_expires_at > timezone.now()
+    )
+
+
+_OUTPUT_FIELDS = (
+    "pk",
+    "track_id",
+    "quality",
+    "status",
+    "available_at",
+    "lease_expires_at",
+    "temp_name",
+    "planned_frames",
+)
+
+
+def follow(track_id: int, quality: str) -> Following | None:
+    """The running transcode of this rendition, if there is one that can be followed now."""
+    task = (
+        CacheTask.objects.filter(track_id=track_id, quality=quality, status=Status.RUNNING)
+        .exclude(temp_name="")
+        .only(*_OUTPUT_FIELDS)
+        .first()
+    )
+    if task is None or not _alive(task):  # a worker that died holds its task until its lease ends
+        return None
+    return _open_output(task.temp_name, task.planned_frames, task.pk, f"track {track_id} at {quality}")
+
+
+def look(task_id: int) -> tuple[Following | None, bool]:
+    """One look at a task a request waits for: ``(following, still worth waiting)``. One query."""
+    task = CacheTask.objects.filter(pk=task_id).only(*_OUTPUT_FIELDS).first()
+    if task is None:
+        return None, False
+    if task.status == Status.PENDING:
+        # Claimable now: a worker will take it soon. In its retry backoff: not soon.
+        return None, task.available_at <= timezone.now()
+    if not _alive(task):
+        return None, False  # finished, failed, or its worker died
+    if not task.temp_name:
+        return None, True  # claimed; ffmpeg is about to start
+    if not task.planned_frames:
+        return None, False  # made without a planned length: nothing to follow
+    following = _open_output(task.temp_name, task.planned_frames, task.pk, f"track {task.track_id} at {task.quality}")
+    return following, following is None  # none yet: ffmpeg has not written its first frame
+
+
+def wait_to_follow(task_id: int) -> Following | None:
+    """Block until the transcode's file can be followed, it cannot be, or the wait is over.
+
+    For servers where each request has its own thread (WSGI, the test client); under ASGI
+    the stream view waits on the event loop instead (``await_to_follow``)."""
+    deadline = time.monotonic() + settings.AUDIO_CACHE_PROGRESSIVE_WAIT
+    for delay in _delays():
+        following, worth_waiting = look(task_id)
+        if following is not None or not worth_waiting or time.monotonic() + delay > deadline:
+            return following
+        time.sleep(delay)
+
+
+async def await_to_follow(task_id: int, run_sync) -> Following | None:
+    """``wait_to_follow`` on the event loop; ``run_sync`` runs a look in the thread that may
+    use the database (a sync_to_async wrapper)."""
+    deadline = time.monotonic() + settings.AUDIO_CACHE_PROGRESSIVE_WAIT
+    for delay in _delays():
+        following, worth_waiting = await run_sync(look, task_id)
+        if following is not None or not worth_waiting or time.monotonic() + delay > deadline:
+            return following
+        await asyncio.sleep(delay)
+
+
+def _delays():
+    yield from WAIT_DELAYS
+    while True:
+        yield WAIT_DELAYS[-1]
+
+
+class PendingResponse(HttpResponse):
+    """Returned by the stream view under ASGI when the transcode has not started writing yet:
+    the ASGI stream handler (audiocache/lean.py) awaits ``resolve()`` for the real response
+    rather than holding a thread while ffmpeg starts. Should one ever be sent as it is, it says
+    so (500) instead of passing for an empty answer."""
+
+    def __init__(self, resolve):
+        super().__init__(b"Internal error: an unresolved stream response.", status=500, content_type="text/plain")
+        self.resolve = resolve
+
+
+# --- Serving ----------------------------------------------------------------------------------
 
 
 def serve(request, following: Following, headers: dict) -> HttpResponse:
@@ -111,92 +197,78 @@ def serve(request, following: Following, headers: dict) -> HttpResponse:
     return response
 
 
-async def _body(following: Following, start: int, length: int):
-    sent = 0
-    async for chunk in read_growing(following.file.fd, start, length):
-        sent += len(chunk)
-        yield chunk
-    if sent < length:
-        following.ended_early = True
-        logger.warning(
-            "progressive stream of %s ended after %d of %d bytes: its transcode failed or stalled "
-            "(the client sees a short response; the next request serves the original or a retry)",
-            following.label,
-            sent,
-            length,
-        )
-
-
 def ended_early(response) -> bool:
     """Whether ``response`` is a progressive stream whose body stopped short on purpose."""
     following = getattr(response, "following", None)
     return following is not None and following.ended_early
 
 
+async def _body(following: Following, start: int, length: int):
+    sent = 0
+    async for chunk in read_growing(following.file.fd, start, length, following.path):
+        sent += len(chunk)
+        yield chunk
+    if sent < length:
+        following.ended_early = True
+        logger.warning(
+            "progressive stream of %s ended after %d of %d bytes: its transcode failed, stalled or made "
+            "another length than planned (the client sees a short response; the next request serves "
+            "the finished file, the original or a retry)",
+            following.label,
+            sent,
+            length,
+        )
+
+
 def stall_seconds() -> float:
-    """A writer that adds nothing for this long is presumed dead (its lease would have expired)."""
+    """A file that has not grown for this long has no live writer (its lease would have expired)."""
     return float(settings.AUDIO_CACHE_LEASE_SECONDS) + 5.0
 
 
-async def read_growing(fd: int, start: int, length: int):
+async def read_growing(fd: int, start: int, length: int, path: Path | None = None):
     """The bytes ``start`` to ``start + length`` of a file ffmpeg is writing, waiting for them
-    as needed. Ends early when the writer removed the file (a failed or stopped transcode)
-    or stalled."""
+    as needed. Ends early, where the bytes end, when the writer is done with the file: it
+    removed it (a failed or stopped transcode), renamed it into place (finished: nothing more
+    will come), or stopped writing for ``stall_seconds()``. Errors reading it (a network file
+    system's ``ESTALE`` once another host removed it) end it the same way."""
     loop = asyncio.get_running_loop()
     position, end = start, start + length
-    last_growth = time.monotonic()
+    written, last_growth = -1, time.monotonic()
     patience = stall_seconds()
-    while position < end:
-        st = os.fstat(fd)
-        if st.st_size > position:
-            size = min(CHUNK_SIZE, end - position, st.st_size - position)
-            chunk = read_cached(fd, size, position)
-            if not isinstance(chunk, bytes) or not chunk:
-                chunk = await loop.run_in_executor(None, os.pread, fd, size, position)
-            else:
-                await asyncio.sleep(0)
-            if not chunk:
+    try:
+        while position < end:
+            st = os.fstat(fd)
+            if st.st_size != written:
+                written, last_growth = st.st_size, time.monotonic()
+            if written > position:
+                size = min(CHUNK_SIZE, end - position, written - position)
+                chunk = read_cached(fd, size, position)
+                if not isinstance(chunk, bytes) or not chunk:
+                    chunk = await loop.run_in_executor(None, os.pread, fd, size, position)
+                else:
+                    await asyncio.sleep(0)  # let other streams run between chunks
+                if not chunk:
+                    return
+                position += len(chunk)
+                yield chunk
+                continue
+            if st.st_nlink == 0 or time.monotonic() - last_growth > patience or _renamed(path, st):
                 return
-            position += len(chunk)
-            last_growth = time.monotonic()
-            yield chunk
-            continue
-        # Nothing new. A published file keeps its link (renamed); an abandoned one has none left.
-        if st.st_nlink == 0 or time.monotonic() - last_growth > patience:
-            return
-        await asyncio.sleep(POLL_SECONDS)
+            await asyncio.sleep(POLL_SECONDS)
+    except OSError as exc:
+        if exc.errno not in (errno.ESTALE, errno.EIO, errno.EBADF):
+            raise
+        logger.warning("the file being streamed became unreadable (%s); ending the response", exc)
 
 
-# --- Waiting for a transcode to start ----------------------------------------------------------
-
-
-def try_follow(track_id: int, quality: str, task_id: int) -> tuple[Following | None, bool]:
-    """One look: ``(following, still worth waiting)``."""
-    following = follow(track_id, quality)
-    if following is not None:
-        return following, False
-    return None, task_is_active(task_id)
-
-
-def wait_to_follow(track_id: int, quality: str, task_id: int) -> Following | None:
-    """Block until the transcode's file can be followed (or it ended, or the wait is over).
-
-    For servers where each request has its own thread (WSGI, the test client); under ASGI
-    the stream view waits on the event loop instead (``PendingResponse``)."""
-    deadline = time.monotonic() + settings.AUDIO_CACHE_PROGRESSIVE_WAIT
-    while True:
-        following, worth_waiting = try_follow(track_id, quality, task_id)
-        if following is not None or not worth_waiting or time.monotonic() >= deadline:
-            return following
-        time.sleep(POLL_SECONDS)
-
-
-class PendingResponse(HttpResponse):
-    """Returned by the stream view under ASGI when the transcode has not started writing yet.
-
-    The ASGI stream handler (audiocache/lean.py) awaits ``resolve()`` for the real response
-    rather than holding a thread while ffmpeg starts."""
-
-    def __init__(self, resolve):
-        super().__init__(status=202)
-        self.resolve = resolve
+def _renamed(path: Path | None, st: os.stat_result) -> bool:
+    """The writer published the file (renamed it into place): it is complete as it is."""
+    if path is None:
+        return False
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return st.st_nlink > 0  # gone from its temporary name but still linked: renamed
+    except OSError:
+        return False
+    return (now.st_ino, now.st_dev) != (st.st_ino, st.st_dev)

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from django.conf import settings
 
-from . import mp3
 from .probe import ffmpeg_input, stderr_tail
 from .qualities import BITRATES
 
@@ -29,9 +28,6 @@ TEMP_PREFIX = ".tmp-"
 # A rendition shorter than this share of the probed duration means the source is damaged.
 TRUNCATION_TOLERANCE = 0.98
 TEMP_SUFFIX = ".part"
-# Silence added after the source's last sample when the frame count is fixed (see build_command);
-# a source that decodes shorter than its probed length by more than this yields fewer frames.
-PAD_SECONDS = 0.1
 
 # What every rendition is made with, besides the bitrate. Changing anything here changes
 # ENCODER_PROFILE, which makes every existing rendition stale (they are re-made on demand).
@@ -67,9 +63,6 @@ class SourceFacts:
     channels: int | None
     has_cover: bool
     duration: float | None
-    # Exactly this many audio frames (audiocache/mp3.py), so the final size is known while
-    # ffmpeg writes; None when the source's length is not known exactly.
-    frames: int | None = None
 
 
 def output_sample_rate(source_rate: int | None) -> int | None:
@@ -104,10 +97,6 @@ def build_command(source: Path, output: Path, quality: str, facts: SourceFacts, 
         command += ["-ar", str(rate)]
     if facts.channels and facts.channels > 2:
         command += ["-ac", "2"]
-    if facts.frames:
-        # LAME makes this many frames by itself; a little silence and a hard stop make sure of
-        # it whatever the rounding of the probed duration (the audio itself is unchanged).
-        command += ["-af", f"apad=pad_dur={PAD_SECONDS}", "-frames:a", str(facts.frames)]
     command += [
         "-id3v2_version", "3",
         "-write_xing", "1",
@@ -167,8 +156,6 @@ def transcode(
         size = _fsync(temp)
         if size == 0:
             raise TranscodeError("ffmpeg produced an empty file")
-        if facts.frames:
-            _check_announced_size(temp, size, facts)
         if before_publish is not None:
             before_publish()
         os.replace(temp, destination)
@@ -241,23 +228,6 @@ def _follow_progress(process, duration, deadline, on_progress, should_stop) -> f
             raise TranscodeError("stopped")
         raise subprocess.TimeoutExpired(process.args, 0)
     return decoded
-
-
-def _check_announced_size(temp: Path, size: int, facts: SourceFacts) -> None:
-    """Listeners of the transcode were told the final size: a file of another size is never
-    published (it only happens when the source decodes shorter than its probed length)."""
-    fd = os.open(temp, os.O_RDONLY)
-    try:
-        expected = mp3.final_size(mp3.read_layout_at(lambda n, at: os.pread(fd, n, at)), facts.frames)
-    except (mp3.NotYet, mp3.NotMP3) as exc:
-        raise TranscodeError(f"ffmpeg wrote no readable MP3 header ({exc or 'too short'})") from None
-    finally:
-        os.close(fd)
-    if size != expected:
-        raise TranscodeError(
-            f"the rendition has {size} bytes where {expected} were expected: the source decodes shorter "
-            f"than the {facts.duration:.2f} s the library scan found (damaged, or replaced since the scan?)"
-        )
 
 
 def _fsync(path: Path) -> int:

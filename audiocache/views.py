@@ -1,8 +1,6 @@
-import asyncio
 import errno
 import logging
 import os
-import time
 from pathlib import Path
 
 from asgiref.sync import sync_to_async
@@ -144,30 +142,56 @@ def stream(request, track_id: int):
     wants_rendition = settings.AUDIO_CACHE_ENABLED and quality != ORIGINAL and track.is_lossless
     if not wants_rendition:
         return _counted(request, _serve_original(request, track, public, "bypass"), "bypass")
+    response = _serve_mp3_if_any(request, track, quality, rendition, public)
+    if response is not None:
+        return response
+    # A miss: make it at play priority (a failed source stays quarantined).
+    task = queue.enqueue([track], [quality], priority=CacheTask.PRIORITY_PLAY).get((track.pk, quality))
+    if task == queue.ALREADY_CACHED:  # finished since the look-up above
+        return _serve_latest(request, track, quality, public)
+    if isinstance(task, CacheTask) and _may_wait(request, track):
+        return _wait_then_serve(request, track, quality, task.pk, public)
+    return _counted(request, _serve_original(request, track, public, "miss"), "miss")
+
+
+def _serve_mp3_if_any(request, track, quality, rendition, public):
+    """The fresh rendition (a hit), else the transcode being written (progressive), else None."""
     try:
         source = source_state(track)
     except SourceUnavailable:
-        source = None  # _serve_original says what is wrong
-    if source is not None and rendition is not None and is_fresh(rendition, source, Path(settings.AUDIO_CACHE_DIR)):
+        return None  # _serve_original says what is wrong
+    if rendition is not None and is_fresh(rendition, source, Path(settings.AUDIO_CACHE_DIR)):
         response = _serve_rendition(request, track, rendition, public)
         if response is not None:
             stats.record_hit(rendition.pk)
             return _counted(request, response, "hit")
-    progressive_ok = settings.AUDIO_CACHE_PROGRESSIVE and source is not None and planned_frames(track, source)
-    if progressive_ok:
-        # Someone's transcode is already being written: follow it, no queue work needed.
+    if settings.AUDIO_CACHE_PROGRESSIVE and planned_frames(track, source):
         following = progressive.follow(track.pk, quality)
         if following is not None:
             return _counted(request, _serve_progressive(request, following, public), "miss")
-    # A miss: make it at play priority (a failed source stays quarantined).
-    task = queue.enqueue([track], [quality], priority=CacheTask.PRIORITY_PLAY).get((track.pk, quality))
-    if progressive_ok and not getattr(request, "stream_no_wait", False):
-        if isinstance(task, CacheTask):
-            return _wait_then_serve(request, track, quality, task.pk, public)
-        if task == queue.ALREADY_CACHED:  # finished since the look-up above: answer with it
-            request.stream_no_wait = True
-            return stream(request, track.pk)
-    return _counted(request, _serve_original(request, track, public, "miss"), "miss")
+    return None
+
+
+def _serve_latest(request, track, quality, public):
+    """After a wait: the rendition or transcode as they are now, else the original."""
+    found = stream_lookup(track.pk, quality)
+    rendition = found[2] if found is not None else None
+    response = _serve_mp3_if_any(request, track, quality, rendition, public)
+    return response or _counted(request, _serve_original(request, track, public, "miss"), "miss")
+
+
+def _may_wait(request, track) -> bool:
+    """Wait for the transcode to start only where it can be followed (its length can be planned)
+    and for the start of a play (the first bytes, or the player's HEAD): a seek into an original
+    being served never waits."""
+    if not settings.AUDIO_CACHE_PROGRESSIVE or not settings.AUDIO_CACHE_PROGRESSIVE_WAIT:
+        return False
+    if not request.headers.get("Range", "bytes=0-").replace(" ", "").startswith("bytes=0-"):
+        return False
+    try:
+        return planned_frames(track, source_state(track)) is not None
+    except SourceUnavailable:
+        return False
 
 
 def _counted(request, response, outcome: str):
@@ -186,22 +210,17 @@ def _wait_then_serve(request, track, quality, task_id, public):
     def answer(following):
         if following is not None:
             return _counted(request, _serve_progressive(request, following, public), "miss")
-        request.stream_no_wait = True
-        return stream(request, track.pk)
+        return _serve_latest(request, track, quality, public)
 
     if not getattr(request, "stream_wait_async", False):
-        return answer(progressive.wait_to_follow(track.pk, quality, task_id))
+        return answer(progressive.wait_to_follow(task_id))
 
-    # Under the ASGI stream handler: wait on the event loop, with one short thread hop per look.
     async def resolve():
-        look = sync_to_async(progressive.try_follow, thread_sensitive=True)
-        deadline = time.monotonic() + settings.AUDIO_CACHE_PROGRESSIVE_WAIT
-        while True:
-            following, worth_waiting = await look(track.pk, quality, task_id)
-            if following is not None or not worth_waiting or time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(progressive.POLL_SECONDS)
-        return await sync_to_async(answer, thread_sensitive=True)(following)
+        # Under the ASGI stream handler: wait on the event loop, each look one short hop to the
+        # thread that holds the database connection.
+        run_sync = sync_to_async(lambda fn, *args: fn(*args), thread_sensitive=True)
+        following = await progressive.await_to_follow(task_id, run_sync)
+        return await run_sync(answer, following)
 
     return progressive.PendingResponse(resolve)
 

@@ -27,24 +27,42 @@ _down_until = 0.0
 
 def _redis():
     global _client
-    with _client_lock:
-        if _client is None:
-            import redis
+    if _client is None:  # only the doorbell thread gets here
+        import redis
 
-            _client = redis.Redis.from_url(settings.REDIS_URL, **_TIMEOUTS)
-        return _client
+        _client = redis.Redis.from_url(settings.REDIS_URL, **_TIMEOUTS)
+    return _client
+
+
+_ring = threading.Event()
+_ringer: threading.Thread | None = None
 
 
 def publish() -> None:
-    """Ring the bell for workers in other processes (nothing without REDIS_URL; never raises)."""
-    global _down_until
+    """Ring the bell for workers in other processes (nothing without REDIS_URL).
+
+    Returns at once: a thread of its own talks to Redis, so a slow or unreachable Redis never
+    holds up the request that queued the work. Rings that come while it is busy make one."""
+    global _ringer
     if not settings.REDIS_URL or time.monotonic() < _down_until:
         return
-    try:
-        _redis().publish(CHANNEL, b"1")
-    except Exception as exc:  # a doorbell must never fail an enqueue
-        _down_until = time.monotonic() + RETRY_AFTER
-        logger.warning("Redis is unreachable (%s): workers elsewhere find new work by polling", exc)
+    _ring.set()
+    with _client_lock:
+        if _ringer is None or not _ringer.is_alive():
+            _ringer = threading.Thread(target=_ring_forever, name="cacheworker-doorbell", daemon=True)
+            _ringer.start()
+
+
+def _ring_forever() -> None:
+    global _down_until
+    while True:
+        _ring.wait()
+        _ring.clear()
+        try:
+            _redis().publish(CHANNEL, b"1")
+        except Exception as exc:  # a doorbell must never fail anything
+            _down_until = time.monotonic() + RETRY_AFTER
+            logger.warning("Redis is unreachable (%s): workers elsewhere find new work by polling", exc)
 
 
 def listen(wake, stopping: threading.Event) -> threading.Thread | None:

@@ -28,7 +28,8 @@
   let pendingStart = null; // {time, play}: applied once the new source has its metadata
   let sourceState = null; // what the server says it streams for the current source (X-Audio-Cache)
   let waitTimer = null; // polls for the MP3 after an original the browser could not play
-  let reloadedUrl = null; // the URL reloaded once after an error: never twice, so no loops
+  let reloadedUrl = null; // reloaded once when its MP3 was ready: never twice, so no loops
+  let retriedUrl = null; // reloaded once after its MP3 being made failed: never twice either
 
   function formatTime(seconds) {
     const total = Math.max(0, Math.floor(Number(seconds) || 0));
@@ -182,8 +183,8 @@
   // sends the finished MP3, a retry being made, or the original.
   function retryFrom(position) {
     const url = streamUrl(playlist[index]);
-    if (reloadedUrl === url) return false;
-    reloadedUrl = url;
+    if (retriedUrl === url) return false;
+    retriedUrl = url;
     load(index, { startAt: position, play: true, fresh: true });
     return true;
   }
