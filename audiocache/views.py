@@ -186,7 +186,7 @@ def _may_wait(request, track) -> bool:
     being served never waits."""
     if not settings.AUDIO_CACHE_PROGRESSIVE or not settings.AUDIO_CACHE_PROGRESSIVE_WAIT:
         return False
-    if not request.headers.get("Range", "bytes=0-").replace(" ", "").startswith("bytes=0-"):
+    if not _from_the_start(request):
         return False
     try:
         return planned_frames(track, source_state(track)) is not None
@@ -225,10 +225,15 @@ def _wait_then_serve(request, track, quality, task_id, public):
     return progressive.PendingResponse(resolve)
 
 
+def _from_the_start(request) -> bool:
+    """No Range, or one from byte 0: what a player asks for when a play starts."""
+    return request.headers.get("Range", "bytes=0-").replace(" ", "").startswith("bytes=0-")
+
+
 def _count_play(request, outcome: str) -> None:
     """A play is a GET from the start of the file; a player's later range requests (seeks,
     buffering) are the same play and are not counted again."""
-    if request.method == "GET" and request.headers.get("Range", "bytes=0-").replace(" ", "").startswith("bytes=0-"):
+    if request.method == "GET" and _from_the_start(request):
         stats.record_play(outcome)
 
 
