@@ -29,6 +29,7 @@ bytes end (the client sees a short response), and the next request serves the or
 import asyncio
 import errno
 import hashlib
+import itertools
 import logging
 import os
 import stat
@@ -50,10 +51,6 @@ logger = logging.getLogger(__name__)
 Status = CacheTask.Status
 # How often a starved body looks at the file again.
 POLL_SECONDS = 0.02
-# A request waiting for a transcode to start looks at the task after these delays (seconds),
-# then every last one: quick at first (ffmpeg's first frame comes ~0.15 s after the claim),
-# then gentler, since every look is a query on the process's one shared thread.
-WAIT_DELAYS = (0.02, 0.03, 0.04, 0.06, 0.1, 0.15, 0.25)
 
 
 @dataclass
@@ -166,9 +163,12 @@ async def await_to_follow(task_id: int, run_sync) -> Following | None:
 
 
 def _delays():
-    yield from WAIT_DELAYS
-    while True:
-        yield WAIT_DELAYS[-1]
+    """Seconds between looks at a task a request waits for: every 20 ms for the first half second
+    (ffmpeg's first frame comes about 0.15 s after the claim), every 50 ms for the next, then
+    every 250 ms (each look is a query on the process's one shared thread)."""
+    yield from itertools.repeat(0.02, 25)
+    yield from itertools.repeat(0.05, 10)
+    yield from itertools.repeat(0.25)
 
 
 class PendingResponse(HttpResponse):
