@@ -271,15 +271,13 @@ def bare_ffmpeg_first_frame(track_id: int, out_dir: Path) -> float:
     frame in the file: the floor under a progressive first byte (process start-up, opening
     the FLAC, the encoder's first frame)."""
     from audiocache import mp3
-    from audiocache.cache import planned_frames, source_state
+    from audiocache.cache import source_state
     from audiocache.transcoder import SourceFacts, build_command
     from mixtapes.models import Track
 
     track = Track.objects.get(pk=track_id)
     source = source_state(track)
-    facts = SourceFacts(
-        track.sample_rate, track.channels, track.has_cover, track.duration, planned_frames(track, source)
-    )
+    facts = SourceFacts(track.sample_rate, track.channels, track.has_cover, track.duration)
     output = out_dir / "bare.mp3"
     output.unlink(missing_ok=True)
     command = build_command(source.path, output, QUALITY, facts)
