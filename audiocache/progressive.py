@@ -120,8 +120,22 @@ def follow(track_id: int, quality: str) -> Following | None:
     return _open_output(task.temp_name, task.planned_frames, task.pk, f"track {track_id} at {quality}")
 
 
-def look(task_id: int) -> tuple[Following | None, bool]:
-    """One look at a task a request waits for: ``(following, still worth waiting)``. One query."""
+@dataclass(frozen=True)
+class Output:
+    """A running attempt's file that can be followed: what ``_open_output`` needs to open it."""
+
+    temp_name: str
+    frames: int
+    task_id: int
+    label: str
+
+    def open(self) -> Following | None:
+        return _open_output(self.temp_name, self.frames, self.task_id, self.label)
+
+
+def look(task_id: int) -> tuple[Output | None, bool]:
+    """One look at a task a request waits for: ``(its file if it can be followed now, still
+    worth waiting)``. One query, and a look at the file's first bytes."""
     task = CacheTask.objects.filter(pk=task_id).only(*_OUTPUT_FIELDS).first()
     if task is None:
         return None, False
@@ -134,8 +148,12 @@ def look(task_id: int) -> tuple[Following | None, bool]:
         return None, True  # claimed; ffmpeg is about to start
     if not task.planned_frames:
         return None, False  # made without a planned length: nothing to follow
-    following = _open_output(task.temp_name, task.planned_frames, task.pk, f"track {task.track_id} at {task.quality}")
-    return following, following is None  # none yet: ffmpeg has not written its first frame
+    output = Output(task.temp_name, task.planned_frames, task.pk, f"track {task.track_id} at {task.quality}")
+    probe = output.open()
+    if probe is None:
+        return None, True  # ffmpeg has not written its first frame yet
+    probe.file.close()
+    return output, False
 
 
 def wait_to_follow(task_id: int) -> Following | None:
@@ -145,20 +163,51 @@ def wait_to_follow(task_id: int) -> Following | None:
     the stream view waits on the event loop instead (``await_to_follow``)."""
     deadline = time.monotonic() + settings.AUDIO_CACHE_PROGRESSIVE_WAIT
     for delay in _delays():
-        following, worth_waiting = look(task_id)
-        if following is not None or not worth_waiting or time.monotonic() + delay > deadline:
-            return following
+        output, worth_waiting = look(task_id)
+        if output is not None:
+            return output.open()
+        if not worth_waiting or time.monotonic() + delay > deadline:
+            return None
         time.sleep(delay)
+
+
+# Under ASGI, the requests of one process that wait for the same task share one watch: listeners
+# who start a mixtape together cost one look per interval, not one each (every look is a query
+# on the process's one shared thread).
+_watches: dict[int, asyncio.Task] = {}
+_GAVE_UP = object()  # the watch's own time ran out (a later waiter may still have some)
 
 
 async def await_to_follow(task_id: int, run_sync) -> Following | None:
     """``wait_to_follow`` on the event loop; ``run_sync`` runs a look in the thread that may
     use the database (a sync_to_async wrapper)."""
     deadline = time.monotonic() + settings.AUDIO_CACHE_PROGRESSIVE_WAIT
+    while True:
+        watch = _watches.get(task_id)
+        if watch is None or watch.done():
+            watch = _watches[task_id] = asyncio.ensure_future(_watch(task_id, run_sync))
+            watch.add_done_callback(lambda done: _watches.pop(task_id) if _watches.get(task_id) is done else None)
+        try:
+            # shield: a waiter that leaves (its client hung up, its time is over) leaves the watch to the others
+            outcome = await asyncio.wait_for(asyncio.shield(watch), max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            return None
+        if outcome is _GAVE_UP and time.monotonic() < deadline:
+            continue
+        if not isinstance(outcome, Output):
+            return None
+        # Each listener reads through a descriptor of its own; opening is a few small reads.
+        return await asyncio.get_running_loop().run_in_executor(None, outcome.open)
+
+
+async def _watch(task_id: int, run_sync):
+    deadline = time.monotonic() + settings.AUDIO_CACHE_PROGRESSIVE_WAIT
     for delay in _delays():
-        following, worth_waiting = await run_sync(look, task_id)
-        if following is not None or not worth_waiting or time.monotonic() + delay > deadline:
-            return following
+        output, worth_waiting = await run_sync(look, task_id)
+        if output is not None or not worth_waiting:
+            return output
+        if time.monotonic() + delay > deadline:
+            return _GAVE_UP
         await asyncio.sleep(delay)
 
 

@@ -145,8 +145,12 @@ def stream(request, track_id: int):
     response = _serve_mp3_if_any(request, track, quality, rendition, public)
     if response is not None:
         return response
-    # A miss: make it at play priority (a failed source stays quarantined).
-    task = queue.enqueue([track], [quality], priority=CacheTask.PRIORITY_PLAY).get((track.pk, quality))
+    # A miss: make it at play priority (a failed source stays quarantined). When another
+    # listener's request has queued it already, join that task without the queue's work: one
+    # query instead of an enqueue's several and its commit, for each listener of a burst.
+    task = queue.active_task(track.pk, quality, min_priority=CacheTask.PRIORITY_PLAY)
+    if task is None:
+        task = queue.enqueue([track], [quality], priority=CacheTask.PRIORITY_PLAY).get((track.pk, quality))
     if task == queue.ALREADY_CACHED:  # finished since the look-up above
         return _serve_latest(request, track, quality, public)
     if isinstance(task, CacheTask) and _may_wait(request, track):

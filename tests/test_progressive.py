@@ -325,6 +325,31 @@ def test_a_live_transcode_is_followed_and_a_dead_workers_is_not(running_output):
     assert progressive.follow(track.pk, "medium") is None
 
 
+def test_listeners_waiting_for_one_task_share_one_watch(running_output, settings):
+    """Under ASGI, a burst of listeners of one track costs one look per interval, not one each
+    (each look is a query on the process's one shared thread); each gets a descriptor of its own."""
+    settings.AUDIO_CACHE_PROGRESSIVE_WAIT = 10
+    running_output(30)
+    task = CacheTask.objects.get()
+    output = progressive.Output(task.temp_name, task.planned_frames, task.pk, "test")
+    looks = []
+
+    async def run_sync(fn, task_id):
+        assert fn is progressive.look
+        looks.append(task_id)
+        return (output, False) if len(looks) > 5 else (None, True)  # ffmpeg writes after 5 looks
+
+    async def burst():
+        return await asyncio.gather(*[progressive.await_to_follow(task.pk, run_sync) for _ in range(20)])
+
+    followings = asyncio.run(burst())
+    assert looks == [task.pk] * 6
+    assert all(f is not None and f.size == followings[0].size for f in followings)
+    assert len({f.file.fd for f in followings}) == 20
+    for following in followings:
+        following.file.close()
+
+
 def test_a_hostile_temporary_name_is_never_opened(running_output, tmp_path):
     outside = tmp_path / "secret.mp3"
     outside.write_bytes(running_output.temp.read_bytes())  # looks like an MP3
