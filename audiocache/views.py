@@ -153,7 +153,7 @@ def stream(request, track_id: int):
         task = queue.enqueue([track], [quality], priority=CacheTask.PRIORITY_PLAY).get((track.pk, quality))
     if task == queue.ALREADY_CACHED:  # finished since the look-up above
         return _serve_latest(request, track, quality, public)
-    if isinstance(task, CacheTask) and _may_wait(request, track):
+    if isinstance(task, CacheTask) and _may_wait(request, track, task):
         return _wait_then_serve(request, track, quality, task.pk, public)
     return _counted(request, _serve_original(request, track, public, "miss"), "miss")
 
@@ -184,13 +184,15 @@ def _serve_latest(request, track, quality, public):
     return response or _counted(request, _serve_original(request, track, public, "miss"), "miss")
 
 
-def _may_wait(request, track) -> bool:
-    """Wait for the transcode to start only where it can be followed (its length can be planned)
-    and for the start of a play (the first bytes, or the player's HEAD): a seek into an original
-    being served never waits."""
+def _may_wait(request, track, task) -> bool:
+    """Wait for the transcode only where it can be followed (its length can be planned), and
+    only for the start of a play (the first bytes, or the player's HEAD) or while it is being
+    written: a later range then comes from a listener following it, who must not get the
+    original's bytes in the moment between its publication and its row (it gets the finished
+    file). A seek into an original being served, while the task waits for a worker, never waits."""
     if not settings.AUDIO_CACHE_PROGRESSIVE or not settings.AUDIO_CACHE_PROGRESSIVE_WAIT:
         return False
-    if not _from_the_start(request):
+    if not _from_the_start(request) and task.status != CacheTask.Status.RUNNING:
         return False
     try:
         return planned_frames(track, source_state(track)) is not None

@@ -316,6 +316,26 @@ def running_output(settings, public_track):
     return make
 
 
+def test_a_seek_as_the_transcode_is_published_gets_the_mp3_not_the_original(running_output, settings):
+    """Between the rename into place and the rendition's row, the task still runs but its file
+    is gone: a listener's range request then waits for the row, and gets the finished MP3."""
+    settings.AUDIO_CACHE_PROGRESSIVE_WAIT = 10
+    track = running_output(30, temp_name=".tmp-t1a1-already-renamed.part")
+
+    def publish():
+        try:
+            AudioCache().transcode_file(track, "medium")
+            CacheTask.objects.update(status=Status.DONE)
+        finally:
+            connections.close_all()
+
+    threading.Timer(0.3, publish).start()
+    response = stream(Client(), track, HTTP_RANGE="bytes=-10")
+    assert (response.status_code, response["X-Audio-Cache"]) == (206, "hit")
+    final = (settings.AUDIO_CACHE_DIR / CachedRendition.objects.get().file_name).read_bytes()
+    assert body(response) == final[-10:]
+
+
 def test_a_live_transcode_is_followed_and_a_dead_workers_is_not(running_output):
     track = running_output(30)
     following = progressive.follow(track.pk, "medium")
