@@ -90,34 +90,10 @@ def _open_output(temp_name: str, frames: int | None, task_id: int, label: str) -
 
 
 def _alive(task: CacheTask) -> bool:
+    """Running, and its worker still renews its lease (a dead one holds it until it ends)."""
     return (
         task.status == Status.RUNNING and task.lease_expires_at is not None and task.lease_expires_at > timezone.now()
     )
-
-
-_OUTPUT_FIELDS = (
-    "pk",
-    "track_id",
-    "quality",
-    "status",
-    "available_at",
-    "lease_expires_at",
-    "temp_name",
-    "planned_frames",
-)
-
-
-def follow(track_id: int, quality: str) -> Following | None:
-    """The running transcode of this rendition, if there is one that can be followed now."""
-    task = (
-        CacheTask.objects.filter(track_id=track_id, quality=quality, status=Status.RUNNING)
-        .exclude(temp_name="")
-        .only(*_OUTPUT_FIELDS)
-        .first()
-    )
-    if task is None or not _alive(task):  # a worker that died holds its task until its lease ends
-        return None
-    return _open_output(task.temp_name, task.planned_frames, task.pk, f"track {track_id} at {quality}")
 
 
 @dataclass(frozen=True)
@@ -129,26 +105,37 @@ class Output:
     task_id: int
     label: str
 
+    @classmethod
+    def of(cls, task: CacheTask) -> "Output | None":
+        """The file of a live attempt that has one with a planned length, else None."""
+        if not _alive(task) or not task.temp_name or not task.planned_frames:
+            return None
+        return cls(task.temp_name, task.planned_frames, task.pk, f"track {task.track_id} at {task.quality}")
+
     def open(self) -> Following | None:
         return _open_output(self.temp_name, self.frames, self.task_id, self.label)
+
+
+def follow(task: CacheTask | None) -> Following | None:
+    """The file of this rendition's active task (``queue.active_task``), if it can be followed now."""
+    output = Output.of(task) if task is not None else None
+    return output.open() if output is not None else None
 
 
 def look(task_id: int) -> tuple[Output | None, bool]:
     """One look at a task a request waits for: ``(its file if it can be followed now, still
     worth waiting)``. One query, and a look at the file's first bytes."""
-    task = CacheTask.objects.filter(pk=task_id).only(*_OUTPUT_FIELDS).first()
+    task = CacheTask.objects.filter(pk=task_id).first()
     if task is None:
         return None, False
     if task.status == Status.PENDING:
         # Claimable now: a worker will take it soon. In its retry backoff: not soon.
         return None, task.available_at <= timezone.now()
-    if not _alive(task):
-        return None, False  # finished, failed, or its worker died
-    if not task.temp_name:
-        return None, True  # claimed; ffmpeg is about to start
-    if not task.planned_frames:
-        return None, False  # made without a planned length: nothing to follow
-    output = Output(task.temp_name, task.planned_frames, task.pk, f"track {task.track_id} at {task.quality}")
+    output = Output.of(task)
+    if output is None:
+        # Claimed, ffmpeg about to start: wait. Finished, failed, dead worker, or made without
+        # a planned length: nothing to follow.
+        return None, _alive(task) and not task.temp_name
     probe = output.open()
     if probe is None:
         return None, True  # ffmpeg has not written its first frame yet

@@ -95,16 +95,9 @@ def enqueue(
     return results
 
 
-def active_task(track_id: int, quality: str, *, min_priority: int = CacheTask.PRIORITY_PRECACHE) -> CacheTask | None:
-    """The pending or running task of this rendition, if it has at least this priority
-    (what ``enqueue`` would join, without its checks and writes)."""
-    return (
-        CacheTask.objects.filter(
-            track_id=track_id, quality=quality, status__in=CacheTask.ACTIVE_STATUSES, priority__gte=min_priority
-        )
-        .only("pk", "status", "priority")
-        .first()
-    )
+def active_task(track_id: int, quality: str) -> CacheTask | None:
+    """The pending or running task of this rendition (the one ``enqueue`` would join), if any."""
+    return CacheTask.objects.filter(track_id=track_id, quality=quality, status__in=CacheTask.ACTIVE_STATUSES).first()
 
 
 def _enqueue_chunk(chunk, track_rows, quality, priority, force, batch):

@@ -142,62 +142,72 @@ def stream(request, track_id: int):
     wants_rendition = settings.AUDIO_CACHE_ENABLED and quality != ORIGINAL and track.is_lossless
     if not wants_rendition:
         return _counted(request, _serve_original(request, track, public, "bypass"), "bypass")
-    response = _serve_mp3_if_any(request, track, quality, rendition, public)
+    source = _current_source(track)
+    response = _serve_hit(request, track, rendition, source, public)
     if response is not None:
         return response
-    # A miss: make it at play priority (a failed source stays quarantined). When another
-    # listener's request has queued it already, join that task without the queue's work: one
-    # query instead of an enqueue's several and its commit, for each listener of a burst.
-    task = queue.active_task(track.pk, quality, min_priority=CacheTask.PRIORITY_PLAY)
-    if task is None:
+    followable = _followable(track, source)
+    # One look at the queue serves both: a transcode being written is followed, a task another
+    # listener queued is joined without the enqueue's checks and writes.
+    task = queue.active_task(track.pk, quality)
+    if followable:
+        following = progressive.follow(task)
+        if following is not None:
+            return _counted(request, _serve_progressive(request, following, public), "miss")
+    if task is None or task.priority < CacheTask.PRIORITY_PLAY:
+        # A miss: make it at play priority (a failed source stays quarantined).
         task = queue.enqueue([track], [quality], priority=CacheTask.PRIORITY_PLAY).get((track.pk, quality))
     if task == queue.ALREADY_CACHED:  # finished since the look-up above
         return _serve_latest(request, track, quality, public)
-    if isinstance(task, CacheTask) and _may_wait(request, track, task):
+    if followable and isinstance(task, CacheTask) and _may_wait(request, task):
         return _wait_then_serve(request, track, quality, task.pk, public)
     return _counted(request, _serve_original(request, track, public, "miss"), "miss")
 
 
-def _serve_mp3_if_any(request, track, quality, rendition, public):
-    """The fresh rendition (a hit), else the transcode being written (progressive), else None."""
+def _current_source(track):
     try:
-        source = source_state(track)
+        return source_state(track)
     except SourceUnavailable:
         return None  # _serve_original says what is wrong
-    if rendition is not None and is_fresh(rendition, source, Path(settings.AUDIO_CACHE_DIR)):
-        response = _serve_rendition(request, track, rendition, public)
-        if response is not None:
-            stats.record_hit(rendition.pk)
-            return _counted(request, response, "hit")
-    if settings.AUDIO_CACHE_PROGRESSIVE and planned_frames(track, source):
-        following = progressive.follow(track.pk, quality)
-        if following is not None:
-            return _counted(request, _serve_progressive(request, following, public), "miss")
-    return None
+
+
+def _serve_hit(request, track, rendition, source, public):
+    """The fresh rendition, or None."""
+    if source is None or rendition is None or not is_fresh(rendition, source, Path(settings.AUDIO_CACHE_DIR)):
+        return None
+    response = _serve_rendition(request, track, rendition, public)
+    if response is None:
+        return None
+    stats.record_hit(rendition.pk)
+    return _counted(request, response, "hit")
+
+
+def _followable(track, source) -> bool:
+    """A transcode of this track can be streamed while it is written (its length can be planned)."""
+    return settings.AUDIO_CACHE_PROGRESSIVE and source is not None and planned_frames(track, source) is not None
 
 
 def _serve_latest(request, track, quality, public):
     """After a wait: the rendition or transcode as they are now, else the original."""
     found = stream_lookup(track.pk, quality)
-    rendition = found[2] if found is not None else None
-    response = _serve_mp3_if_any(request, track, quality, rendition, public)
+    source = _current_source(track)
+    response = _serve_hit(request, track, found[2] if found is not None else None, source, public)
+    if response is None and _followable(track, source):
+        following = progressive.follow(queue.active_task(track.pk, quality))
+        if following is not None:
+            response = _counted(request, _serve_progressive(request, following, public), "miss")
     return response or _counted(request, _serve_original(request, track, public, "miss"), "miss")
 
 
-def _may_wait(request, track, task) -> bool:
-    """Wait for the transcode only where it can be followed (its length can be planned), and
-    only for the start of a play (the first bytes, or the player's HEAD) or while it is being
-    written: a later range then comes from a listener following it, who must not get the
-    original's bytes in the moment between its publication and its row (it gets the finished
-    file). A seek into an original being served, while the task waits for a worker, never waits."""
-    if not settings.AUDIO_CACHE_PROGRESSIVE or not settings.AUDIO_CACHE_PROGRESSIVE_WAIT:
+def _may_wait(request, task) -> bool:
+    """Wait for a followable transcode only for the start of a play (the first bytes, or the
+    player's HEAD) or while it is being written: a later range then comes from a listener
+    following it, who must not get the original's bytes in the moment between its publication
+    and its row (it gets the finished file). A seek into an original being served, while the
+    task waits for a worker, never waits."""
+    if not settings.AUDIO_CACHE_PROGRESSIVE_WAIT:
         return False
-    if not _from_the_start(request) and task.status != CacheTask.Status.RUNNING:
-        return False
-    try:
-        return planned_frames(track, source_state(track)) is not None
-    except SourceUnavailable:
-        return False
+    return _from_the_start(request) or task.status == CacheTask.Status.RUNNING
 
 
 def _counted(request, response, outcome: str):
