@@ -7,6 +7,7 @@ uvicorn, where the wait happens on the event loop.
 """
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import threading
@@ -19,18 +20,17 @@ from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
-from audiocache import mp3, progressive
+from audiocache import mp3, progressive, queue
 from audiocache.cache import AudioCache, planned_frames, source_state
 from audiocache.models import CachedRendition, CacheTask
 from audiocache.worker import WorkerPool
 from mixtapes.library import scan_library
 from mixtapes.models import Track
-from tests.e2e.conftest import REPO, wait_until
+from tests.e2e.conftest import SLOW_FFMPEG, dying_ffmpeg, wait_until
 from tests.factories import CacheTaskFactory, MixtapeTrackFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-SLOW_FFMPEG = str(REPO / "tests" / "e2e" / "slow-ffmpeg")
 Status = CacheTask.Status
 
 
@@ -207,23 +207,12 @@ def test_ranges_while_the_file_is_written(settings, public_track, pool):
 # --- failures and fallbacks -------------------------------------------------------------------
 
 
-@pytest.fixture
-def dying_ffmpeg(tmp_path):
-    """An ffmpeg killed one second into every transcode, as a crash would."""
-    wrapper = tmp_path / "dying-ffmpeg"
-    wrapper.write_text(
-        f'#!/bin/sh\n[ "$1" = "-version" ] && exec ffmpeg "$@"\nexec timeout -s KILL 1 {SLOW_FFMPEG} "$@"\n'
-    )
-    wrapper.chmod(0o755)
-    return str(wrapper)
-
-
 def test_a_transcode_failing_mid_stream_ends_the_response_then_the_original_is_served(
-    settings, public_track, pool, dying_ffmpeg
+    settings, public_track, pool, tmp_path
 ):
     settings.AUDIO_CACHE_MAX_ATTEMPTS = 1  # the first failure quarantines the source
     track = public_track(8)
-    pool(rate=2, ffmpeg=dying_ffmpeg)
+    pool(rate=2, ffmpeg=dying_ffmpeg(tmp_path, 1))
     response = stream(Client(), track)
     assert response["X-Audio-Cache"] == "progressive"
     started = time.monotonic()
@@ -338,11 +327,11 @@ def test_a_seek_as_the_transcode_is_published_gets_the_mp3_not_the_original(runn
 
 def test_a_live_transcode_is_followed_and_a_dead_workers_is_not(running_output):
     track = running_output(30)
-    following = progressive.follow(track.pk, "medium")
+    following = progressive.follow(queue.active_task(track.pk, "medium"))
     assert following is not None and following.size > 50_000
     following.file.close()
     track = running_output(-1)  # its worker died: the lease ran out
-    assert progressive.follow(track.pk, "medium") is None
+    assert progressive.follow(queue.active_task(track.pk, "medium")) is None
 
 
 def test_listeners_waiting_for_one_task_share_one_watch(running_output, settings):
@@ -377,7 +366,7 @@ def test_a_hostile_temporary_name_is_never_opened(running_output, tmp_path):
     link.symlink_to(outside)
     for name in ("../secret.mp3", str(outside), ".tmp-/../../secret.mp3", "song.flac", link.name):
         track = running_output(30, temp_name=name)
-        assert progressive.follow(track.pk, "medium") is None, name
+        assert progressive.follow(queue.active_task(track.pk, "medium")) is None, name
     # SQLite can store a NUL in a name (PostgreSQL refuses it): never a 500.
     assert progressive._open_output(".tmp-\x00.part", 10, 1, "test") is None
 
@@ -385,31 +374,40 @@ def test_a_hostile_temporary_name_is_never_opened(running_output, tmp_path):
 # --- following a growing file -----------------------------------------------------------------
 
 
-def read_all(fd, start, length):
+def read_all(fd, start, length, path=None):
     async def collect():
-        return b"".join([chunk async for chunk in progressive.read_growing(fd, start, length)])
+        return b"".join([chunk async for chunk in progressive.read_growing(fd, start, length, path)])
 
     return asyncio.run(collect())
+
+
+@contextlib.contextmanager
+def appending(path, data: bytes, times: int, every: float):
+    """A writer thread adding ``data`` to ``path`` ``times`` times, every ``every`` seconds."""
+
+    def write():
+        with open(path, "ab") as fh:
+            for _ in range(times):
+                time.sleep(every)
+                fh.write(data)
+                fh.flush()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        yield
+    finally:
+        writer.join()
 
 
 def test_read_growing_waits_for_the_writer(tmp_path):
     path = tmp_path / "growing"
     path.write_bytes(b"a" * 1000)
     fd = os.open(path, os.O_RDONLY)
-
-    def write_more():
-        with open(path, "ab") as fh:
-            for _ in range(5):
-                time.sleep(0.05)
-                fh.write(b"b" * 1000)
-                fh.flush()
-
-    writer = threading.Thread(target=write_more)
-    writer.start()
     try:
-        assert read_all(fd, 500, 5000) == b"a" * 500 + b"b" * 4500
+        with appending(path, b"b" * 1000, times=5, every=0.05):
+            assert read_all(fd, 500, 5000) == b"a" * 500 + b"b" * 4500
     finally:
-        writer.join()
         os.close(fd)
 
 
@@ -438,20 +436,10 @@ def test_a_reader_far_ahead_waits_as_long_as_the_file_grows(tmp_path, monkeypatc
     path = tmp_path / "slow"
     path.write_bytes(b"")
     fd = os.open(path, os.O_RDONLY)
-
-    def write_slowly():
-        with open(path, "ab") as fh:
-            for _ in range(12):  # 1.2 s in all, far beyond the 0.3 s patience
-                time.sleep(0.1)
-                fh.write(b"z" * 100)
-                fh.flush()
-
-    writer = threading.Thread(target=write_slowly)
-    writer.start()
     try:
-        assert read_all(fd, 1000, 200) == b"z" * 200
+        with appending(path, b"z" * 100, times=12, every=0.1):  # 1.2 s in all, far beyond the 0.3 s patience
+            assert read_all(fd, 1000, 200) == b"z" * 200
     finally:
-        writer.join()
         os.close(fd)
 
 
@@ -462,10 +450,6 @@ def test_a_file_renamed_into_place_ends_the_wait_at_once(tmp_path):
     fd = os.open(temp, os.O_RDONLY)
     threading.Timer(0.2, os.replace, (temp, tmp_path / "final.mp3")).start()
     started = time.monotonic()
-
-    async def collect():
-        return b"".join([chunk async for chunk in progressive.read_growing(fd, 0, 1000, temp)])
-
-    assert asyncio.run(collect()) == b"w" * 300
+    assert read_all(fd, 0, 1000, temp) == b"w" * 300
     assert time.monotonic() - started < 2
     os.close(fd)

@@ -16,6 +16,19 @@ import pytest
 from django.db import connection
 
 REPO = Path(__file__).resolve().parents[2]
+# ffmpeg reading its input at $SLOW_FFMPEG_RATE x real time: a transcode lasts long enough to
+# act while it is being written.
+SLOW_FFMPEG = str(REPO / "tests" / "e2e" / "slow-ffmpeg")
+
+
+def dying_ffmpeg(folder: Path, seconds: float) -> str:
+    """An ffmpeg (slowed as SLOW_FFMPEG) killed ``seconds`` into every transcode, as a crash would."""
+    wrapper = folder / "dying-ffmpeg"
+    wrapper.write_text(
+        f'#!/bin/sh\n[ "$1" = "-version" ] && exec ffmpeg "$@"\nexec timeout -s KILL {seconds:g} {SLOW_FFMPEG} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return str(wrapper)
 
 
 def database_url() -> str:

@@ -22,7 +22,7 @@ from django.db import connections
 from audiocache.models import CachedRendition, CacheTask
 from mixtapes.library import scan_library
 from mixtapes.models import Track
-from tests.e2e.conftest import REPO, wait_until
+from tests.e2e.conftest import SLOW_FFMPEG, dying_ffmpeg, wait_until
 from tests.e2e.test_browser import artifacts, browser  # noqa: F401  (fixtures)
 from tests.factories import MixtapeFactory, MixtapeTrackFactory
 
@@ -33,7 +33,6 @@ TRACK_SECONDS = 24
 # after play) asks for bytes it will write only some 4 s later, even on a slow machine.
 READ_RATE = 1.5
 QUALITY = "medium"
-SLOW_FFMPEG = REPO / "tests" / "e2e" / "slow-ffmpeg"
 AUDIO = "document.getElementById('player-audio')"
 
 
@@ -59,7 +58,7 @@ def test_a_visitor_plays_and_seeks_while_the_mp3_is_being_made(
     track, mixtape = shared_track
     base = uvicorn_server(
         AUDIO_CACHE_MAX_WORKERS="1",
-        AUDIO_CACHE_FFMPEG=str(SLOW_FFMPEG),
+        AUDIO_CACHE_FFMPEG=SLOW_FFMPEG,
         SLOW_FFMPEG_RATE=str(READ_RATE),
         STATIC_ROOT=str(static_root),
     )
@@ -171,15 +170,10 @@ def test_when_the_mp3_being_made_fails_the_player_goes_on_with_the_original(
     quarantined. Chromium stops where the bytes stopped (it notices that its retry for the
     rest is another file) and the player asks again from there: it goes on with the FLAC."""
     _track, mixtape = shared_track
-    dying = tmp_path / "dying-ffmpeg"
-    dying.write_text(
-        f'#!/bin/sh\n[ "$1" = "-version" ] && exec ffmpeg "$@"\nexec timeout -s KILL 3 {SLOW_FFMPEG} "$@"\n'
-    )
-    dying.chmod(0o755)
     base = uvicorn_server(
         AUDIO_CACHE_MAX_WORKERS="1",
         AUDIO_CACHE_MAX_ATTEMPTS="1",
-        AUDIO_CACHE_FFMPEG=str(dying),
+        AUDIO_CACHE_FFMPEG=dying_ffmpeg(tmp_path, 3),
         SLOW_FFMPEG_RATE=str(READ_RATE),
         STATIC_ROOT=str(static_root),
     )

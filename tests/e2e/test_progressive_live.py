@@ -11,16 +11,16 @@ import time
 
 import pytest
 
-from audiocache import mp3
 from audiocache.models import CachedRendition, CacheTask
 from mixtapes.library import scan_library
 from mixtapes.models import Track
-from tests.e2e.conftest import REPO, wait_until
+from tests.e2e.conftest import SLOW_FFMPEG, dying_ffmpeg, wait_until
+from tests.e2e.test_live_streaming import curl, headers_of
 from tests.factories import MixtapeFactory, MixtapeTrackFactory
+from tests.test_progressive import same_but_the_xing_frame
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-SLOW_FFMPEG = str(REPO / "tests" / "e2e" / "slow-ffmpeg")
 SECONDS = 12
 
 
@@ -48,27 +48,13 @@ def server(uvicorn_server):
     return start
 
 
-def curl(*args, timeout=60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["curl", "--silent", "--show-error", *args], capture_output=True, timeout=timeout, check=False
-    )
-
-
 def headers_in(path) -> dict[str, str]:
-    lines = path.read_bytes().decode("latin-1").split("\r\n")
-    return {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if ":" in line)}
+    return headers_of(path.read_bytes())
 
 
 def finished_bytes(settings, track) -> bytes:
     wait_until(lambda: CachedRendition.objects.filter(track=track).exists(), 60, 0.05, "the rendition")
     return (settings.AUDIO_CACHE_DIR / CachedRendition.objects.get(track=track).file_name).read_bytes()
-
-
-def same_but_the_xing_frame(streamed: bytes, final: bytes) -> bool:
-    """ffmpeg fills in the Xing frame when it ends; every other byte is the finished file's."""
-    layout = mp3.read_layout(final)
-    tag = mp3.id3v2_length(final)
-    return len(streamed) == len(final) and streamed[:tag] == final[:tag] and streamed[layout.audio_offset :] == final[layout.audio_offset :]  # fmt: skip
 
 
 def transcoding(track) -> bool:
@@ -150,12 +136,7 @@ def test_listeners_of_one_track_share_one_ffmpeg_run(server, track, settings, tm
 
 
 def test_a_failing_transcode_ends_the_response_and_the_server_goes_on(server, track, settings, tmp_path):
-    dying = tmp_path / "dying-ffmpeg"  # killed one second in, as a crash would
-    dying.write_text(
-        f'#!/bin/sh\n[ "$1" = "-version" ] && exec ffmpeg "$@"\nexec timeout -s KILL 1 {SLOW_FFMPEG} "$@"\n'
-    )
-    dying.chmod(0o755)
-    base = server(AUDIO_CACHE_FFMPEG=str(dying), AUDIO_CACHE_MAX_ATTEMPTS="1")
+    base = server(AUDIO_CACHE_FFMPEG=dying_ffmpeg(tmp_path, 1), AUDIO_CACHE_MAX_ATTEMPTS="1")  # dies 1 s in
     url = f"{base}/stream/{track.pk}/?quality=medium"
 
     cut = curl("-o", str(tmp_path / "cut.mp3"), "-D", str(tmp_path / "h1"), url)
