@@ -8,6 +8,8 @@ PORT ?= 8000
 # The local PostgreSQL the second test pass uses when it is reachable (trust auth on dev and CI machines).
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?= -n auto
+# uvicorn with zero-copy file sends (audiocache/zerocopy.py; README "Streaming").
+UVICORN_OPTIONS := --loop asyncio --http audiocache.zerocopy:HttpToolsProtocol
 
 .PHONY: run test stress lint format system-deps system-deps-test serve clean
 
@@ -16,7 +18,7 @@ run: system-deps $(VENV)/.runtime
 	DEBUG=$${DEBUG:-true} $(PY) manage.py migrate --noinput
 	DEBUG=$${DEBUG:-true} $(PY) manage.py quickstart
 	@echo "Serving on http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/)  Ctrl+C stops."
-	DEBUG=$${DEBUG:-true} exec $(VENV)/bin/uvicorn config.asgi:application --host $(HOST) --port $(PORT)
+	DEBUG=$${DEBUG:-true} exec $(VENV)/bin/uvicorn config.asgi:application $(UVICORN_OPTIONS) --host $(HOST) --port $(PORT)
 
 ## make test: lint, then the test suite on SQLite, then again on PostgreSQL when it is reachable
 test: system-deps-test $(VENV)/.dev lint

@@ -37,9 +37,16 @@ from django.utils.functional import SimpleLazyObject
 from django.utils.log import log_response
 
 from .progressive import PendingResponse, ended_early
+from .streaming import read_chunks, sendfile_parts
 from .views import stream
+from .zerocopy import EXTENSION as ZEROCOPY_SEND
 
 STREAM_PATH = re.compile(r"/stream/(\d+)/")
+
+# Ranges shorter than this are read and sent as bytes even where the server could send them
+# from the file: for a small range the copy costs less than setting up a sendfile (measured:
+# 64 KiB ranges went from about 930 to 790 requests/s with sendfile, bench/range_serving.sh).
+SENDFILE_MIN = 256 * 1024
 
 # How long the stream thread keeps a database connection that the settings would close after
 # every request (CONN_MAX_AGE=0, SQLite's default here). Connections with a CONN_MAX_AGE of
@@ -124,6 +131,31 @@ async def resolve_pending(handler_class, request, pending: PendingResponse):
     return _finish(handler_class, request, _security_headers(request, response))
 
 
+async def send_response(handler, scope, response, send) -> None:
+    """Django's ``send_response``, except that file ranges go out as zero-copy sends when the
+    server offers them (``audiocache.zerocopy``) instead of as bytes read into memory."""
+    sendable = sendfile_parts(response)
+    if sendable is None or ZEROCOPY_SEND not in scope.get("extensions", {}):
+        return await handler.send_response(response, send)
+    headers = [(name.encode("ascii"), value.encode("latin1")) for name, value in response.items()]
+    headers += [(b"Set-Cookie", c.OutputString().encode("ascii").strip()) for c in response.cookies.values()]
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+    fd, parts = sendable
+    # The server's sendfile wants a file object; this one borrows the response's descriptor.
+    with open(fd, "rb", buffering=0, closefd=False) as file:
+        for part in parts:
+            if isinstance(part, bytes):
+                await send({"type": "http.response.body", "body": part, "more_body": True})
+            elif part.length >= SENDFILE_MIN:
+                await send(
+                    {"type": ZEROCOPY_SEND, "file": file, "offset": part.start, "count": part.length, "more_body": True}
+                )
+            else:
+                async for chunk in read_chunks(fd, part.start, part.length):
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 async def handle(handler, scope, receive, send) -> None:
     """``ASGIHandler.handle`` for ``/stream/``, with one thread hop per request.
 
@@ -148,7 +180,7 @@ async def handle(handler, scope, receive, send) -> None:
             response = await resolve_pending(handler.__class__, request, response)
         with contextlib.suppress(asyncio.CancelledError):  # the client left while the body was going out
             try:
-                await handler.send_response(response, send)
+                await send_response(handler, scope, response, send)
             except RuntimeError:
                 # uvicorn refuses to finish a body shorter than its Content-Length. That is how a
                 # progressive stream whose transcode failed ends (already logged): the server

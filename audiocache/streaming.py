@@ -287,24 +287,18 @@ class OpenFile:
 Reader = Callable[[int, int], AsyncIterator[bytes]]
 
 
-async def _single_body(read: Reader, file: OpenFile, start: int, length: int) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in read(start, length):
-            yield chunk
-    finally:
-        file.close()
+# A body: literal bytes (multipart boundaries) and ranges of the file, in order.
+BodyParts = list["bytes | ByteRange"]
 
 
-async def _multipart_body(
-    read: Reader, file: OpenFile, parts: list[tuple[bytes, ByteRange]], closing: bytes
-) -> AsyncIterator[bytes]:
+async def _body(read: Reader, file: OpenFile, parts: BodyParts) -> AsyncIterator[bytes]:
     try:
-        for head, byte_range in parts:
-            yield head
-            async for chunk in read(byte_range.start, byte_range.length):
-                yield chunk
-            yield b"\r\n"
-        yield closing
+        for part in parts:
+            if isinstance(part, bytes):
+                yield part
+            else:
+                async for chunk in read(part.start, part.length):
+                    yield chunk
     finally:
         file.close()
 
@@ -312,6 +306,13 @@ async def _multipart_body(
 async def _nothing() -> AsyncIterator[bytes]:
     return
     yield  # pragma: no cover - makes this an async generator
+
+
+def sendfile_parts(response) -> "tuple[int, BodyParts] | None":
+    """The open file and body parts of a response whose ranges an ASGI server may send straight
+    from the file (``audiocache.zerocopy``), or None when the body must be iterated (HEAD, a
+    progressive stream, not a file response)."""
+    return getattr(response, "_sendfile_parts", None)
 
 
 # --- The response ---------------------------------------------------------------------------------
@@ -338,14 +339,26 @@ def serve_file(request, path: str, *, salt: str, content_type: str | None = None
         lambda start, length: read_chunks(file.fd, start, length),
         content_type or content_type_for(path),
         headers or {},
+        complete=True,
     )
 
 
-def serve_open_file(request, file: "OpenFile", ident: FileIdentity, read: Reader, content_type: str, headers: dict):
+def serve_open_file(
+    request,
+    file: "OpenFile",
+    ident: FileIdentity,
+    read: Reader,
+    content_type: str,
+    headers: dict,
+    *,
+    complete: bool = False,
+):
     """Answer GET/HEAD for a representation of ``ident.size`` bytes that ``read`` yields from
-    ``file``, which is closed when the response is done with it."""
+    ``file``, which is closed when the response is done with it. ``complete``: the file holds
+    exactly those bytes, so a server may send them from it without reading (see
+    ``sendfile_parts``); a file still being written is not complete."""
     try:
-        response = respond(request, ident, read, file, content_type, headers)
+        response = respond(request, ident, read, file, content_type, headers, complete=complete)
     except BaseException:
         file.close()
         raise
@@ -357,7 +370,9 @@ def serve_open_file(request, file: "OpenFile", ident: FileIdentity, read: Reader
     return response
 
 
-def respond(request, ident: FileIdentity, read: Reader, file: "OpenFile", content_type: str, headers: dict):
+def respond(
+    request, ident: FileIdentity, read: Reader, file: "OpenFile", content_type: str, headers: dict, complete: bool
+):
     """Conditional requests, one range, several ranges, or all of it; the body closes ``file`` when it ends."""
     common = {"Accept-Ranges": "bytes", "ETag": ident.etag, **headers}
     if ident.last_modified is not None:
@@ -385,39 +400,34 @@ def respond(request, ident: FileIdentity, read: Reader, file: "OpenFile", conten
     if ranges is not None and needs_whole_file(ranges):
         ranges = None
 
-    head = request.method == "HEAD"
     if ranges is None:
-        response = StreamingHttpResponse(
-            _nothing() if head else _single_body(read, file, 0, ident.size), content_type=content_type
-        )
+        parts: BodyParts = [ByteRange(0, ident.size - 1)] if ident.size else []
+        response = StreamingHttpResponse(status=200, content_type=content_type)
         response["Content-Length"] = str(ident.size)
     elif len(ranges) == 1:
         (byte_range,) = ranges
-        response = StreamingHttpResponse(
-            _nothing() if head else _single_body(read, file, byte_range.start, byte_range.length),
-            status=206,
-            content_type=content_type,
-        )
+        parts = [byte_range]
+        response = StreamingHttpResponse(status=206, content_type=content_type)
         response["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{ident.size}"
         response["Content-Length"] = str(byte_range.length)
     else:
         boundary = secrets.token_hex(16)
-        parts = [
-            (
+        parts = []
+        for r in ranges:
+            parts.append(
                 f"--{boundary}\r\nContent-Type: {content_type}\r\n"
-                f"Content-Range: bytes {r.start}-{r.end}/{ident.size}\r\n\r\n".encode(),
-                r,
+                f"Content-Range: bytes {r.start}-{r.end}/{ident.size}\r\n\r\n".encode()
             )
-            for r in ranges
-        ]
-        closing = f"--{boundary}--\r\n".encode()
-        length = sum(len(h) + r.length + 2 for h, r in parts) + len(closing)
-        response = StreamingHttpResponse(
-            _nothing() if head else _multipart_body(read, file, parts, closing),
-            status=206,
-            content_type=f"multipart/byteranges; boundary={boundary}",
-        )
-        response["Content-Length"] = str(length)
+            parts += [r, b"\r\n"]
+        parts.append(f"--{boundary}--\r\n".encode())
+        response = StreamingHttpResponse(status=206, content_type=f"multipart/byteranges; boundary={boundary}")
+        response["Content-Length"] = str(sum(len(p) if isinstance(p, bytes) else p.length for p in parts))
+    if request.method == "HEAD":  # RFC 9110 section 9.3.2: the headers GET would get, and no body
+        response.streaming_content = _nothing()
+    else:
+        response.streaming_content = _body(read, file, parts)
+        if complete:
+            response._sendfile_parts = (file.fd, parts)
     for key, value in common.items():
         response[key] = value
     return response

@@ -32,6 +32,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from audiocache.zerocopy import UVICORN_OPTIONS  # noqa: E402 - the way make run starts uvicorn
+
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
@@ -78,7 +81,8 @@ def run(topology: str, args, work: Path) -> None:
     server_env = {**env, "AUDIO_CACHE_MAX_WORKERS": str(args.workers if topology == "single node" else 0)}
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "uvicorn", "config.asgi:application", *UVICORN_OPTIONS,
+         "--port", str(port), "--log-level", "warning"],
         cwd=REPO, env=server_env,
     )  # fmt: skip
     processes = [server]

@@ -50,6 +50,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from audiocache.zerocopy import UVICORN_OPTIONS  # noqa: E402 - the way make run starts uvicorn
+
 AUDIO_SECONDS = 10
 TARGET_MS = 300
 QUALITY = "medium"
@@ -168,7 +170,7 @@ def server(env: dict[str, str], *, progressive: bool, workers: int, track_id: in
         "AUDIO_CACHE_PROGRESSIVE": "true" if progressive else "false",
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "config.asgi:application",
+        [sys.executable, "-m", "uvicorn", "config.asgi:application", *UVICORN_OPTIONS,
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
         cwd=REPO, env=server_env,
     )  # fmt: skip

@@ -3,6 +3,7 @@
 #
 #   bench/range_serving.sh [SECONDS_PER_RUN=10] [CONNECTIONS=16]
 #   WORKERS=2 ROUNDS=3 bench/range_serving.sh ...   (defaults: 1 worker, 2 rounds)
+#   UVICORN_OPTIONS= bench/range_serving.sh ...      (plain uvicorn: no zero-copy sends)
 #
 # Makes a 4-minute pink-noise FLAC (about 40 MB) and its 256k rendition, then runs wrk for
 # whole files and 64 KiB ranges against: (1) uvicorn serving the rendition through
@@ -22,6 +23,8 @@ SECONDS_PER_RUN=${1:-10}
 CONNECTIONS=${2:-16}
 WORKERS=${WORKERS:-1}
 ROUNDS=${ROUNDS:-2}
+# As make run starts uvicorn (audiocache/zerocopy.py); set it empty for uvicorn's defaults.
+UVICORN_OPTIONS=${UVICORN_OPTIONS-"--loop asyncio --http audiocache.zerocopy:HttpToolsProtocol"}
 PY=${PY:-.venv/bin/python}
 for tool in wrk nginx curl ffmpeg; do
     command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] || { echo "missing: $tool" >&2; exit 1; }
@@ -58,10 +61,13 @@ echo "rendition: $(stat -c %s "$RENDITION") bytes; original: $(stat -c %s "$MUSI
 
 port() { $PY -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"; }
 APP_PORT=$(port); ACCEL_APP_PORT=$(port); STATIC_PORT=$(port); FRONT_PORT=$(port)
-$PY -m uvicorn config.asgi:application --host 127.0.0.1 --port "$APP_PORT" --log-level warning --workers "$WORKERS" &
+# shellcheck disable=SC2086 # UVICORN_OPTIONS is a list of words
+$PY -m uvicorn config.asgi:application $UVICORN_OPTIONS --host 127.0.0.1 --port "$APP_PORT" --log-level warning \
+    --workers "$WORKERS" &
 APP_PID=$!; PIDS+=("$APP_PID")
-AUDIO_CACHE_SENDFILE=nginx $PY -m uvicorn config.asgi:application --host 127.0.0.1 --port "$ACCEL_APP_PORT" \
-    --log-level warning --workers "$WORKERS" &
+# shellcheck disable=SC2086
+AUDIO_CACHE_SENDFILE=nginx $PY -m uvicorn config.asgi:application $UVICORN_OPTIONS --host 127.0.0.1 \
+    --port "$ACCEL_APP_PORT" --log-level warning --workers "$WORKERS" &
 ACCEL_PID=$!; PIDS+=("$ACCEL_PID")
 
 mkdir -p "$WORK/nginx"
@@ -128,7 +134,7 @@ run() {  # name app_pid url [range]: keeps the best of the rounds, with its CPU 
 }
 echo
 echo "wrk: 2 threads, $CONNECTIONS connections, ${SECONDS_PER_RUN}s per run, best of $ROUNDS interleaved rounds;" \
-    "nginx worker_processes $WORKERS, uvicorn --workers $WORKERS"
+    "nginx worker_processes $WORKERS, uvicorn --workers $WORKERS ${UVICORN_OPTIONS:-(plain)}"
 for round in $(seq "$ROUNDS"); do
     echo "round $round (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     run "nginx static, whole" "" "http://127.0.0.1:$STATIC_PORT/file.mp3"

@@ -1,11 +1,15 @@
 """The deployment files agree with each other and with the app (Docker is not run here: the
 same topology is exercised without it by tests/e2e/test_scale_out.py)."""
 
+import json
 import re
+import shlex
 import string
 from pathlib import Path
 
 import yaml
+
+from audiocache.zerocopy import UVICORN_OPTIONS
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -78,3 +82,19 @@ def test_dockerfile_is_multi_stage_non_root_with_a_health_check():
     assert "collectstatic" in dockerfile.split("\nFROM ", 2)[1]  # at build time
     entrypoint = (DEPLOY / "docker-entrypoint.sh").read_text()
     assert "migrate --noinput" in entrypoint and 'exec "$@"' in entrypoint
+
+
+def test_every_way_of_serving_starts_uvicorn_with_zero_copy_sends():
+    """make run, the image and Compose start uvicorn the same way (audiocache/zerocopy.py)."""
+
+    def options_follow_the_app(argv: list[str]) -> bool:
+        at = argv.index("config.asgi:application") + 1
+        return tuple(argv[at : at + len(UVICORN_OPTIONS)]) == UVICORN_OPTIONS
+
+    makefile = (REPO / "Makefile").read_text()
+    make_options = re.search(r"^UVICORN_OPTIONS := (.*)$", makefile, re.MULTILINE).group(1)
+    run_line = next(line for line in makefile.splitlines() if "uvicorn config.asgi:application" in line)
+    assert options_follow_the_app(shlex.split(run_line.replace("$(UVICORN_OPTIONS)", make_options)))
+    cmd = re.search(r"^CMD (\[.*?\])$", (REPO / "Dockerfile").read_text(), re.MULTILINE | re.DOTALL).group(1)
+    assert options_follow_the_app(json.loads(cmd.replace("\\\n", "")))
+    assert options_follow_the_app(compose()["services"]["web"]["command"])

@@ -16,6 +16,11 @@ import pytest
 from django.db import connection
 
 REPO = Path(__file__).resolve().parents[2]
+
+from audiocache.zerocopy import UVICORN_OPTIONS  # noqa: E402
+
+# The app served as `make run` and the Docker image serve it.
+UVICORN = [sys.executable, "-m", "uvicorn", "config.asgi:application", *UVICORN_OPTIONS]
 # ffmpeg reading its input at $SLOW_FFMPEG_RATE x real time: a transcode lasts long enough to
 # act while it is being written.
 SLOW_FFMPEG = str(REPO / "tests" / "e2e" / "slow-ffmpeg")
@@ -108,14 +113,16 @@ def wait_for_http(url: str, timeout: float = 30) -> None:
 
 @pytest.fixture
 def uvicorn_server(manage_env):
-    """``uvicorn_server(**env)`` -> base URL of a uvicorn process serving the app on the test database;
-    ``uvicorn_server.stop(base)`` stops one and returns its log."""
+    """``uvicorn_server(**env)`` -> base URL of a uvicorn process serving the app on the test database
+    (``plain=True``: uvicorn's defaults, without zero-copy sends); ``uvicorn_server.stop(base)``
+    stops one and returns its log."""
     servers = []
 
-    def start(**extra_env) -> str:
+    def start(*, plain: bool = False, **extra_env) -> str:
         port = free_port()
+        command = UVICORN[:4] if plain else UVICORN
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
+            [*command, "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO,
             env={**manage_env, "AUDIO_CACHE_MAX_WORKERS": "0", **extra_env},
             stdout=subprocess.PIPE,

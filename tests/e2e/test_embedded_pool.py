@@ -9,7 +9,7 @@ import pytest
 
 from audiocache.models import CachedRendition, CacheTask
 from mixtapes.library import scan_library
-from tests.e2e.conftest import REPO, free_port, wait_for_http
+from tests.e2e.conftest import REPO, UVICORN, free_port, wait_for_http
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,7 +20,7 @@ def test_uvicorn_runs_the_pool_and_stops_it_cleanly(make_audio, manage_env):
     scan_library()
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
+        [*UVICORN, "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPO,
         env={**manage_env, "AUDIO_CACHE_MAX_WORKERS": "2"},
         stdout=subprocess.PIPE,

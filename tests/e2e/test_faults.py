@@ -21,7 +21,7 @@ from audiocache.progress import decode_stored
 from audiocache.transcoder import TEMP_PREFIX
 from mixtapes.library import scan_library
 from mixtapes.models import Track
-from tests.e2e.conftest import REPO, free_port, wait_for_http, wait_until
+from tests.e2e.conftest import REPO, UVICORN, free_port, wait_for_http, wait_until
 from tests.factories import MixtapeFactory, MixtapeTrackFactory, UserFactory
 from tests.test_streaming import body
 
@@ -95,7 +95,7 @@ def test_sigkill_while_publishing_a_rendition_loses_nothing(make_audio, manage_e
 def start_uvicorn(manage_env, port, log_path):
     log = open(log_path, "ab")  # noqa: SIM115 - closed with the process by the caller's cleanup
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
+        [*UVICORN, "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPO, env={**manage_env, "AUDIO_CACHE_MAX_WORKERS": "0"}, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     process.log = log

@@ -36,9 +36,10 @@ def headers_of(output: bytes) -> dict[str, str]:
     return {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if ":" in line)}
 
 
-def test_curl_and_ffprobe_read_a_rendition_from_uvicorn(uvicorn_server, shared_track, tmp_path):
+@pytest.mark.parametrize("plain", [False, True], ids=["zero-copy", "plain-uvicorn"])
+def test_curl_and_ffprobe_read_a_rendition_from_uvicorn(uvicorn_server, shared_track, tmp_path, plain):
     track, rendition = shared_track
-    base = uvicorn_server()
+    base = uvicorn_server(plain=plain)
     address = f"{base}/stream/{track.pk}/?quality=medium"
     data = rendition.read_bytes()
 
@@ -69,13 +70,14 @@ def test_curl_and_ffprobe_read_a_rendition_from_uvicorn(uvicorn_server, shared_t
     assert decode.returncode == 0, decode.stderr
 
 
-def test_clients_that_hang_up_mid_body_release_their_files(uvicorn_server, make_audio):
+@pytest.mark.parametrize("plain", [False, True], ids=["zero-copy", "plain-uvicorn"])
+def test_clients_that_hang_up_mid_body_release_their_files(uvicorn_server, make_audio, tmp_path, plain):
     # About 35 MB: far more than the loopback socket buffers can hold for a slow client.
     make_audio("big.flac", kind="flac24", sample_rate=96000, duration=60, noise=True)
     scan_library()
     track = Track.objects.get()
     MixtapeTrackFactory(track=track, mixtape=MixtapeFactory(is_public=True))
-    base = uvicorn_server()
+    base = uvicorn_server(plain=plain)
     address = f"{base}/stream/{track.pk}/?quality=original"
     pid = uvicorn_server.pids[base]
 
@@ -95,8 +97,13 @@ def test_clients_that_hang_up_mid_body_release_their_files(uvicorn_server, make_
     while open_audio_files():
         assert time.monotonic() < deadline, "the server kept reading for clients that left"
         time.sleep(0.1)
-    result = curl("-o", os.devnull, "-w", "%{http_code}", address)
+    # The next listener gets every byte (by sendfile, with the zero-copy protocol), and a seek too.
+    result = curl("-o", str(tmp_path / "whole.flac"), "-w", "%{http_code}", address)
     assert result.stdout == b"200"
+    original = track.absolute_path().read_bytes()
+    assert (tmp_path / "whole.flac").read_bytes() == original
+    result = curl("-r", "1000001-", "-o", str(tmp_path / "rest.flac"), "-w", "%{http_code}", address)
+    assert result.stdout == b"206" and (tmp_path / "rest.flac").read_bytes() == original[1000001:]
 
 
 def test_nginx_sends_the_bytes_with_x_accel_redirect(uvicorn_server, nginx, shared_track, tmp_path, settings):

@@ -15,7 +15,6 @@ import hashlib
 import os
 import statistics
 import subprocess
-import sys
 import threading
 import time
 
@@ -26,7 +25,7 @@ from audiocache.cache import AudioCache
 from audiocache.models import CacheBatch
 from mixtapes.library import scan_library
 from mixtapes.models import Track
-from tests.e2e.conftest import REPO, free_port, wait_for_http
+from tests.e2e.conftest import REPO, UVICORN, free_port, wait_for_http
 from tests.factories import MixtapeFactory, MixtapeTrackFactory
 
 pytestmark = [
@@ -125,7 +124,7 @@ async def all_listeners(port, streams):
 def start_server(manage_env, tmp_path, port):
     log = open(tmp_path / "uvicorn.log", "wb")  # noqa: SIM115 - closed after the process
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+        [*UVICORN, "--host", "127.0.0.1",
          "--port", str(port), "--no-access-log", "--backlog", "2048"],
         cwd=REPO, env={**manage_env, "AUDIO_CACHE_MAX_WORKERS": str(WORKERS)},
         stdout=log, stderr=subprocess.STDOUT,

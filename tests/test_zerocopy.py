@@ -1,0 +1,284 @@
+"""The ASGI zero-copy send extension on uvicorn (audiocache/zerocopy.py), and the stream view using it.
+
+A real uvicorn server runs in a thread of the test process with the protocol, so that the
+kernel's ``sendfile`` can be observed: ``os.sendfile`` is wrapped (and still called) to count
+the bytes that left without passing through Python.
+"""
+
+import contextlib
+import http.client
+import os
+import socket
+import struct
+import threading
+import time
+
+import pytest
+import uvicorn
+
+from audiocache.zerocopy import EXTENSION, HttpToolsProtocol
+
+
+@pytest.fixture
+def sent_by_kernel(monkeypatch):
+    """The byte counts of every ``os.sendfile`` call made from now on (by any thread)."""
+    counts: list[int] = []
+    real = os.sendfile
+
+    def counting(*args):
+        sent = real(*args)
+        counts.append(sent)
+        return sent
+
+    monkeypatch.setattr(os, "sendfile", counting)
+    return counts
+
+
+@contextlib.contextmanager
+def serving(app, *, loop="asyncio"):
+    """``app`` served by uvicorn with the zero-copy protocol, in a thread; yields the port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, loop=loop, http=HttpToolsProtocol, lifespan="off", log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def file_app(path, plan, seen):
+    """An ASGI app sending ``plan``: bytes, and (offset, count) ranges of the file at ``path`` as
+    zero-copy sends when the server offers them (read and sent as bytes otherwise). ``seen``
+    gets each scope and, at the end, the outcome ("done" or the exception)."""
+
+    async def app(scope, receive, send):
+        assert scope["type"] == "http"
+        seen.append(scope)
+        parts = plan(scope)
+        length = sum(len(p) if isinstance(p, bytes) else p[1] for p in parts)
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % length)]})
+            with open(path, "rb", buffering=0) as file:
+                for part in parts:
+                    if isinstance(part, bytes):
+                        await send({"type": "http.response.body", "body": part, "more_body": True})
+                    elif EXTENSION in scope.get("extensions", {}):
+                        offset, count = part
+                        message = {"type": EXTENSION, "file": file, "offset": offset, "count": count, "more_body": True}
+                        await send(message)
+                    else:
+                        await send(
+                            {
+                                "type": "http.response.body",
+                                "body": os.pread(file.fileno(), part[1], part[0]),
+                                "more_body": True,
+                            }
+                        )
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except Exception as exc:
+            seen.append(exc)
+            raise
+        seen.append("done")
+
+    return app
+
+
+@pytest.fixture
+def data_file(tmp_path):
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    return path, data
+
+
+def get(port, path="/", method="GET", connection=None):
+    conn = connection or http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    conn.request(method, path)
+    response = conn.getresponse()
+    return response, response.read()
+
+
+def test_a_whole_file_leaves_by_sendfile(data_file, sent_by_kernel):
+    path, data = data_file
+    seen = []
+    with serving(file_app(path, lambda scope: [(0, len(data))], seen)) as port:
+        response, body = get(port)
+    assert response.status == 200 and body == data
+    assert EXTENSION in seen[0]["extensions"]
+    assert sum(sent_by_kernel) == len(data)
+    assert seen[-1] == "done"
+
+
+def test_ranges_and_bytes_mix_and_the_connection_stays_usable(data_file, sent_by_kernel):
+    path, data = data_file
+    seen = []
+    plans = {
+        "/parts": [b"--head--", (1000, 300_000), b"\r\n", (len(data) - 10, 10), b"--end--"],
+        "/all": [(0, len(data))],
+    }
+    with serving(file_app(path, lambda scope: plans[scope["path"]], seen)) as port:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        _, first = get(port, "/parts", connection=conn)
+        _, second = get(port, "/all", connection=conn)  # same connection: reading resumed after the send
+    assert first == b"--head--" + data[1000:301_000] + b"\r\n" + data[-10:] + b"--end--"
+    assert second == data
+    assert sum(sent_by_kernel) == 300_000 + 10 + len(data)
+    assert seen.count("done") == 2
+
+
+def test_head_sends_headers_only(data_file, sent_by_kernel):
+    path, data = data_file
+    seen = []
+    with serving(file_app(path, lambda scope: [(0, len(data))], seen)) as port:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        head, body = get(port, method="HEAD", connection=conn)
+        _, whole = get(port, connection=conn)
+    assert head.status == 200 and head.getheader("content-length") == str(len(data)) and body == b""
+    assert whole == data
+    assert sum(sent_by_kernel) == len(data)  # nothing for the HEAD
+
+
+def test_the_extension_is_not_offered_where_the_loop_cannot_send_files(data_file, sent_by_kernel):
+    # uvloop has no loop.sendfile: the app is told nothing and sends bytes, as under plain uvicorn.
+    path, data = data_file
+    seen = []
+    with serving(file_app(path, lambda scope: [(0, len(data))], seen), loop="uvloop") as port:
+        _, body = get(port)
+    assert body == data
+    assert EXTENSION not in seen[0].get("extensions", {})
+    assert sent_by_kernel == []
+
+
+def test_a_client_that_leaves_mid_file_ends_the_send(tmp_path, sent_by_kernel):
+    # 40 MB: far more than the loopback socket buffers hold.
+    path = tmp_path / "big.bin"
+    with open(path, "wb") as f:
+        f.truncate(40 * 1024 * 1024)
+    seen = []
+    with serving(file_app(path, lambda scope: [(0, 40 * 1024 * 1024)], seen)) as port:
+        client = socket.create_connection(("127.0.0.1", port))
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = 0
+        while received < 1024 * 1024:  # some of the body, by sendfile
+            received += len(client.recv(65536))
+        # Reset, not a polite close: the server's next write fails at once.
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()
+        deadline = time.monotonic() + 10
+        while len(seen) < 2:
+            assert time.monotonic() < deadline, "the send never ended"
+            time.sleep(0.02)
+        # The app was told nothing went wrong (as for a failed write), and stopped early.
+        assert seen[-1] == "done"
+        assert 0 < sum(sent_by_kernel) < 40 * 1024 * 1024
+        response, body = get(port)  # and the server goes on
+    assert response.status == 200 and len(body) == 40 * 1024 * 1024
+
+
+def test_a_file_shorter_than_promised_closes_the_connection(data_file):
+    path, data = data_file
+    seen = []
+    # Content-Length says 1 MB more than the file holds past the offset.
+    with serving(file_app(path, lambda scope: [(len(data) - 1000, 1000 + 1024 * 1024)], seen)) as port:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        with pytest.raises(http.client.IncompleteRead) as short:
+            response.read()
+    assert short.value.partial == data[-1000:]
+    assert isinstance(seen[-1], RuntimeError)  # uvicorn's "shorter than Content-Length"
+
+
+def test_misuse_is_refused(data_file):
+    path, _ = data_file
+
+    async def before_start(scope, receive, send):
+        with open(path, "rb") as file:
+            await send({"type": EXTENSION, "file": file, "offset": 0, "count": 10})
+
+    with serving(before_start) as port:
+        response, _ = get(port)
+    assert response.status == 500
+
+    seen = []
+    too_long = file_app(path, lambda scope: [b"x"], seen)
+
+    async def longer_than_announced(scope, receive, send):
+        async def widen(message):
+            if message["type"] == "http.response.body" and message.get("more_body"):
+                with open(path, "rb") as file:
+                    return await send({"type": EXTENSION, "file": file, "offset": 0, "count": 100, "more_body": True})
+            return await send(message)
+
+        await too_long(scope, receive, widen)
+
+    with serving(longer_than_announced) as port:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        with pytest.raises(http.client.IncompleteRead):
+            response.read()
+    assert isinstance(seen[-1], RuntimeError)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_stream_view_sends_ranges_by_sendfile(make_audio, sent_by_kernel):
+    from audiocache.lean import SENDFILE_MIN
+    from config.asgi import stream_application
+    from mixtapes.library import scan_library
+    from mixtapes.models import Track
+    from tests.factories import MixtapeFactory, MixtapeTrackFactory
+
+    make_audio("noise.flac", duration=10, noise=True)  # about 0.7 MB: larger than SENDFILE_MIN
+    scan_library()
+    track = Track.objects.get()
+    MixtapeTrackFactory(track=track, mixtape=MixtapeFactory(is_public=True))
+    data = track.absolute_path().read_bytes()
+    address = f"/stream/{track.pk}/?quality=original"
+
+    def fetch(conn, range_header=None):
+        conn.request("GET", address, headers={"Range": range_header} if range_header else {})
+        response = conn.getresponse()
+        return response, response.read()
+
+    assert len(data) > 2 * SENDFILE_MIN
+    del sent_by_kernel[:]  # make_audio's copy used sendfile too
+
+    with serving(stream_application) as port:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        whole, body = fetch(conn)
+        assert whole.status == 200 and body == data
+        assert sum(sent_by_kernel) == len(data)
+
+        del sent_by_kernel[:]
+        ranged, body = fetch(conn, "bytes=1000-")
+        assert ranged.status == 206 and body == data[1000:]
+        assert sum(sent_by_kernel) == len(data) - 1000
+
+        # A small range is cheaper copied than sent by the kernel.
+        del sent_by_kernel[:]
+        small, body = fetch(conn, "bytes=0-65535")
+        assert small.status == 206 and body == data[:65536]
+        assert sent_by_kernel == []
+
+        # Several ranges: the boundaries as bytes, the large part by sendfile, the small one copied.
+        start = len(data) - SENDFILE_MIN - 1
+        multi, body = fetch(conn, f"bytes=0-99,{start}-")
+        assert multi.status == 206 and multi.getheader("content-type").startswith("multipart/byteranges")
+        assert data[:100] in body and data[start:] in body
+        assert sum(sent_by_kernel) == len(data) - start
+        assert len(body) == int(multi.getheader("content-length"))
+
+        head_conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        head_conn.request("HEAD", address)
+        head = head_conn.getresponse()
+        assert head.read() == b"" and head.getheader("content-length") == str(len(data))
