@@ -244,6 +244,46 @@ def _scratch(size: int) -> memoryview:
     return view[:size]
 
 
+# Readahead fills the page cache in windows of 128 KiB or more: one page of each window tells.
+_PROBE_STRIDE = 128 * 1024
+
+
+def in_page_cache(fd: int, start: int, length: int) -> bool:
+    """Whether bytes ``start`` to ``start + length`` are in the page cache now, so that sending
+    them (``sendfile``) will not wait for the disk. Probes one byte per readahead window and
+    the last one, each a read that fails at once rather than wait (``RWF_NOWAIT``); False
+    where the kernel or file system cannot say."""
+    if length <= 0:
+        return True
+    if not _NOWAIT:
+        return False
+    probe = _scratch(1)
+    for position in [*range(start, start + length, _PROBE_STRIDE), start + length - 1]:
+        try:
+            if os.preadv(fd, [probe], position, _NOWAIT) == 0:
+                return True  # the end of the file: nothing more to wait for
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                return False
+            raise
+    return True
+
+
+def load_into_page_cache(fd: int, start: int, length: int) -> None:
+    """Read bytes ``start`` to ``start + length`` (and drop them), so the page cache holds them:
+    run in a thread before a ``sendfile`` that would otherwise wait for the disk on the event
+    loop (nginx's ``aio threads`` does the same for its ``sendfile``)."""
+    buffer = _scratch(CHUNK_SIZE)
+    position, end = start, start + length
+    while position < end:
+        count = os.preadv(fd, [buffer[: min(CHUNK_SIZE, end - position)]], position)
+        if count == 0:
+            return
+        position += count
+
+
 async def read_chunks(fd: int, start: int, length: int) -> AsyncIterator[bytes]:
     """The bytes ``start`` to ``start + length``, one chunk of at most CHUNK_SIZE at a time.
 
