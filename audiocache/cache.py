@@ -122,7 +122,7 @@ def _check_planned_size(path: Path, size: int, frames: int, track: Track) -> Non
     than planned means the scan's duration does not match the audio, which a rescan fixes."""
     try:
         with open(path, "rb") as fh:
-            layout = mp3.read_layout_at(lambda n, at: os.pread(fh.fileno(), n, at))
+            layout = mp3.read_layout_of(fh.fileno())
         expected = mp3.final_size(layout, frames)
     except (OSError, mp3.NotYet, mp3.NotMP3):
         return  # evicted already, or not ours to judge

@@ -17,6 +17,7 @@ Written by hand: mutagen reads finished files; nothing predicts the size of one 
 """
 
 import math
+import os
 from dataclasses import dataclass
 
 # LAME delays the signal by 576 samples (encoder) + 529 (decoder MDCT): these many extra
@@ -127,3 +128,8 @@ def read_layout_at(read) -> Layout:
     xing = parse_frame_header(read(4, tag))
     audio_offset = tag + xing.length
     return Layout(audio_offset, parse_frame_header(read(4, audio_offset)))
+
+
+def read_layout_of(fd: int) -> Layout:
+    """``read_layout`` of an open file (one that may still be growing), read in place."""
+    return read_layout_at(lambda size, offset: os.pread(fd, size, offset))

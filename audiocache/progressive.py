@@ -80,7 +80,7 @@ def _open_output(temp_name: str, frames: int | None, task_id: int, label: str) -
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise mp3.NotMP3("not a regular file")
-        layout = mp3.read_layout_at(lambda size, offset: os.pread(fd, size, offset))
+        layout = mp3.read_layout_of(fd)
     except (mp3.NotYet, mp3.NotMP3, OSError):
         file.close()
         return None

@@ -255,19 +255,12 @@ def in_page_cache(fd: int, start: int, length: int) -> bool:
     where the kernel or file system cannot say."""
     if length <= 0:
         return True
-    if not _NOWAIT:
-        return False
-    probe = _scratch(1)
     for position in [*range(start, start + length, _PROBE_STRIDE), start + length - 1]:
-        try:
-            if os.preadv(fd, [probe], position, _NOWAIT) == 0:
-                return True  # the end of the file: nothing more to wait for
-        except BlockingIOError:
+        byte = read_cached(fd, 1, position)
+        if byte is None or byte is _UNSUPPORTED:
             return False
-        except OSError as exc:
-            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-                return False
-            raise
+        if not byte:
+            return True  # the end of the file: nothing more to wait for
     return True
 
 
