@@ -49,8 +49,9 @@ STREAM_PATH = re.compile(r"/stream/(\d+)/")
 SENDFILE_MIN = 256 * 1024
 # Larger ranges are sent in blocks of this size, each first checked to be in the page cache
 # (and read into it in a thread if not): sendfile itself would wait for a slow disk on the
-# event loop, holding up every other stream.
-SENDFILE_BLOCK = 4 * 1024 * 1024
+# event loop, holding up every other stream. Small enough that a block's pages are still
+# cached when a slow client takes it (1 MiB is 25 s at 320 kbit/s).
+SENDFILE_BLOCK = 1024 * 1024
 
 # How long the stream thread keeps a database connection that the settings would close after
 # every request (CONN_MAX_AGE=0, SQLite's default here). Connections with a CONN_MAX_AGE of
@@ -189,41 +190,41 @@ async def handle(handler, scope, receive, send) -> None:
         return
 
     async def process_request():
-        response = await sync_to_async(respond, thread_sensitive=True)(handler.__class__, request)
-        if isinstance(response, PendingResponse):
-            response = await resolve_pending(handler.__class__, request, response)
-        with contextlib.suppress(asyncio.CancelledError):  # the client left while the body was going out
-            try:
-                await send_response(handler, scope, response, send)
-            except RuntimeError:
-                # uvicorn refuses to finish a body shorter than its Content-Length. That is how a
-                # progressive stream whose transcode failed ends (already logged): the server
-                # closes the connection, so the client knows its copy is incomplete.
-                if not ended_early(response):
-                    raise
-        return response
+        response = None
+        try:
+            response = await sync_to_async(respond, thread_sensitive=True)(handler.__class__, request)
+            if isinstance(response, PendingResponse):
+                response = await resolve_pending(handler.__class__, request, response)
+            await send_response(handler, scope, response, send)
+        except asyncio.CancelledError:
+            pass  # the client left (the listener saw it), or the server is shutting down
+        except RuntimeError:
+            # uvicorn refuses to finish a body shorter than its Content-Length. That is how a
+            # progressive stream whose transcode failed ends (already logged): the server
+            # closes the connection, so the client knows its copy is incomplete.
+            if response is None or not ended_early(response):
+                raise
+        finally:
+            if response is None:
+                signals.request_finished.send(sender=handler.__class__)
+            else:
+                # Closes the body's file and sends request_finished. Nothing here blocks: the file
+                # is a descriptor to close, and the receivers find no database connection on
+                # this thread.
+                response.close()
 
     tasks = [asyncio.create_task(handler.listen_for_disconnect(receive)), asyncio.create_task(process_request())]
-    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    for task in tasks:
-        if task.done():
-            try:
-                task.result()
-            except RequestAborted:
-                pass
-            except AssertionError:
-                body_file.close()
-                raise
-        else:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
     try:
-        response = tasks[1].result()
-    except asyncio.CancelledError:
-        signals.request_finished.send(sender=handler.__class__)
-    else:
-        # Closes the body's file and sends request_finished. Nothing here blocks: the file is
-        # a descriptor to close, and the receivers find no database connection on this thread.
-        response.close()
-    body_file.close()
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        # Whichever ended first, and also when this request itself is cancelled (shutdown):
+        # the other stops, the response is closed, and no task outlives the request.
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        body_file.close()
+    for task in tasks:
+        with contextlib.suppress(RequestAborted, asyncio.CancelledError):
+            task.result()  # an error of either (the app's, or an invalid ASGI message) goes to the server

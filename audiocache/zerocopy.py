@@ -21,8 +21,12 @@ originals); a progressive stream follows a growing file and is sent as bytes.
 
 import asyncio
 import functools
+import logging
+import os
 
 from uvicorn.protocols.http import httptools_impl
+
+logger = logging.getLogger(__name__)
 
 EXTENSION = "http.response.zerocopysend"
 
@@ -32,9 +36,10 @@ UVICORN_OPTIONS = ("--loop", "asyncio", "--http", "audiocache.zerocopy:HttpTools
 
 class HttpToolsProtocol(httptools_impl.HttpToolsProtocol):
     def _start_asgi_task(self, cycle, app) -> None:
-        # BaseEventLoop.sendfile sends natively on plain sockets and falls back to reads on
-        # others (TLS); uvloop's loop does not implement it at all.
-        if isinstance(self.loop, asyncio.BaseEventLoop):
+        # asyncio's loop sends natively on plain sockets; under TLS it would read the file in
+        # 16 KiB pieces through threads, worse than the app's own chunks; uvloop's loop does
+        # not implement sendfile at all. The extension is offered only where it pays.
+        if isinstance(self.loop, asyncio.BaseEventLoop) and self.transport.get_extra_info("sslcontext") is None:
             cycle.scope["extensions"] = {**cycle.scope.get("extensions", {}), EXTENSION: {}}
             cycle.send = functools.partial(_send, cycle, cycle.send)
         super()._start_asgi_task(cycle, app)
@@ -54,18 +59,29 @@ async def _send(cycle: httptools_impl.RequestResponseCycle, send, message) -> No
         raise RuntimeError(f"'{EXTENSION}' needs a started response with a Content-Length.")
     if cycle.flow.write_paused and not cycle.disconnected:
         await cycle.flow.drain()
-    if cycle.disconnected:
+    if cycle.disconnected or cycle.transport.is_closing():
+        cycle.disconnected = True  # the client left: its body is ignored, as uvicorn does
         return
-    count = message["count"]
+    file = message["file"]
+    # As the extension specifies: no offset is the file's position, no count the rest of it.
+    offset = message.get("offset")
+    offset = file.tell() if offset is None else offset
+    count = message.get("count")
+    count = max(os.fstat(file.fileno()).st_size - offset, 0) if count is None else count
     if cycle.scope["method"] != "HEAD" and count:
         if count > cycle.expected_content_length:
             raise RuntimeError("Response content longer than Content-Length")
         try:
-            loop = asyncio.get_running_loop()
-            sent = await loop.sendfile(cycle.transport, message["file"], message.get("offset", 0), count)
-        except OSError:
-            # The client went away (EPIPE, ECONNRESET): as for a failed write, the connection is
-            # closed and the app's next send is ignored.
+            sent = await asyncio.get_running_loop().sendfile(cycle.transport, file, offset, count)
+        except (OSError, RuntimeError) as exc:
+            # The client left mid-send (EPIPE, ECONNRESET), or just before ("Transport is
+            # closing"). As for a failed write, the connection is closed and the app's next
+            # sends are ignored. Another I/O error (EIO) is logged and ends the same way.
+            client_left = isinstance(exc, ConnectionError) or cycle.transport.is_closing()
+            if not client_left and isinstance(exc, RuntimeError):
+                raise
+            if not client_left:
+                logger.warning("sendfile failed, closing the connection: %s", exc)
             cycle.disconnected = True
             cycle.transport.abort()
             return
