@@ -8,8 +8,11 @@ the bytes that left without passing through Python.
 import contextlib
 import http.client
 import os
+import shutil
 import socket
+import ssl
 import struct
+import subprocess
 import threading
 import time
 
@@ -45,11 +48,11 @@ def settled(counts: list[int], expected: int) -> int:
 
 
 @contextlib.contextmanager
-def serving(app, *, loop="asyncio"):
+def serving(app, *, loop="asyncio", **options):
     """``app`` served by uvicorn with the zero-copy protocol, in a thread; yields the port."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, loop=loop, http=HttpToolsProtocol, lifespan="off", log_level="warning")
+    config = uvicorn.Config(app, loop=loop, http=HttpToolsProtocol, lifespan="off", log_level="warning", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -163,6 +166,29 @@ def test_the_extension_is_not_offered_where_the_loop_cannot_send_files(data_file
     seen = []
     with serving(file_app(path, lambda scope: [(0, len(data))], seen), loop="uvloop") as port:
         _, body = get(port)
+    assert body == data
+    assert EXTENSION not in seen[0].get("extensions", {})
+    assert sent_by_kernel == []
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_the_extension_is_not_offered_under_tls(data_file, sent_by_kernel, tmp_path):
+    # asyncio would read the file in 16 KiB pieces through threads: the app's own chunks are better.
+    path, data = data_file
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    seen = []
+    app = file_app(path, lambda scope: [(0, len(data))], seen)
+    with serving(app, ssl_keyfile=str(key), ssl_certfile=str(cert)) as port:
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", port, timeout=20, context=ssl.create_default_context(cafile=cert)
+        )
+        _, body = get(port, connection=conn)
+        conn.close()
     assert body == data
     assert EXTENSION not in seen[0].get("extensions", {})
     assert sent_by_kernel == []
