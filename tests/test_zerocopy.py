@@ -5,6 +5,7 @@ kernel's ``sendfile`` can be observed: ``os.sendfile`` is wrapped (and still cal
 the bytes that left without passing through Python.
 """
 
+import asyncio
 import contextlib
 import http.client
 import os
@@ -299,7 +300,10 @@ def test_page_cache_probe(tmp_path):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_stream_view_sends_ranges_by_sendfile(make_audio, sent_by_kernel, monkeypatch):
+def test_the_stream_view_sends_ranges_by_sendfile(make_audio, sent_by_kernel, monkeypatch, request):
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
     from audiocache import lean
     from audiocache.lean import SENDFILE_MIN
 
@@ -333,6 +337,9 @@ def test_the_stream_view_sends_ranges_by_sendfile(make_audio, sent_by_kernel, mo
     assert len(data) > 2 * SENDFILE_MIN
     del sent_by_kernel[:]  # make_audio's copy used sendfile too
 
+    # The stream thread keeps its database connection between requests (lean.reuse_connections):
+    # closed at the end, in that thread, so the test database can be dropped.
+    request.addfinalizer(lambda: asyncio.run(sync_to_async(connections.close_all, thread_sensitive=True)()))
     with serving(stream_application) as port:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         whole, body = fetch(conn)
