@@ -11,12 +11,14 @@ nothing else::
 
 The send is asyncio's ``loop.sendfile`` (the kernel copies from the page cache to the socket;
 a slow client costs no memory and no thread: the loop waits for the socket to drain). uvloop
-has no ``sendfile``, hence ``--loop asyncio``: under another loop, or with TLS (asyncio then
-falls back to reading the file itself), nothing breaks; the extension is simply not offered
-under a loop that cannot do it, and the app streams chunks as it does without this protocol.
+has no ``sendfile``, hence ``--loop asyncio``. Under another loop, or with TLS (where asyncio
+could only read the file in small pieces through threads), nothing breaks: the extension is
+not offered, and the app streams chunks as it does without this protocol.
 
 Only ``audiocache.lean`` sends these messages, for complete files (cached renditions and
-originals); a progressive stream follows a growing file and is sent as bytes.
+originals); a progressive stream follows a growing file and is sent as bytes. The subclass
+uses uvicorn's request cycle (``_start_asgi_task``, the cycle's response state), which is why
+uvicorn is pinned; tests/test_zerocopy.py runs it against the pinned version.
 """
 
 import asyncio
