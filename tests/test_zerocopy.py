@@ -376,8 +376,9 @@ def test_the_stream_view_sends_ranges_by_sendfile(make_audio, sent_by_kernel, mo
         _, body = fetch(conn)
         assert body == data and settled(sent_by_kernel, len(data)) == len(data)
         blocks = [(start, min(block, len(data) - start)) for start in range(0, len(data), block)]
-        # The first block was read in a thread; the kernel's readahead may bring in the next.
-        assert loaded[0][1:] == blocks[0] and {(start, length) for _, start, length in loaded} <= set(blocks)
+        # The blocks not in the page cache were read in a thread, whole (the kernel may leave a
+        # page or two of the file cached, and its readahead may bring in the next block).
+        assert loaded and {(start, length) for _, start, length in loaded} <= set(blocks)
         loaded.clear()
         _, body = fetch(conn)  # now cached: straight to sendfile
         assert body == data and loaded == []
