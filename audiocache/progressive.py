@@ -43,7 +43,7 @@ from django.utils import timezone
 
 from . import mp3
 from .models import CacheTask
-from .streaming import CHUNK_SIZE, FileIdentity, OpenFile, read_cached, serve_open_file
+from .streaming import FileIdentity, OpenFile, read_chunks, serve_open_file
 from .transcoder import TEMP_PREFIX
 
 logger = logging.getLogger(__name__)
@@ -267,7 +267,6 @@ async def read_growing(fd: int, start: int, length: int, path: Path | None = Non
     removed it (a failed or stopped transcode), renamed it into place (finished: nothing more
     will come), or stopped writing for ``stall_seconds()``. Errors reading it (a network file
     system's ``ESTALE`` once another host removed it) end it the same way."""
-    loop = asyncio.get_running_loop()
     position, end = start, start + length
     written, last_growth = -1, time.monotonic()
     patience = stall_seconds()
@@ -277,16 +276,13 @@ async def read_growing(fd: int, start: int, length: int, path: Path | None = Non
             if st.st_size != written:
                 written, last_growth = st.st_size, time.monotonic()
             if written > position:
-                size = min(CHUNK_SIZE, end - position, written - position)
-                chunk = read_cached(fd, size, position)
-                if not isinstance(chunk, bytes) or not chunk:
-                    chunk = await loop.run_in_executor(None, os.pread, fd, size, position)
-                else:
-                    await asyncio.sleep(0)  # let other streams run between chunks
-                if not chunk:
-                    return
-                position += len(chunk)
-                yield chunk
+                # What is written so far, read as any file is (page cache or a thread).
+                goal = min(end, written)
+                async for chunk in read_chunks(fd, position, goal - position):
+                    position += len(chunk)
+                    yield chunk
+                if position < goal:
+                    return  # the file shrank under us
                 continue
             if st.st_nlink == 0 or time.monotonic() - last_growth > patience or _renamed(path, st):
                 return
