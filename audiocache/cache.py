@@ -95,11 +95,6 @@ def is_fresh(rendition: CachedRendition, source: SourceState, cache_dir: Path) -
     return path is not None and path.is_file()
 
 
-# The rates an MP3 can have; a source at another rate (37.8 kHz...) is resampled by ffmpeg to a
-# rate of its choosing, so its frame count is not planned.
-MP3_SAMPLE_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
-
-
 def planned_frames(track: Track, source: SourceState) -> int | None:
     """The exact number of audio frames the rendition will have, or None when the source's
     length is not known exactly: no duration in the scan (a FLAC that does not state its
@@ -109,8 +104,8 @@ def planned_frames(track: Track, source: SourceState) -> int | None:
     if (track.file_size, track.file_mtime_ns) != (source.size, source.mtime_ns):
         return None
     rate = output_sample_rate(track.sample_rate) or track.sample_rate
-    if rate not in MP3_SAMPLE_RATES:
-        return None
+    if rate not in mp3.SAMPLE_RATES:
+        return None  # another rate (37.8 kHz...) is resampled by ffmpeg to one of its choosing
     # ffprobe states durations to the microsecond: exact to the sample at any rate up to 500 kHz.
     samples = round(track.duration * rate)
     return mp3.audio_frames(samples, mp3.samples_per_frame_at(rate))

@@ -29,6 +29,8 @@ _BITRATES_KBPS = {
     2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),  # MPEG-2/2.5 layer III
 }
 _SAMPLE_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+# Every rate an MP3 can have.
+SAMPLE_RATES = frozenset(rate for rates in _SAMPLE_RATES.values() for rate in rates)
 
 
 class NotYet(Exception):
