@@ -150,10 +150,9 @@ def stream(request, track_id: int):
     # One look at the queue serves both: a transcode being written is followed, a task another
     # listener queued is joined without the enqueue's checks and writes.
     task = queue.active_task(track.pk, quality)
-    if followable:
-        following = progressive.follow(task)
-        if following is not None:
-            return _counted(request, _serve_progressive(request, following, public), "miss")
+    response = _serve_progressive(request, progressive.follow(task), public) if followable else None
+    if response is not None:
+        return response
     if task is None or task.priority < CacheTask.PRIORITY_PLAY:
         # A miss: make it at play priority (a failed source stays quarantined).
         task = queue.enqueue([track], [quality], priority=CacheTask.PRIORITY_PLAY).get((track.pk, quality))
@@ -193,9 +192,7 @@ def _serve_latest(request, track, quality, public):
     source = _current_source(track)
     response = _serve_hit(request, track, found[2] if found is not None else None, source, public)
     if response is None and _followable(track, source):
-        following = progressive.follow(queue.active_task(track.pk, quality))
-        if following is not None:
-            response = _counted(request, _serve_progressive(request, following, public), "miss")
+        response = _serve_progressive(request, progressive.follow(queue.active_task(track.pk, quality)), public)
     return response or _counted(request, _serve_original(request, track, public, "miss"), "miss")
 
 
@@ -216,7 +213,10 @@ def _counted(request, response, outcome: str):
 
 
 def _serve_progressive(request, following, public):
-    return progressive.serve(request, following, _headers(public, "progressive"))
+    """The transcode being written, followed (a miss that plays the MP3 at once), or None."""
+    if following is None:
+        return None
+    return _counted(request, progressive.serve(request, following, _headers(public, "progressive")), "miss")
 
 
 def _wait_then_serve(request, track, quality, task_id, public):
@@ -224,9 +224,7 @@ def _wait_then_serve(request, track, quality, task_id, public):
     follow it; if it does not, answer as without waiting: the finished rendition or the original."""
 
     def answer(following):
-        if following is not None:
-            return _counted(request, _serve_progressive(request, following, public), "miss")
-        return _serve_latest(request, track, quality, public)
+        return _serve_progressive(request, following, public) or _serve_latest(request, track, quality, public)
 
     if not getattr(request, "stream_wait_async", False):
         return answer(progressive.wait_to_follow(task_id))
