@@ -391,7 +391,7 @@ def serve_open_file(
     exactly those bytes, so a server may send them from it without reading (see
     ``sendfile_parts``); a file still being written is not complete."""
     try:
-        response = respond(request, ident, read, file, content_type, headers, complete=complete)
+        response = _respond(request, ident, read, file, content_type, headers, complete=complete)
     except BaseException:
         file.close()
         raise
@@ -403,7 +403,7 @@ def serve_open_file(
     return response
 
 
-def respond(
+def _respond(
     request, ident: FileIdentity, read: Reader, file: "OpenFile", content_type: str, headers: dict, complete: bool
 ):
     """Conditional requests, one range, several ranges, or all of it; the body closes ``file`` when it ends."""
