@@ -31,6 +31,16 @@ def curl(*args) -> subprocess.CompletedProcess:
     return subprocess.run(["curl", "--silent", "--show-error", *args], capture_output=True, timeout=60, check=False)
 
 
+def ffprobe(address: str) -> dict:
+    """What ffprobe reads of the format and streams at ``address`` (it must read it)."""
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", address],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert probe.returncode == 0, probe.stderr
+    return json.loads(probe.stdout)
+
+
 def headers_of(output: bytes) -> dict[str, str]:
     lines = output.decode("latin-1").split("\r\n")
     return {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if ":" in line)}
@@ -54,12 +64,7 @@ def test_curl_and_ffprobe_read_a_rendition_from_uvicorn(uvicorn_server, shared_t
     whole = curl("-o", str(tmp_path / "whole.mp3"), address)
     assert whole.returncode == 0 and (tmp_path / "whole.mp3").read_bytes() == data
 
-    probe = subprocess.run(
-        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", address],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert probe.returncode == 0, probe.stderr
-    info = json.loads(probe.stdout)
+    info = ffprobe(address)
     assert info["streams"][0]["codec_name"] == "mp3"
     assert float(info["format"]["duration"]) == pytest.approx(3.0, abs=0.1)
     # ffprobe seeks with ranges; decoding the whole stream must also work.

@@ -5,7 +5,6 @@ Under uvicorn a request that arrives before the transcode has written anything w
 the event loop (``PendingResponse``), not in a thread; these tests go through that path.
 """
 
-import json
 import subprocess
 import time
 
@@ -15,7 +14,7 @@ from audiocache.models import CachedRendition, CacheTask
 from mixtapes.library import scan_library
 from mixtapes.models import Track
 from tests.e2e.conftest import SLOW_FFMPEG, dying_ffmpeg, wait_until
-from tests.e2e.test_live_streaming import curl, headers_of
+from tests.e2e.test_live_streaming import curl, ffprobe, headers_of
 from tests.factories import MixtapeFactory, MixtapeTrackFactory
 from tests.test_progressive import same_but_the_xing_frame
 
@@ -74,12 +73,7 @@ def test_curl_and_ffprobe_read_a_rendition_in_the_making(server, track, settings
     assert head["x-audio-cache"] == "progressive"
     size = int(head["content-range"].rpartition("/")[2])
 
-    probe = subprocess.run(
-        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", url],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert probe.returncode == 0, probe.stderr
-    info = json.loads(probe.stdout)
+    info = ffprobe(url)
     assert info["streams"][0]["codec_name"] == "mp3"
     # From the announced size and the bitrate: the Xing frame still holds ffmpeg's placeholders.
     assert float(info["format"]["duration"]) == pytest.approx(SECONDS, abs=0.3)
