@@ -53,5 +53,5 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://localhost:8000/healthz', timeout=4)"]
 ENTRYPOINT ["/app/deploy/docker-entrypoint.sh"]
-CMD ["uvicorn", "config.asgi:application", "--loop", "asyncio", "--http", "audiocache.zerocopy:HttpToolsProtocol", \
+CMD ["uvicorn", "config.asgi:application", "--loop", "asyncio", "--http", "audiocache.delivery.zerocopy:HttpToolsProtocol", \
      "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--forwarded-allow-ips", "*"]

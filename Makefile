@@ -9,7 +9,7 @@ PORT ?= 8000
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?= -n auto
 # uvicorn with zero-copy file sends (audiocache/zerocopy.py; README "Streaming").
-UVICORN_OPTIONS := --loop asyncio --http audiocache.zerocopy:HttpToolsProtocol
+UVICORN_OPTIONS := --loop asyncio --http audiocache.delivery.zerocopy:HttpToolsProtocol
 
 .PHONY: run test stress lint format system-deps system-deps-test serve clean
 

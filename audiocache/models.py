@@ -7,8 +7,14 @@ from django.utils import timezone
 
 from mixtapes.models import Mixtape, Track
 
+from .date_probing import DateProbingQuerySet
 from .qualities import BITRATES
-from .querysets import DateProbingQuerySet
+
+
+def last_line(text: str, default: str = "") -> str:
+    """The last line of a message that says something: ffmpeg's stderr ends with what went wrong."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else default
 
 
 class Quality(models.TextChoices):
@@ -89,7 +95,7 @@ class CacheTask(models.Model):
     source_size = models.PositiveBigIntegerField(null=True, blank=True)
     source_mtime_ns = models.BigIntegerField(null=True, blank=True)
     # The running attempt's output, for listeners who stream it while it is written
-    # (audiocache/progressive.py): its temporary file in AUDIO_CACHE_DIR and how many audio
+    # (audiocache/services/following.py): its temporary file in AUDIO_CACHE_DIR and how many audio
     # frames it will have (None: not known in advance, so it cannot be followed).
     temp_name = models.CharField(max_length=200, blank=True)
     planned_frames = models.PositiveIntegerField(null=True, blank=True)
@@ -134,6 +140,11 @@ class CacheTask(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def error_line(self) -> str:
+        """The error's last line: what went wrong, for lists and logs."""
+        return last_line(self.error)
 
 
 class CacheBatch(models.Model):
@@ -181,7 +192,7 @@ class CacheBatchItem(models.Model):
 class StreamDay(models.Model):
     """Stream requests per day by how they were answered, for the cache dashboard.
 
-    Counted in memory by each process and added here about once a minute (audiocache/stats.py).
+    Counted in memory by each process and added here about once a minute (audiocache/services/play_counts.py).
     """
 
     day = models.DateField(unique=True)

@@ -1,7 +1,8 @@
-"""The MP3 rendition levels of the seed design.
+"""The MP3 rendition levels of the seed design, and what a listener may ask for.
 
-Plain Python (no Django imports) so that ``config.settings`` can validate
-``AUDIO_CACHE_*`` values against the same names the models and views use.
+The settings that name qualities (``AUDIO_CACHE_DEFAULT_QUALITY``,
+``AUDIO_CACHE_PRECACHE_QUALITIES``) are checked against these names when the app starts
+(``apps.py``).
 """
 
 # Quality name -> constant bitrate in kbit/s, best first.

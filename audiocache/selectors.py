@@ -1,15 +1,122 @@
-"""Read-only queries about the cache that pages use (the stream view checks files itself)."""
+"""The reads of the audio cache: the door that views, pages, the admin, commands, health
+checks and other apps use to look (decisions and writes are in ``audiocache.services``).
 
+- the stream look-up: everything a play needs from the database in one query;
+- freshness as rows say it, for lists and counts (files are only looked at when serving);
+- a batch as pages show it: counts, log lines, snapshot, where to follow its events;
+- the dashboard's figures, a track's cache explained (``cachedebug``), the queue's health.
+"""
+
+import os
+import shutil
+import tempfile
+import threading
+import time
 import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 from urllib.parse import urlencode
 
-from django.db.models import F, Q
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, F, Max, Q, Sum
 from django.urls import reverse
+from django.utils import timezone
 
-from . import queue
-from .models import CacheBatch, CacheBatchItem, CachedRendition, CacheTask
-from .progress import channel_for, payload
-from .transcoder import ENCODER_PROFILE
+from mixtapes.files import SourceState, SourceUnavailable, source_state
+from mixtapes.models import Mixtape, MixtapeTrack, Track
+
+from .events.payload import channel_for, payload
+from .models import CacheBatch, CacheBatchItem, CachedRendition, CacheTask, StreamDay
+from .qualities import BITRATES, QUALITY_NAMES
+from .queue.batches import batch_counts
+from .renditions import cache_file_name, is_fresh, rendition_path
+from .transcode.ffmpeg import ENCODER_PROFILE, FFmpegMissing, check_ffmpeg
+
+# --- The stream look-up -------------------------------------------------------------------------
+
+# Database ids are signed 64-bit integers; a bigger number in a URL is simply unknown.
+_MAX_ID = 2**63 - 1
+_RENDITION_FIELDS = ("id", "file_name", "source_size", "source_mtime_ns", "encoder_profile")
+# What progressive streaming needs to know whether a transcode's length can be planned.
+_TRACK_LENGTH_FIELDS = ("duration", "sample_rate", "file_size", "file_mtime_ns")
+_SQL: dict[str, str] = {}
+
+
+def _stream_sql() -> str:
+    sql = _SQL.get(connection.vendor)
+    if sql is None:
+        sql = _SQL[connection.vendor] = _build_stream_sql()
+    return sql
+
+
+def _build_stream_sql() -> str:
+    """One query for everything a play needs from the database: the track, whether a public
+    mixtape holds it, and its rendition row at the asked quality (NULLs when none).
+
+    Written out because this answers every range request of every player: the ORM's three
+    separate queries cost about 1 ms of query building per request."""
+    q = connection.ops.quote_name
+    t, mt, m, r = (q(model._meta.db_table) for model in (Track, MixtapeTrack, Mixtape, CachedRendition))
+
+    def col(model, name):
+        return q(model._meta.get_field(name).column)
+
+    track_id = f"{t}.{col(Track, 'id')}"
+    # Only quoted table and column names of the models are formatted in; values are parameters.
+    public = (
+        f"SELECT 1 FROM {mt} INNER JOIN {m} ON {m}.{col(Mixtape, 'id')} = {mt}.{col(MixtapeTrack, 'mixtape')}"  # noqa: S608
+        f" WHERE {mt}.{col(MixtapeTrack, 'track')} = {track_id} AND {m}.{col(Mixtape, 'is_public')} = %s"
+    )
+    columns = ", ".join(
+        [
+            track_id,
+            f"{t}.{col(Track, 'path')}",
+            f"{t}.{col(Track, 'is_lossless')}",
+            *(f"{t}.{col(Track, f)}" for f in _TRACK_LENGTH_FIELDS),
+            f"EXISTS ({public})",
+            *(f"{r}.{col(CachedRendition, f)}" for f in _RENDITION_FIELDS),
+        ]
+    )
+    joined = (
+        f"{t} LEFT OUTER JOIN {r} ON {r}.{col(CachedRendition, 'track')} = {track_id}"
+        f" AND {r}.{col(CachedRendition, 'quality')} = %s"
+    )
+    return f"SELECT {columns} FROM {joined} WHERE {track_id} = %s"  # noqa: S608
+
+
+def stream_lookup(track_id: int, quality: str) -> tuple[Track, bool, CachedRendition | None] | None:
+    """``(track, on a public mixtape, rendition row at quality or None)``, or None for an unknown id.
+
+    The rows are read fresh on every request (no caching: access follows the database at once);
+    whether a rendition may be served is still decided by the files themselves."""
+    if not 0 < track_id <= _MAX_ID:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(_stream_sql(), [True, quality, track_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    lengths = len(_TRACK_LENGTH_FIELDS)
+    track_values = {"id": row[0], "path": row[1], "is_lossless": bool(row[2])}
+    track_values.update(zip(_TRACK_LENGTH_FIELDS, row[3 : 3 + lengths], strict=True))
+    track = _instance(Track, track_values)
+    public, rendition_row = row[3 + lengths], row[4 + lengths :]
+    rendition = None
+    if rendition_row[0] is not None:
+        values = {"track_id": track.pk, "quality": quality, **dict(zip(_RENDITION_FIELDS, rendition_row, strict=True))}
+        rendition = _instance(CachedRendition, values)
+    return track, bool(public), rendition
+
+
+def _instance(model, values: dict):
+    """A model instance as the ORM builds it from a row: the other fields are deferred."""
+    names = [f.attname for f in model._meta.concrete_fields if f.attname in values]
+    return model.from_db(connection.alias, names, [values[name] for name in names])
+
+
+# --- Freshness as the rows say it -----------------------------------------------------------------
 
 
 def fresh_q() -> Q:
@@ -26,6 +133,33 @@ def fresh_renditions(quality: str | None = None):
     at: good for listing, not for serving."""
     renditions = CachedRendition.objects.filter(fresh_q())
     return renditions if quality is None else renditions.filter(quality=quality)
+
+
+def ready_counts(mixtapes, quality: str) -> dict[int, int]:
+    """Mixtape id -> how many of its entries stream from the cache at ``quality`` or need no
+    cache (lossy sources). One aggregate query."""
+    cached_tracks = fresh_renditions(quality).values("track_id")
+    rows = (
+        MixtapeTrack.objects.filter(mixtape__in=mixtapes)
+        .filter(Q(track__is_lossless=False) | Q(track_id__in=cached_tracks))
+        .values("mixtape_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return {row["mixtape_id"]: row["n"] for row in rows}
+
+
+def cached_qualities(track_ids) -> dict[int, list[str]]:
+    """Track id -> the qualities it has a fresh rendition for, best first."""
+    found: dict[int, list[str]] = {track_id: [] for track_id in track_ids}
+    for track_id, quality in fresh_renditions().filter(track_id__in=list(found)).values_list("track_id", "quality"):
+        found[track_id].append(quality)
+    for qualities in found.values():
+        qualities.sort(key=QUALITY_NAMES.index)
+    return found
+
+
+# --- Batches as pages show them --------------------------------------------------------------------
 
 
 def batch_to_follow(user, mixtape, batch_id=None) -> CacheBatch | None:
@@ -60,7 +194,7 @@ def batch_log(batch: CacheBatch, limit: int = 500) -> list[dict]:
         verb = {"done": "Cached", "failed": "Failed", "skipped": "Skipped", "cancelled": "Cancelled"}.get(
             status, status
         )
-        reason = item.note or (item.task.error.strip().splitlines()[-1] if item.task and item.task.error else "")
+        reason = item.note or (item.task.error_line if item.task is not None else "")
         lines.append(
             {
                 "track_id": item.track_id,
@@ -74,12 +208,12 @@ def batch_log(batch: CacheBatch, limit: int = 500) -> list[dict]:
 
 def batch_snapshot(batch: CacheBatch) -> dict:
     """The batch as it stands, in the events' schema (step "snapshot")."""
-    summary = queue.batch_summary(batch)
+    counts = batch_counts(batch)
     if batch.finished_at is not None:
-        status, message = summary.final_status, str(summary)
+        status, message = counts.final_status, str(counts)
     else:
-        status, message = "in_progress", f"{summary.done} of {summary.total} done ({summary})"
-    return payload(batch.pk, "snapshot", status, message, summary)
+        status, message = "in_progress", f"{counts.done} of {counts.total} done ({counts})"
+    return payload(batch.pk, "snapshot", status, message, counts)
 
 
 def batch_page_state(batch: CacheBatch) -> dict:
@@ -91,3 +225,202 @@ def batch_page_state(batch: CacheBatch) -> dict:
     last_event_id = get_current_event_id([channel_for(batch.pk)])
     events_url = reverse("batch-events", args=[batch.pk]) + "?" + urlencode({"lastEventId": last_event_id})
     return {"events_url": events_url, "snapshot": batch_snapshot(batch), "log": batch_log(batch)}
+
+
+def batch_failures(batch: CacheBatch, limit: int = 20) -> list[tuple[str, str, str]]:
+    """``(track path, quality, last line of the error)`` of the batch's failed tasks."""
+    items = batch.items.filter(task__status=CacheTask.Status.FAILED).select_related("track", "task")[:limit]
+    return [(item.track.path, item.quality, item.task.error_line) for item in items]
+
+
+# --- The dashboard -------------------------------------------------------------------------------------
+
+TOP = 10
+
+
+def disk_usage(path: Path):
+    """(total, used, free) bytes of the file system holding ``path``, or None."""
+    try:
+        return shutil.disk_usage(path if path.exists() else path.parent)
+    except OSError:
+        return None
+
+
+def cache_size() -> int:
+    """Bytes held by every rendition, from the rows (no walk of the folder)."""
+    return CachedRendition.objects.aggregate(total=Sum("size"))["total"] or 0
+
+
+def dashboard() -> dict:
+    """The cache dashboard's figures: aggregate queries only, so the page costs the same few
+    queries with 100 renditions or 100,000."""
+    per_quality = {
+        row["quality"]: row
+        for row in CachedRendition.objects.values("quality").annotate(count=Count("id"), bytes=Sum("size")).order_by()
+    }
+    qualities = [
+        {"name": name, "bitrate": BITRATES[name], **per_quality.get(name, {"count": 0, "bytes": 0})}
+        for name in BITRATES
+    ]
+    total_bytes = sum(q["bytes"] or 0 for q in qualities)
+    total_count = sum(q["count"] for q in qualities)
+    stale = CachedRendition.objects.exclude(fresh_q()).aggregate(count=Count("id"), bytes=Sum("size"))
+
+    today = timezone.localdate()
+    streams = StreamDay.objects.filter(day__gt=today - timedelta(days=30)).aggregate(
+        hits=Sum("hits"), misses=Sum("misses"), bypasses=Sum("bypasses")
+    )
+    streams = {key: value or 0 for key, value in streams.items()}
+    answered = streams["hits"] + streams["misses"]
+    streams["hit_rate"] = (100 * streams["hits"] / answered) if answered else None
+    today_row = StreamDay.objects.filter(day=today).first()
+
+    task_counts = dict(CacheTask.objects.values_list("status").annotate(n=Count("id")).order_by())
+    oldest_pending = (
+        CacheTask.objects.filter(status=CacheTask.Status.PENDING).order_by("created_at").values("created_at").first()
+    )
+
+    cap = settings.AUDIO_CACHE_MAX_SIZE
+    cache_dir = Path(settings.AUDIO_CACHE_DIR)
+    return {
+        "qualities": qualities,
+        "total_bytes": total_bytes,
+        "total_count": total_count,
+        "stale": stale,
+        "cap": cap,
+        "cap_percent": min(100, round(100 * total_bytes / cap)) if cap else None,
+        "max_age_days": settings.AUDIO_CACHE_MAX_AGE_DAYS,
+        "disk": disk_usage(cache_dir),
+        "cache_dir": cache_dir,
+        "streams": streams,
+        "today": today_row,
+        "tasks": [(status, task_counts.get(status, 0)) for status in CacheTask.Status.values],
+        "oldest_pending_at": oldest_pending["created_at"] if oldest_pending else None,
+        "oldest": CachedRendition.objects.select_related("track").order_by("created_at")[:TOP],
+        "largest": CachedRendition.objects.select_related("track").order_by("-size")[:TOP],
+        "failed": (
+            CacheTask.objects.filter(status=CacheTask.Status.FAILED)
+            .select_related("track")
+            .order_by("-finished_at")[:TOP]
+        ),
+        "failed_count": task_counts.get(CacheTask.Status.FAILED, 0),
+        "last_rendition": CachedRendition.objects.aggregate(at=Max("created_at"))["at"],
+    }
+
+
+# --- One track's cache, explained (cachedebug) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    quality: str
+    expected_name: str
+    file_size: int | None  # None: no file under the expected name
+    rendition: CachedRendition | None
+    fresh: bool
+
+
+@dataclass(frozen=True)
+class TrackCacheReport:
+    track: Track
+    source: SourceState | None
+    source_problem: str
+    qualities: list[QualityReport]
+    recent_tasks: list[CacheTask]
+
+
+def track_cache_report(track: Track, recent: int = 5) -> TrackCacheReport:
+    """A track's file now, its expected cache file and rendition row per quality (fresh or
+    not, and why), and its recent tasks."""
+    cache_dir = Path(settings.AUDIO_CACHE_DIR)
+    try:
+        state, problem = source_state(track), ""
+    except SourceUnavailable as exc:
+        state, problem = None, str(exc)
+    renditions = {r.quality: r for r in CachedRendition.objects.filter(track=track)}
+    reports = []
+    for quality in QUALITY_NAMES:
+        expected = cache_file_name(track.path, quality)
+        try:
+            file_size = os.stat(cache_dir / expected).st_size
+        except OSError:
+            file_size = None
+        rendition = renditions.get(quality)
+        fresh = (
+            rendition is not None
+            and state is not None
+            and rendition_path(rendition, cache_dir) is not None
+            and is_fresh(rendition, state, cache_dir)
+        )
+        reports.append(QualityReport(quality, expected, file_size, rendition, fresh))
+    tasks = list(CacheTask.objects.filter(track=track).order_by("-created_at")[:recent])
+    return TrackCacheReport(track, state, problem, reports, tasks)
+
+
+# --- Health (/healthz) ----------------------------------------------------------------------------------
+
+FFMPEG_CHECK_TTL = 60.0  # seconds: the ffmpeg check starts a process; a health probe runs every 30 s
+_ffmpeg_checked: dict = {}
+_ffmpeg_lock = threading.Lock()
+
+
+def health_checks(*, database_up: bool = True) -> dict[str, tuple[bool, dict]]:
+    """The cache's parts of /healthz, each ``(ok, details)``: the queue (when the database is
+    up), the cache folder and ffmpeg. Never raises, and says nothing secret (no paths but what
+    an operator configured, no URLs)."""
+    checks = {"queue": _queue_health()} if database_up else {}
+    return {**checks, "cache_dir": _cache_dir_health(), "ffmpeg": _ffmpeg_health()}
+
+
+def _queue_health() -> tuple[bool, dict]:
+    """Active tasks by status and the age of the oldest pending one."""
+    try:
+        counts = dict(
+            CacheTask.objects.filter(status__in=CacheTask.ACTIVE_STATUSES)
+            .values_list("status")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+        oldest = (
+            CacheTask.objects.filter(status=CacheTask.Status.PENDING)
+            .order_by("created_at")
+            .values_list("created_at", flat=True)
+            .first()
+        )
+    except Exception as exc:
+        return False, {"error": type(exc).__name__}
+    age = round((timezone.now() - oldest).total_seconds(), 1) if oldest else None
+    return True, {
+        "pending": counts.get("pending", 0),
+        "running": counts.get("running", 0),
+        "oldest_pending_seconds": age,
+    }
+
+
+def _cache_dir_health() -> tuple[bool, dict]:
+    """Writable for real: a file is created and removed (os.access ignores read-only mounts)."""
+    folder = Path(settings.AUDIO_CACHE_DIR)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".health-", delete=True):
+            pass
+        usage = os.statvfs(folder)
+        return True, {"free_bytes": usage.f_bavail * usage.f_frsize}
+    except OSError as exc:
+        return False, {"error": f"not writable: {exc.strerror or type(exc).__name__}"}
+
+
+def _ffmpeg_health() -> tuple[bool, dict]:
+    now = time.monotonic()
+    key = settings.AUDIO_CACHE_FFMPEG
+    with _ffmpeg_lock:
+        cached = _ffmpeg_checked.get(key)
+        if cached and now - cached[0] < FFMPEG_CHECK_TTL:
+            return cached[1]
+    try:
+        result = (True, {"version": check_ffmpeg().removeprefix("ffmpeg version ").split(" ")[0], "libmp3lame": True})
+    except FFmpegMissing as exc:
+        result = (False, {"error": str(exc), "libmp3lame": False})
+    with _ffmpeg_lock:
+        _ffmpeg_checked[key] = (now, result)
+    return result

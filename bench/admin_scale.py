@@ -67,7 +67,7 @@ def main() -> None:
 
     from audiocache.models import CachedRendition, CacheTask, StreamDay
     from audiocache.qualities import BITRATES
-    from audiocache.transcoder import ENCODER_PROFILE
+    from audiocache.transcode.ffmpeg import ENCODER_PROFILE
     from mixtapes.models import Track
 
     try:

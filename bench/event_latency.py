@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from audiocache.zerocopy import UVICORN_OPTIONS  # noqa: E402 - the way make run starts uvicorn
+from audiocache.delivery.zerocopy import UVICORN_OPTIONS  # noqa: E402 - the way make run starts uvicorn
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -16,7 +16,7 @@ Before each uncached request the queue is left to go idle and `manage.py cachecl
 empties the cache. The clock starts when the request is sent (on an open connection, as a
 player's) and notes when the body's first byte arrived and when it held 10 s of audio:
 
-  MP3   ID3v2 tag + Xing frame (audio_offset, from audiocache.mp3.read_layout) + 10 s at the
+  MP3   ID3v2 tag + Xing frame (audio_offset, from audiocache.transcode.mp3.read_layout) + 10 s at the
         frame's bitrate (192 kbit/s at medium: 240,000 bytes)
   FLAC  10 / DURATION of the file: an approximation, FLAC's bitrate follows the music
 
@@ -50,7 +50,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from audiocache.zerocopy import UVICORN_OPTIONS  # noqa: E402 - the way make run starts uvicorn
+from audiocache.delivery.zerocopy import UVICORN_OPTIONS  # noqa: E402 - the way make run starts uvicorn
 
 AUDIO_SECONDS = 10
 TARGET_MS = 300
@@ -273,8 +273,8 @@ def bare_ffmpeg_first_frame(track_id: int, out_dir: Path) -> float:
     frame in the file: the floor under a progressive first byte (process start-up, opening
     the FLAC, the encoder's first frame)."""
     from audiocache import mp3
-    from audiocache.cache import source_state
-    from audiocache.transcoder import SourceFacts, build_command
+    from audiocache.transcode.ffmpeg import SourceFacts, build_command
+    from mixtapes.files import source_state
     from mixtapes.models import Track
 
     track = Track.objects.get(pk=track_id)

@@ -24,7 +24,7 @@ CONNECTIONS=${2:-16}
 WORKERS=${WORKERS:-1}
 ROUNDS=${ROUNDS:-2}
 # As make run starts uvicorn (audiocache/zerocopy.py); set it empty for uvicorn's defaults.
-UVICORN_OPTIONS=${UVICORN_OPTIONS-"--loop asyncio --http audiocache.zerocopy:HttpToolsProtocol"}
+UVICORN_OPTIONS=${UVICORN_OPTIONS-"--loop asyncio --http audiocache.delivery.zerocopy:HttpToolsProtocol"}
 PY=${PY:-.venv/bin/python}
 for tool in wrk nginx curl ffmpeg; do
     command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] || { echo "missing: $tool" >&2; exit 1; }

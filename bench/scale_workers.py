@@ -57,7 +57,7 @@ def main() -> None:
 
     from audiocache import queue
     from audiocache.models import CachedRendition, CacheTask
-    from audiocache.transcoder import SourceFacts, build_command
+    from audiocache.transcode.ffmpeg import SourceFacts, build_command
     from mixtapes.demo import AudioSpec, chord, render_audio
     from mixtapes.library import scan_library
     from mixtapes.models import Track

@@ -11,9 +11,8 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from audiocache.qualities import QUALITY_NAMES
-
 from . import env
+from .paths import is_inside
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -162,7 +161,7 @@ REDIS_URL = env.url("REDIS_URL", "", schemes=("redis", "rediss", "unix"))
 # Progress events (django-eventstream): stored in the database for replay on reconnect;
 # with REDIS_URL, published through Redis so every web process delivers events sent anywhere.
 EVENTSTREAM_STORAGE_CLASS = "django_eventstream.storage.DjangoModelStorage"
-EVENTSTREAM_CHANNELMANAGER_CLASS = "audiocache.channels.BatchChannelManager"
+EVENTSTREAM_CHANNELMANAGER_CLASS = "audiocache.events.access.BatchChannelManager"
 if REDIS_URL:
     from redis.connection import parse_url as _parse_redis_url
 
@@ -218,11 +217,14 @@ WHITENOISE_USE_FINDERS = DEBUG or not (STATIC_ROOT / "staticfiles.json").exists(
 
 AUDIO_CACHE_DIR = env.path("AUDIO_CACHE_DIR", DATA_ROOT / "cache" / "audio")
 AUDIO_CACHE_ENABLED = env.boolean("AUDIO_CACHE_ENABLED", True)
-AUDIO_CACHE_DEFAULT_QUALITY = env.choice("AUDIO_CACHE_DEFAULT_QUALITY", "medium", QUALITY_NAMES)
+# Quality names are the audio cache's: it checks these two when it starts (audiocache/apps.py).
+AUDIO_CACHE_DEFAULT_QUALITY = env.string("AUDIO_CACHE_DEFAULT_QUALITY", "medium").lower()
 # 0 means "no workers inside the web process" (scale-out: run manage.py cacheworker).
 AUDIO_CACHE_MAX_WORKERS = env.integer("AUDIO_CACHE_MAX_WORKERS", 4, minimum=0, maximum=64)
 AUDIO_CACHE_PRECACHE_ON_UPLOAD = env.boolean("AUDIO_CACHE_PRECACHE_ON_UPLOAD", True)
-AUDIO_CACHE_PRECACHE_QUALITIES = env.choices_list("AUDIO_CACHE_PRECACHE_QUALITIES", ["medium"], QUALITY_NAMES)
+AUDIO_CACHE_PRECACHE_QUALITIES = list(
+    dict.fromkeys(q.lower() for q in env.string_list("AUDIO_CACHE_PRECACHE_QUALITIES", ["medium"]))
+)
 AUDIO_CACHE_MAX_SIZE = env.byte_size("AUDIO_CACHE_MAX_SIZE", 0)
 AUDIO_CACHE_MAX_AGE_DAYS = env.integer("AUDIO_CACHE_MAX_AGE_DAYS", 0, minimum=0)
 AUDIO_CACHE_TRANSCODE_TIMEOUT = env.integer("AUDIO_CACHE_TRANSCODE_TIMEOUT", 900, minimum=1)
@@ -234,7 +236,7 @@ AUDIO_CACHE_MAX_ATTEMPTS = env.integer("AUDIO_CACHE_MAX_ATTEMPTS", 3, minimum=1,
 AUDIO_CACHE_RETRY_DELAY = env.integer("AUDIO_CACHE_RETRY_DELAY", 30, minimum=0)
 AUDIO_CACHE_LEASE_SECONDS = env.integer("AUDIO_CACHE_LEASE_SECONDS", 60, minimum=2)
 AUDIO_CACHE_SENDFILE = env.choice("AUDIO_CACHE_SENDFILE", "none", ("none", "nginx"))
-# On a miss, stream the MP3 while it is being made (audiocache/progressive.py), waiting at most
+# On a miss, stream the MP3 while it is being made (audiocache/services/following.py), waiting at most
 # this long for the transcode to start before serving the original instead.
 AUDIO_CACHE_PROGRESSIVE = env.boolean("AUDIO_CACHE_PROGRESSIVE", True)
 AUDIO_CACHE_PROGRESSIVE_WAIT = env.seconds("AUDIO_CACHE_PROGRESSIVE_WAIT", 3.0, maximum=60)
@@ -244,17 +246,13 @@ def _check_cache_dir() -> None:
     """The cache folder is ours to delete files in: it must not overlap the music, the uploads
     or the static files, nor hold DATA_ROOT (inside DATA_ROOT, the default, is fine)."""
     cache = os.path.realpath(AUDIO_CACHE_DIR)
-
-    def inside(path: str, folder: str) -> bool:
-        return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
-
     for name, value in (("MUSIC_ROOT", MUSIC_ROOT), ("MEDIA_ROOT", MEDIA_ROOT), ("STATIC_ROOT", STATIC_ROOT)):
         other = os.path.realpath(value)
-        if inside(cache, other) or inside(other, cache):
+        if is_inside(cache, other) or is_inside(other, cache):
             raise ImproperlyConfigured(
                 f"AUDIO_CACHE_DIR={str(AUDIO_CACHE_DIR)!r} overlaps {name}={str(value)!r}: use a folder of its own."
             )
-    if inside(os.path.realpath(DATA_ROOT), cache):
+    if is_inside(os.path.realpath(DATA_ROOT), cache):
         raise ImproperlyConfigured(
             f"AUDIO_CACHE_DIR={str(AUDIO_CACHE_DIR)!r} holds DATA_ROOT={str(DATA_ROOT)!r}: use a folder of its own."
         )

@@ -6,10 +6,12 @@ from django.core.exceptions import ImproperlyConfigured
 
 
 def exit_on_bad_settings() -> None:
-    from django.conf import settings
+    """Load the settings and the apps now: the settings check their own values, and each app
+    checks the settings it owns when it starts (audiocache: the quality names)."""
+    import django
 
     try:
-        settings.INSTALLED_APPS  # noqa: B018 - forces settings to load now
+        django.setup(set_prefix=False)
     except ImproperlyConfigured as exc:
         sys.stderr.write(f"Configuration error: {exc}\n")
         raise SystemExit(2) from None

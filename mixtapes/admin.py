@@ -1,19 +1,36 @@
-from django.contrib import admin
+"""The library in the admin: tracks (read-only: they come from the scan) and mixtapes.
 
-from audiocache.admin import (
-    QueuePermissionMixin,
-    RenditionInline,
-    TrackSearchMixin,
-    precache_action,
-    renditions_table,
-)
+The audio cache adds its own parts to these pages (renditions, precache actions) from
+``audiocache/admin/library.py``; nothing here knows about the cache.
+"""
+
+from django.contrib import admin
+from django.db.models import Q
 
 from . import services
 from .models import Mixtape, MixtapeTrack, Track
+from .search import matching_tracks
+
+
+class TrackSearchMixin:
+    """Admin search over the library's trigram index (mixtapes/search.py) instead of
+    ``icontains`` on three columns, which reads every row of a 100,000-track library.
+    ``track_lookup`` names the track from the admin's model ("id" for tracks themselves)."""
+
+    track_lookup = "track"
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term.strip():
+            return queryset, False
+        matches = Q(**{f"{self.track_lookup}__in": matching_tracks(search_term).values("id")})
+        return queryset.filter(matches | self.extra_search(search_term.strip())), False
+
+    def extra_search(self, term: str) -> Q:
+        return Q(pk__in=[])
 
 
 @admin.register(Track)
-class TrackAdmin(QueuePermissionMixin, TrackSearchMixin, admin.ModelAdmin):
+class TrackAdmin(TrackSearchMixin, admin.ModelAdmin):
     track_lookup = "id"
     list_display = ["display_title", "artist", "album", "codec", "is_lossless", "duration", "missing_since"]
     list_filter = ["is_lossless", "codec", "has_cover", ("missing_since", admin.EmptyFieldListFilter)]
@@ -23,15 +40,11 @@ class TrackAdmin(QueuePermissionMixin, TrackSearchMixin, admin.ModelAdmin):
     exclude = ["search_text"]
     list_per_page = 100
     show_full_result_count = False  # COUNT(*) over a 100k-row library on every page is wasted work
-    inlines = [RenditionInline]
-    actions = ["precache_selected"]
+    inlines = []
+    actions = []
 
     def has_add_permission(self, request):
         return False  # tracks come from scanlibrary, not from hand entry
-
-    @admin.action(description="Precache selected tracks…", permissions=["queue"])
-    def precache_selected(self, request, queryset):
-        return precache_action(self, request, queryset, tracks_of=lambda qs: qs, what="tracks")
 
 
 class MixtapeTrackInline(admin.TabularInline):
@@ -41,15 +54,15 @@ class MixtapeTrackInline(admin.TabularInline):
 
 
 @admin.register(Mixtape)
-class MixtapeAdmin(QueuePermissionMixin, admin.ModelAdmin):
+class MixtapeAdmin(admin.ModelAdmin):
     list_display = ["title", "owner", "is_public", "updated_at"]
     list_select_related = ["owner"]
     list_filter = ["is_public"]
     search_fields = ["title", "slug", "owner__username"]
     prepopulated_fields = {"slug": ["title"]}
     inlines = [MixtapeTrackInline]
-    readonly_fields = ["renditions"]
-    actions = ["precache_selected"]
+    readonly_fields = []
+    actions = []
 
     def delete_model(self, request, obj):
         services.delete_mixtape(obj)  # the cover file goes too
@@ -57,19 +70,3 @@ class MixtapeAdmin(QueuePermissionMixin, admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for mixtape in queryset:
             services.delete_mixtape(mixtape)
-
-    @admin.display(description="cached renditions of its tracks")
-    def renditions(self, mixtape):
-        if mixtape.pk is None:
-            return "—"
-        return renditions_table(mixtape.entries.values("track_id"))
-
-    @admin.action(description="Precache selected mixtapes…", permissions=["queue"])
-    def precache_selected(self, request, queryset):
-        return precache_action(
-            self,
-            request,
-            queryset,
-            tracks_of=lambda qs: Track.objects.filter(mixtape_entries__mixtape__in=qs).distinct(),
-            what="mixtapes",
-        )

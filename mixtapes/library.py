@@ -24,9 +24,10 @@ from django.db import transaction
 from django.db.models.functions import Substr
 from django.utils import timezone
 
-from audiocache.probe import ProbeError, ToolMissing, probe
+from config.paths import is_inside
 
 from .models import MAX_PATH_LENGTH, Track
+from .probe import ProbeError, ToolMissing, probe
 from .search import search_text_for
 from .tags import read_tags
 
@@ -97,10 +98,6 @@ def display_path(relative_path: str) -> str:
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in escaped)
 
 
-def _is_within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
 def walk_audio_files(music_root: Path, start: Path, report: ScanReport) -> Iterator[Candidate]:
     """Yield audio files under ``start``, recording what is skipped and why in ``report``.
 
@@ -133,7 +130,7 @@ def walk_audio_files(music_root: Path, start: Path, report: ScanReport) -> Itera
         kept = []
         for name in sorted(dirnames):
             sub = os.path.join(dirpath, name)
-            if os.path.islink(sub) and not _is_within(os.path.realpath(sub), real_root):
+            if os.path.islink(sub) and not is_inside(os.path.realpath(sub), real_root):
                 report.note_skipped(Problem(relative(sub), "symlink leads outside MUSIC_ROOT"))
             else:
                 kept.append(name)
@@ -158,7 +155,7 @@ def _inspect_file(full: str, rel: str, real_root: str, report: ScanReport) -> Ca
     if len(rel) > MAX_PATH_LENGTH:
         report.note_unreadable(Problem(rel, f"path is longer than {MAX_PATH_LENGTH} characters"))
         return None
-    if os.path.islink(full) and not _is_within(os.path.realpath(full), real_root):
+    if os.path.islink(full) and not is_inside(os.path.realpath(full), real_root):
         report.note_skipped(Problem(rel, "symlink leads outside MUSIC_ROOT"))
         return None
     try:
@@ -255,7 +252,7 @@ def scan_library(
     start = Path(start or music_root)
     if not music_root.is_dir():
         raise ScanError(f"MUSIC_ROOT {music_root} is not a folder (set MUSIC_ROOT to your music library)")
-    if not _is_within(os.path.realpath(start), os.path.realpath(music_root)):
+    if not is_inside(os.path.realpath(start), os.path.realpath(music_root)):
         raise ScanError(f"{start} is not inside MUSIC_ROOT {music_root}; set MUSIC_ROOT to scan another library")
     if not start.is_dir():
         raise ScanError(f"{start} is not a folder")

@@ -1,30 +1,19 @@
-"""Writes behind the editor: saving a mixtape with its ordered tracks, deleting one."""
+"""Writes behind the library and the editor: saving a mixtape with its ordered tracks,
+deleting one, marking a track whose file vanished.
 
-import logging
-from dataclasses import dataclass
+Caching a saved mixtape is the audio cache's business: the editor's view calls
+``audiocache.services.precache_mixtape`` after ``save_mixtape`` (docs/architecture.md).
+"""
 
-from django.conf import settings
-from django.db import DatabaseError, transaction
-
-from audiocache import queue
-from audiocache.models import CacheBatch
+from django.db import transaction
+from django.utils import timezone
 
 from .forms import MixtapeForm
 from .models import Mixtape, MixtapeTrack, Track
 
-logger = logging.getLogger(__name__)
 
-
-@dataclass
-class SaveResult:
-    mixtape: Mixtape
-    batch: CacheBatch | None = None  # the precache batch, when it has work left to do
-    precache_note: str = ""  # what to tell the user about caching, if anything
-
-
-def save_mixtape(form: MixtapeForm, owner) -> SaveResult:
-    """Save a valid editor form: fields, cover, the track list in its new order; then queue
-    the precache batch. The mixtape is committed first, so no queue trouble can lose it."""
+def save_mixtape(form: MixtapeForm, owner) -> Mixtape:
+    """Save a valid editor form: fields, cover, the track list in its new order, in one transaction."""
     mixtape: Mixtape = form.save(commit=False)
     if mixtape.owner_id is None:
         mixtape.owner = owner
@@ -43,27 +32,7 @@ def save_mixtape(form: MixtapeForm, owner) -> SaveResult:
         )
     if old_cover and old_cover != mixtape.cover.name:
         mixtape.cover.storage.delete(old_cover)
-    result = SaveResult(mixtape)
-    if form.track_ids and settings.AUDIO_CACHE_ENABLED and settings.AUDIO_CACHE_PRECACHE_ON_UPLOAD:
-        _precache(result, owner)
-    return result
-
-
-def _precache(result: SaveResult, owner) -> None:
-    mixtape = result.mixtape
-    qualities = list(settings.AUDIO_CACHE_PRECACHE_QUALITIES)
-    tracks = Track.objects.filter(mixtape_entries__mixtape=mixtape).distinct()
-    try:
-        batch = queue.create_batch(tracks, qualities, label=f"Mixtape “{mixtape.title}”", user=owner, mixtape=mixtape)
-    except DatabaseError:
-        logger.exception("could not queue the precache batch of mixtape %s", mixtape.pk)
-        result.precache_note = "Saved, but caching could not be queued; tracks will be transcoded when played."
-        return
-    summary = queue.batch_summary(batch)
-    if summary.finished:
-        result.precache_note = f"Every track is ready to stream ({summary})."
-    else:
-        result.batch = batch
+    return mixtape
 
 
 def delete_mixtape(mixtape: Mixtape) -> None:
@@ -71,3 +40,8 @@ def delete_mixtape(mixtape: Mixtape) -> None:
     mixtape.delete()  # entries go with it; tracks and cached renditions stay for other mixtapes
     if cover:
         mixtape.cover.storage.delete(cover)
+
+
+def mark_missing(track_id: int) -> None:
+    """The track's file is gone (found while serving it): mark it as a scan would, once."""
+    Track.objects.filter(pk=track_id, missing_since__isnull=True).update(missing_since=timezone.now())

@@ -1,18 +1,25 @@
+"""The library's pages: home, the mixtape list, the editor, library search, the share page
+and its cover. The audio cache is reached through its doors only: ``audiocache.services``
+(precache after a save) and ``audiocache.selectors`` (what is cached, a batch to follow)."""
+
 import os
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q, Sum
-from django.http import Http404, JsonResponse
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.cache import get_conditional_response
+from django.utils.http import http_date
 from django.views.decorators.http import require_GET, require_http_methods
 
-from audiocache import streaming
+from audiocache import selectors as cache_selectors
+from audiocache import services as cache_services
 from audiocache.qualities import BITRATES, ORIGINAL, REQUESTABLE
-from audiocache.selectors import batch_page_state, batch_to_follow
 from config.numbers import MAX_ID, whole_number
+from config.paths import resolve_inside
 
 from . import search, selectors, services
 from .forms import MixtapeForm
@@ -37,11 +44,11 @@ def home(request):
 @login_required
 def mixtape_list(request):
     quality = settings.AUDIO_CACHE_DEFAULT_QUALITY
-    return render(
-        request,
-        "mixtapes/list.html",
-        {"mixtapes": selectors.mixtapes_of(request.user, quality), "quality": quality},
-    )
+    mixtapes = list(selectors.mixtapes_of(request.user))
+    ready = cache_selectors.ready_counts(mixtapes, quality)
+    for mixtape in mixtapes:
+        mixtape.ready_count = ready.get(mixtape.pk, 0)
+    return render(request, "mixtapes/list.html", {"mixtapes": mixtapes, "quality": quality})
 
 
 def _own_mixtape(request, slug) -> Mixtape:
@@ -57,13 +64,15 @@ def editor(request, slug=None):
     if request.method == "POST":
         form = MixtapeForm(request.POST, request.FILES, instance=mixtape)
         if form.is_valid():
-            result = services.save_mixtape(form, request.user)
-            messages.success(request, f"Saved “{result.mixtape.title}”.")
-            if result.precache_note:
-                messages.info(request, result.precache_note)
-            url = reverse("editor", args=[result.mixtape.slug])
-            if result.batch is not None:
-                url += f"?batch={result.batch.pk}"
+            saved = services.save_mixtape(form, request.user)
+            # The one door from the editor to the cache: queue the saved tracks' renditions.
+            precache = cache_services.precache_mixtape(saved, request.user)
+            messages.success(request, f"Saved “{saved.title}”.")
+            if precache.note:
+                messages.info(request, precache.note)
+            url = reverse("editor", args=[saved.slug])
+            if precache.batch is not None:
+                url += f"?batch={precache.batch.pk}"
             return redirect(url)
         entries = _posted_tracks(request)  # the list as the user left it, minus unknown ids
         status = 400
@@ -72,14 +81,14 @@ def editor(request, slug=None):
         entries = [entry.track for entry in selectors.tracklist(mixtape)] if mixtape.pk else []
         status = 200
 
-    batch = batch_to_follow(request.user, mixtape, request.GET.get("batch")) if mixtape.pk else None
+    batch = cache_selectors.batch_to_follow(request.user, mixtape, request.GET.get("batch")) if mixtape.pk else None
     context = {
         "form": form,
         "mixtape": mixtape,
         "tracks": entries,
         "preview_quality": settings.AUDIO_CACHE_DEFAULT_QUALITY,
         "batch": batch,
-        "batch_state": batch_page_state(batch) if batch else None,
+        "batch_state": cache_selectors.batch_page_state(batch) if batch else None,
     }
     return render(request, "mixtapes/editor.html", context, status=status)
 
@@ -145,7 +154,7 @@ def _visible_mixtape(request, slug) -> Mixtape:
 def share(request, slug):
     mixtape = _visible_mixtape(request, slug)
     entries = selectors.tracklist(mixtape)
-    cached = selectors.cached_qualities(entries)
+    cached = cache_selectors.cached_qualities([entry.track_id for entry in entries])
     default_quality = settings.AUDIO_CACHE_DEFAULT_QUALITY if settings.AUDIO_CACHE_ENABLED else ORIGINAL
     playlist = [
         {**_track_json(entry.track), "position": entry.position, "cached": cached.get(entry.track_id, [])}
@@ -172,16 +181,23 @@ def share(request, slug):
 
 @require_GET
 def cover(request, slug):
-    """The cover image, to whoever may see the mixtape."""
+    """The cover image, to whoever may see the mixtape (with validators, so browsers revalidate cheaply)."""
     mixtape = _visible_mixtape(request, slug)
     if not mixtape.cover:
         raise Http404("This mixtape has no cover.")
-    media_root = os.path.realpath(settings.MEDIA_ROOT)
-    path = os.path.realpath(os.path.join(media_root, mixtape.cover.name))
-    if os.path.commonpath([media_root, path]) != media_root:
+    path = resolve_inside(settings.MEDIA_ROOT, mixtape.cover.name)
+    if path is None:
         raise Http404("No such cover.")
-    headers = {"Cache-Control": "public, max-age=3600" if mixtape.is_public else "private, no-cache"}
     try:
-        return streaming.serve_file(request, path, salt="cover", content_type="image/jpeg", headers=headers)
+        response = FileResponse(open(path, "rb"), content_type="image/jpeg")  # noqa: SIM115 - the response closes it
     except OSError:
         raise Http404("The cover file is missing.") from None
+    st = os.fstat(response.file_to_stream.fileno())
+    etag = f'"{st.st_size:x}-{st.st_mtime_ns:x}"'
+    response["ETag"] = etag
+    response["Last-Modified"] = http_date(st.st_mtime)
+    response["Cache-Control"] = "public, max-age=3600" if mixtape.is_public else "private, no-cache"
+    answer = get_conditional_response(request, etag=etag, last_modified=int(st.st_mtime), response=response)
+    if answer is not response:
+        response.close()
+    return answer

@@ -7,7 +7,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
 
 from audiocache.models import CacheBatch, CachedRendition, CacheTask, StreamDay
-from audiocache.transcoder import ENCODER_PROFILE
+from audiocache.transcode.ffmpeg import ENCODER_PROFILE
 from tests.factories import (
     CachedRenditionFactory,
     CacheTaskFactory,

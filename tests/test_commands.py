@@ -11,8 +11,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from audiocache.probe import probe
 from mixtapes.models import Track
+from mixtapes.probe import probe
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from audiocache.zerocopy import UVICORN_OPTIONS
+from audiocache.delivery.zerocopy import UVICORN_OPTIONS
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"

@@ -14,7 +14,7 @@ from django.urls import reverse
 from PIL import Image
 
 from audiocache.models import CacheBatch, CachedRendition, CacheTask
-from audiocache.transcoder import ENCODER_PROFILE
+from audiocache.transcode.ffmpeg import ENCODER_PROFILE
 from mixtapes.models import Mixtape, MixtapeTrack, Track
 from mixtapes.search import search_tracks
 from tests.factories import (
@@ -177,12 +177,12 @@ def test_precache_off_queues_nothing(client, alice, file_track, settings):
 def test_queue_trouble_never_loses_the_save(client, alice, file_track, monkeypatch):
     from django.db import DatabaseError
 
-    from audiocache import queue
+    from audiocache.queue import batches
 
     def broken(*args, **kwargs):
         raise DatabaseError("queue table locked")
 
-    monkeypatch.setattr(queue, "create_batch", broken)
+    monkeypatch.setattr(batches, "create_batch", broken)
     response = save(client, title="Still saved", track=[file_track().pk])
     assert response.status_code == 302
     assert Mixtape.objects.get(title="Still saved").entries.count() == 1

@@ -22,10 +22,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from audiocache import queue
-from audiocache.cache import AudioCache
 from audiocache.models import CachedRendition, CacheTask
-from audiocache.worker import WorkerPool
+from audiocache.queue import tasks
+from audiocache.queue.pool import WorkerPool
+from audiocache.seed_api import AudioCache
 from mixtapes.models import Mixtape, Track
 from tests.factories import CacheBatchFactory, MixtapeFactory, MixtapeTrackFactory, TrackFactory, UserFactory
 from tests.test_streaming import body
@@ -155,7 +155,7 @@ def test_hostile_corpus_through_scan_workers_and_stream_view(make_audio, music_r
             TrackFactory(path=name, duration=4.0, file_size=st.st_size, file_mtime_ns=st.st_mtime_ns)
     tracks = {t.path: t for t in Track.objects.all()}
 
-    queue.enqueue(tracks.values(), ["low"])
+    tasks.enqueue(tracks.values(), ["low"])
     pool = WorkerPool(2, burst=True).start()
     assert pool.join(180), "the workers hung on the corpus"
 

@@ -2,7 +2,7 @@
 
 Progressive streaming tells players this size up front, so it must be the finished file's
 size to the byte, at every sample rate family, bitrate and length: checked here against
-real ffmpeg runs through the real transcoder.
+real ffmpeg runs through the real ffmpeg.
 """
 
 import os
@@ -10,10 +10,12 @@ import subprocess
 
 import pytest
 
-from audiocache import mp3
-from audiocache.cache import AudioCache, planned_frames, source_state
 from audiocache.models import CachedRendition
-from audiocache.transcoder import SourceFacts, build_command
+from audiocache.renditions import planned_frames
+from audiocache.seed_api import AudioCache
+from audiocache.transcode import mp3
+from audiocache.transcode.ffmpeg import SourceFacts, build_command
+from mixtapes.files import source_state
 from mixtapes.library import scan_library
 from mixtapes.models import Track
 

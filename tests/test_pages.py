@@ -58,14 +58,14 @@ def test_healthz(client, settings, tmp_path, file_track):
 
 
 def test_healthz_names_what_fails(client, settings, tmp_path, monkeypatch):
-    from config import health
+    from audiocache import selectors
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     settings.AUDIO_CACHE_DIR = blocker / "cache"  # cannot be created
     settings.AUDIO_CACHE_FFMPEG = "/nonexistent/ffmpeg"
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
-    monkeypatch.setattr(health, "_ffmpeg_cache", {})
+    monkeypatch.setattr(selectors, "_ffmpeg_checked", {})
     response = client.get("/healthz")
     assert response.status_code == 503
     body = response.json()
@@ -74,7 +74,7 @@ def test_healthz_names_what_fails(client, settings, tmp_path, monkeypatch):
     assert "not writable" in body["checks"]["cache_dir"]["error"]
     assert "was not found" in body["checks"]["ffmpeg"]["error"]
     assert "redis://" not in response.content.decode()  # no URLs or secrets in the answer
-    monkeypatch.setattr(health, "_ffmpeg_cache", {})
+    monkeypatch.setattr(selectors, "_ffmpeg_checked", {})
 
 
 def test_admin_requires_staff(client):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from audiocache.probe import ProbeError, ToolMissing, ffmpeg_input, is_lossless_codec, parse_probe, probe
+from mixtapes.probe import ProbeError, ToolMissing, ffmpeg_input, is_lossless_codec, parse_probe, probe
 from mixtapes.tags import clean_text, parse_number, read_tags
 
 

@@ -7,10 +7,12 @@ from datetime import datetime
 import pytest
 from django_eventstream.models import Event
 
-from audiocache import progress, queue
-from audiocache.channels import BatchChannelManager
+from audiocache.events import sending
+from audiocache.events.access import BatchChannelManager
+from audiocache.events.payload import Counts, channel_for, decode_stored, payload
 from audiocache.models import CacheBatch
-from audiocache.progress import Counts, ProgressCallback, ProgressTracker, channel_for, decode_stored, payload
+from audiocache.queue import batches
+from audiocache.seed_api import ProgressCallback, ProgressTracker
 from tests.factories import CacheBatchFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -38,10 +40,10 @@ def test_ticks_are_throttled_but_outcomes_and_the_end_are_not(monkeypatch):
     tracker = ProgressTracker()
     batch_id = uuid.uuid4()
     clock = [100.0]
-    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(sending.time, "monotonic", lambda: clock[0])
     sent = [tracker.emit(batch_id, "track", "in_progress", f"tick {n}", Counts(total=3)) for n in range(10)]
     assert sum(s is not None for s in sent) == 1
-    clock[0] += progress.MIN_TICK_INTERVAL
+    clock[0] += sending.MIN_TICK_INTERVAL
     assert tracker.emit(batch_id, "track", "in_progress", "later tick", Counts(total=3)) is not None
     callback = ProgressCallback(batch_id, tracker)
     track = type("T", (), {"pk": 1, "__str__": lambda self: "Song"})()
@@ -58,7 +60,7 @@ def test_ticks_are_throttled_but_outcomes_and_the_end_are_not(monkeypatch):
 
 def test_a_batch_with_nothing_to_do_ends_at_once(file_track):
     lossy = file_track(is_lossless=False, codec="mp3")
-    batch = queue.create_batch([lossy], ["medium"], label="nothing")
+    batch = batches.create_batch([lossy], ["medium"], label="nothing")
     events = stored(batch.pk)
     assert [e["status"] for e in events] == ["pending", "completed"]
     assert events[-1]["message"] == "0 cached, 1 skipped, 0 failed"
@@ -95,7 +97,7 @@ def test_a_late_client_first_gets_a_snapshot_of_the_batch(async_client, file_tra
 
     owner = UserFactory()
     lossy = file_track(is_lossless=False, codec="mp3")
-    batch = queue.create_batch([lossy], ["medium"], label="done already", user=owner)
+    batch = batches.create_batch([lossy], ["medium"], label="done already", user=owner)
 
     async def first_event() -> bytes:
         await async_client.aforce_login(owner)
@@ -126,12 +128,13 @@ def test_a_page_follows_a_batch_from_where_it_read_it(async_client, file_track):
     page loads is replayed when its stream opens from that position (no gap, no snapshot)."""
     from asgiref.sync import async_to_sync
 
-    from audiocache.progress import Counts, ProgressCallback
+    from audiocache.events.payload import Counts
+    from audiocache.seed_api import ProgressCallback
     from audiocache.selectors import batch_page_state
 
     owner = UserFactory()
     track = file_track()
-    batch = queue.create_batch([track], ["medium"], label="live", user=owner)
+    batch = batches.create_batch([track], ["medium"], label="live", user=owner)
     state = batch_page_state(batch)
     assert state["snapshot"]["step"] == "snapshot" and state["snapshot"]["status"] == "in_progress"
     assert state["log"] == []

@@ -1,4 +1,4 @@
-"""Progressive streaming: a miss streams the MP3 while ffmpeg makes it (audiocache/progressive.py).
+"""Progressive streaming: a miss streams the MP3 while ffmpeg makes it (audiocache/services/following.py).
 
 Real worker threads run real ffmpeg, slowed to a few times real time (tests/e2e/slow-ffmpeg)
 so requests arrive while the rendition is still being written. The test client waits for
@@ -20,10 +20,15 @@ from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
-from audiocache import mp3, progressive, queue
-from audiocache.cache import AudioCache, planned_frames, source_state
+from audiocache.delivery import growing
 from audiocache.models import CachedRendition, CacheTask
-from audiocache.worker import WorkerPool
+from audiocache.queue import tasks
+from audiocache.queue.pool import WorkerPool
+from audiocache.renditions import planned_frames
+from audiocache.seed_api import AudioCache
+from audiocache.services import following
+from audiocache.transcode import mp3
+from mixtapes.files import source_state
 from mixtapes.library import scan_library
 from mixtapes.models import Track
 from tests.e2e.conftest import SLOW_FFMPEG, dying_ffmpeg, wait_until
@@ -164,6 +169,8 @@ def test_many_listeners_share_one_ffmpeg_run(settings, public_track, pool):
     assert all(same_but_the_xing_frame(streamed, final) for _, streamed in results)
     task = CacheTask.objects.get(track=track, quality="medium")
     assert (task.status, task.attempts) == (Status.DONE, 1)
+    # One ffmpeg run: the pool counts a task once run_task has also told its batches.
+    wait_until(lambda: workers.processed >= 1, 10, 0.02, "the worker to finish the task")
     assert workers.processed == 1
 
 
@@ -327,36 +334,33 @@ def test_a_seek_as_the_transcode_is_published_gets_the_mp3_not_the_original(runn
 
 def test_a_live_transcode_is_followed_and_a_dead_workers_is_not(running_output):
     track = running_output(30)
-    following = progressive.follow(queue.active_task(track.pk, "medium"))
-    assert following is not None and following.size > 50_000
-    following.file.close()
+    growing = following.follow_task(tasks.active_task(track.pk, "medium"))
+    assert growing is not None and growing.size > 50_000
+    growing.file.close()
     track = running_output(-1)  # its worker died: the lease ran out
-    assert progressive.follow(queue.active_task(track.pk, "medium")) is None
+    assert following.follow_task(tasks.active_task(track.pk, "medium")) is None
 
 
-def test_listeners_waiting_for_one_task_share_one_watch(running_output, settings):
+def test_listeners_waiting_for_one_task_share_one_watch(running_output, settings, monkeypatch):
     """Under ASGI, a burst of listeners of one track costs one look per interval, not one each
-    (each look is a query on the process's one shared thread); each gets a descriptor of its own."""
+    (each look is a query on the process's one shared thread)."""
     settings.AUDIO_CACHE_PROGRESSIVE_WAIT = 10
     running_output(30)
     task = CacheTask.objects.get()
-    output = progressive.Output(task.temp_name, task.planned_frames, task.pk, "test")
+    output = following.TranscodeOutput(task.temp_name, task.planned_frames, task.pk, "test")
     looks = []
 
-    async def run_sync(fn, task_id):
-        assert fn is progressive.look
+    async def check_output(task_id):
         looks.append(task_id)
         return (output, False) if len(looks) > 5 else (None, True)  # ffmpeg writes after 5 looks
 
-    async def burst():
-        return await asyncio.gather(*[progressive.await_to_follow(task.pk, run_sync) for _ in range(20)])
+    monkeypatch.setattr(following, "_check_output", check_output)
 
-    followings = asyncio.run(burst())
+    async def burst():
+        return await asyncio.gather(*[following.await_followable(task.pk) for _ in range(20)])
+
+    assert asyncio.run(burst()) == [True] * 20
     assert looks == [task.pk] * 6
-    assert all(f is not None and f.size == followings[0].size for f in followings)
-    assert len({f.file.fd for f in followings}) == 20
-    for following in followings:
-        following.file.close()
 
 
 def test_a_hostile_temporary_name_is_never_opened(running_output, tmp_path):
@@ -366,9 +370,9 @@ def test_a_hostile_temporary_name_is_never_opened(running_output, tmp_path):
     link.symlink_to(outside)
     for name in ("../secret.mp3", str(outside), ".tmp-/../../secret.mp3", "song.flac", link.name):
         track = running_output(30, temp_name=name)
-        assert progressive.follow(queue.active_task(track.pk, "medium")) is None, name
+        assert following.follow_task(tasks.active_task(track.pk, "medium")) is None, name
     # SQLite can store a NUL in a name (PostgreSQL refuses it): never a 500.
-    assert progressive._open_output(".tmp-\x00.part", 10, 1, "test") is None
+    assert following.TranscodeOutput(".tmp-\x00.part", 10, 1, "test").open() is None
 
 
 # --- following a growing file -----------------------------------------------------------------
@@ -376,7 +380,7 @@ def test_a_hostile_temporary_name_is_never_opened(running_output, tmp_path):
 
 def read_all(fd, start, length, path=None):
     async def collect():
-        return b"".join([chunk async for chunk in progressive.read_growing(fd, start, length, path)])
+        return b"".join([chunk async for chunk in growing.read_growing(fd, start, length, path)])
 
     return asyncio.run(collect())
 
@@ -423,7 +427,7 @@ def test_read_growing_ends_when_the_writer_gives_up(tmp_path, settings, monkeypa
     stalled = tmp_path / "stalled"
     stalled.write_bytes(b"y" * 10)
     stalled_fd = os.open(stalled, os.O_RDONLY)
-    monkeypatch.setattr(progressive, "stall_seconds", lambda: 0.3)  # a writer that hangs
+    monkeypatch.setattr(growing, "stall_seconds", lambda: 0.3)  # a writer that hangs
     assert read_all(stalled_fd, 0, 100) == b"y" * 10
     os.close(fd)
     os.close(stalled_fd)
@@ -432,7 +436,7 @@ def test_read_growing_ends_when_the_writer_gives_up(tmp_path, settings, monkeypa
 def test_a_reader_far_ahead_waits_as_long_as_the_file_grows(tmp_path, monkeypatch):
     """Patience is measured by the file's growth, not by this reader's progress: a seek far
     ahead of a slow but live writer waits for it."""
-    monkeypatch.setattr(progressive, "stall_seconds", lambda: 0.3)
+    monkeypatch.setattr(growing, "stall_seconds", lambda: 0.3)
     path = tmp_path / "slow"
     path.write_bytes(b"")
     fd = os.open(path, os.O_RDONLY)

@@ -9,12 +9,11 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from audiocache import queue
-from audiocache.cache import AudioCache
-from audiocache.cache_worker import CacheWorker, run_batch_inline, schedule_mixtape_caching, wait_for_batch
 from audiocache.models import CacheBatch, CachedRendition, CacheTask
-from audiocache.transcoder import ENCODER_PROFILE
-from audiocache.worker import WorkerPool
+from audiocache.queue import batches, tasks
+from audiocache.queue.pool import WorkerPool, run_batch_inline
+from audiocache.seed_api import AudioCache, CacheWorker, schedule_mixtape_caching, wait_for_batch
+from audiocache.transcode.ffmpeg import ENCODER_PROFILE
 from mixtapes.library import scan_library
 from mixtapes.models import Track
 from tests.factories import CacheTaskFactory, MixtapeTrackFactory
@@ -35,11 +34,11 @@ def library(make_audio, *names, **spec):
 @pytest.mark.django_db
 def test_enqueue_is_idempotent_and_upgrades_priority(file_track):
     track = file_track()
-    first = queue.enqueue([track], ["medium"])[(track.pk, "medium")]
-    again = queue.enqueue([track], ["medium"], priority=CacheTask.PRIORITY_PLAY)[(track.pk, "medium")]
+    first = tasks.enqueue([track], ["medium"])[(track.pk, "medium")]
+    again = tasks.enqueue([track], ["medium"], priority=CacheTask.PRIORITY_PLAY)[(track.pk, "medium")]
     assert first.pk == again.pk
     assert CacheTask.objects.get().priority == CacheTask.PRIORITY_PLAY
-    queue.enqueue([track], ["medium"], priority=CacheTask.PRIORITY_PRECACHE)
+    tasks.enqueue([track], ["medium"], priority=CacheTask.PRIORITY_PRECACHE)
     assert CacheTask.objects.get().priority == CacheTask.PRIORITY_PLAY  # never downgraded
 
 
@@ -54,14 +53,14 @@ def test_enqueue_skips_what_needs_no_work(file_track, settings):
     )  # fmt: skip
     settings.AUDIO_CACHE_DIR.mkdir()
     (settings.AUDIO_CACHE_DIR / "x.mp3").write_bytes(b"mp3")
-    results = queue.enqueue([lossy, missing, cached], ["medium"])
+    results = tasks.enqueue([lossy, missing, cached], ["medium"])
     assert results == {
         (lossy.pk, "medium"): "lossy source, streamed as is",
         (missing.pk, "medium"): "source missing (rescan the library?)",
         (cached.pk, "medium"): "already cached",
     }
     assert CacheTask.objects.count() == 0
-    forced = queue.enqueue([cached], ["medium"], force=True)
+    forced = tasks.enqueue([cached], ["medium"], force=True)
     assert isinstance(forced[(cached.pk, "medium")], CacheTask)
 
 
@@ -72,23 +71,23 @@ def test_failed_sources_are_quarantined_until_they_change(file_track):
         track=track, status=Status.FAILED, error="ffmpeg: Invalid data\n", source_size=track.file_size,
         source_mtime_ns=track.file_mtime_ns,
     )  # fmt: skip
-    result = queue.enqueue([track], ["medium"], priority=CacheTask.PRIORITY_PLAY)[(track.pk, "medium")]
+    result = tasks.enqueue([track], ["medium"], priority=CacheTask.PRIORITY_PLAY)[(track.pk, "medium")]
     assert result.startswith("failed before") and "Invalid data" in result
     path = track.absolute_path()
     os.utime(path, ns=(track.file_mtime_ns, track.file_mtime_ns + 10**9))  # the file changed
-    assert isinstance(queue.enqueue([track], ["medium"])[(track.pk, "medium")], CacheTask)
+    assert isinstance(tasks.enqueue([track], ["medium"])[(track.pk, "medium")], CacheTask)
 
 
 @pytest.mark.django_db
 def test_enqueueing_thousands_of_tracks_takes_bulk_queries(django_assert_max_num_queries, file_track):
     [file_track() for _ in range(2000)]
     ids = list(Track.objects.values_list("id", flat=True))
-    batch = CacheBatch.objects.create(label="big")
-    # Per chunk of 500 and quality: fresh, quarantined, insert, upgrade, read back, items. Django
-    # splits a bulk insert to stay under SQLite's 999 bound parameters, hence a few more; still
-    # about one query per 16 renditions, not one per track.
+    # Per chunk of 500 and quality: fresh, quarantined, insert, upgrade, read back; then the
+    # batch's items, its counts and its first event. Django splits a bulk insert to stay under
+    # SQLite's 999 bound parameters, hence a few more; still about one query per 16
+    # renditions, not one per track.
     with django_assert_max_num_queries(4000 // 16):
-        queue.enqueue(ids, ["medium", "low"], batch=batch)
+        batch = batches.create_batch(ids, ["medium", "low"], label="big")
     assert CacheTask.objects.count() == 4000
     assert batch.items.count() == 4000
 
@@ -102,7 +101,7 @@ def test_twenty_concurrent_enqueues_give_one_task_and_one_ffmpeg_run(make_audio)
     def ask():
         try:
             barrier.wait()
-            result = queue.enqueue([track.pk], ["medium"], priority=CacheTask.PRIORITY_PLAY)
+            result = tasks.enqueue([track.pk], ["medium"], priority=CacheTask.PRIORITY_PLAY)
             task_ids.append(result[(track.pk, "medium")].pk)
         except Exception as exc:  # collected: an exception in a thread would otherwise vanish
             errors.append(exc)
@@ -132,14 +131,14 @@ def test_twenty_concurrent_enqueues_give_one_task_and_one_ffmpeg_run(make_audio)
 @pytest.mark.django_db
 def test_claim_order_priority_then_age(file_track):
     old, new, urgent = [file_track() for _ in range(3)]
-    queue.enqueue([old], ["medium"])
-    queue.enqueue([new], ["medium"])
-    queue.enqueue([urgent], ["medium"], priority=CacheTask.PRIORITY_PLAY)
+    tasks.enqueue([old], ["medium"])
+    tasks.enqueue([new], ["medium"])
+    tasks.enqueue([urgent], ["medium"], priority=CacheTask.PRIORITY_PLAY)
     later = file_track()
     CacheTaskFactory(track=later, available_at=timezone.now() + timedelta(hours=1))  # waiting for a retry
-    claimed = [queue.claim("w/0").track_id for _ in range(3)]
+    claimed = [tasks.claim("w/0").track_id for _ in range(3)]
     assert claimed == [urgent.pk, old.pk, new.pk]
-    assert queue.claim("w/0") is None
+    assert tasks.claim("w/0") is None
     task = CacheTask.objects.get(track=urgent)
     assert (task.status, task.worker_id, task.attempts) == (Status.RUNNING, "w/0", 1)
     assert task.lease_expires_at > timezone.now()
@@ -148,13 +147,13 @@ def test_claim_order_priority_then_age(file_track):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_claims_never_take_the_same_task(file_track):
     tracks = [file_track() for _ in range(30)]
-    queue.enqueue(tracks, ["medium"])
+    tasks.enqueue(tracks, ["medium"])
     claims: dict[str, list[int]] = {}
 
     def claimer(name):
         mine = claims.setdefault(name, [])
         try:
-            while (task := queue.claim(f"{name}/0")) is not None:
+            while (task := tasks.claim(f"{name}/0")) is not None:
                 mine.append(task.pk)
         finally:
             connection.close()
@@ -171,15 +170,15 @@ def test_concurrent_claims_never_take_the_same_task(file_track):
 @pytest.mark.django_db
 def test_heartbeat_reports_lost_tasks(file_track):
     a, b = [file_track() for _ in range(2)]
-    queue.enqueue([a, b], ["medium"])
-    ta, tb = queue.claim("pool/0"), queue.claim("pool/1")
+    tasks.enqueue([a, b], ["medium"])
+    ta, tb = tasks.claim("pool/0"), tasks.claim("pool/1")
     before = CacheTask.objects.get(pk=ta.pk).lease_expires_at
-    queue.cancel([tb])
-    lost = queue.heartbeat({ta.pk: "pool/0", tb.pk: "pool/1"})
+    tasks.cancel([tb])
+    lost = tasks.heartbeat({ta.pk: "pool/0", tb.pk: "pool/1"})
     assert lost == {tb.pk}
     assert CacheTask.objects.get(pk=ta.pk).lease_expires_at >= before
     # A thread of the same pool that is not the holder does not keep the lease alive.
-    assert queue.heartbeat({ta.pk: "pool/7"}) == {ta.pk}
+    assert tasks.heartbeat({ta.pk: "pool/7"}) == {ta.pk}
 
 
 @pytest.mark.django_db
@@ -187,19 +186,19 @@ def test_retry_with_backoff_then_failed(settings, file_track):
     settings.AUDIO_CACHE_MAX_ATTEMPTS = 3
     settings.AUDIO_CACHE_RETRY_DELAY = 10
     track = file_track()
-    queue.enqueue([track], ["medium"])
-    task = queue.claim("w/0")
-    assert queue.fail(task, "w/0", "boom 1") == Status.PENDING
+    tasks.enqueue([track], ["medium"])
+    task = tasks.claim("w/0")
+    assert tasks.fail(task, "w/0", "boom 1") == Status.PENDING
     task.refresh_from_db()
     assert task.available_at > timezone.now() + timedelta(seconds=9)
-    assert queue.claim("w/0") is None  # still backing off
+    assert tasks.claim("w/0") is None  # still backing off
     CacheTask.objects.update(available_at=timezone.now())
-    task = queue.claim("w/0")
-    assert queue.fail(task, "w/0", "boom 2") == Status.PENDING
+    task = tasks.claim("w/0")
+    assert tasks.fail(task, "w/0", "boom 2") == Status.PENDING
     assert CacheTask.objects.get().available_at > timezone.now() + timedelta(seconds=19)  # doubled
     CacheTask.objects.update(available_at=timezone.now())
-    task = queue.claim("w/0")
-    assert queue.fail(task, "w/0", "boom 3") == Status.FAILED
+    task = tasks.claim("w/0")
+    assert tasks.fail(task, "w/0", "boom 3") == Status.FAILED
     task.refresh_from_db()
     assert (task.status, task.attempts, task.error) == (Status.FAILED, 3, "boom 3")
 
@@ -207,15 +206,15 @@ def test_retry_with_backoff_then_failed(settings, file_track):
 @pytest.mark.django_db
 def test_a_worker_that_lost_its_task_cannot_touch_it(file_track):
     track = file_track()
-    queue.enqueue([track], ["medium"])
-    task = queue.claim("old/0")
+    tasks.enqueue([track], ["medium"])
+    task = tasks.claim("old/0")
     CacheTask.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    assert queue.reclaim_expired() == [task.pk]
-    newer = queue.claim("new/0")
+    assert tasks.reclaim_expired() == [task.pk]
+    newer = tasks.claim("new/0")
     assert newer.pk == task.pk and newer.attempts == 2
-    assert not queue.finish(task, "old/0", Status.DONE)
-    assert queue.fail(task, "old/0", "late error") == ""
-    assert not queue.set_progress(task, "old/0", 0.5)
+    assert not tasks.finish(task, "old/0", Status.DONE)
+    assert tasks.fail(task, "old/0", "late error") == ""
+    assert not tasks.set_progress(task, "old/0", 0.5)
     assert CacheTask.objects.get().worker_id == "new/0"
 
 
@@ -224,20 +223,20 @@ def test_reclaim_removes_partial_files_and_fails_after_the_last_attempt(settings
     settings.AUDIO_CACHE_DIR = tmp_path
     settings.AUDIO_CACHE_MAX_ATTEMPTS = 2
     track = file_track()
-    queue.enqueue([track], ["medium"])
-    task = queue.claim("dead/0")
-    partial = tmp_path / f".tmp-{queue.temp_tag(task.pk, task.attempts)}abc-x_medium_192k.mp3.part"
-    next_attempt = tmp_path / f".tmp-{queue.temp_tag(task.pk, task.attempts + 1)}def-x_medium_192k.mp3.part"
+    tasks.enqueue([track], ["medium"])
+    task = tasks.claim("dead/0")
+    partial = tmp_path / f".tmp-{tasks.temp_tag(task.pk, task.attempts)}abc-x_medium_192k.mp3.part"
+    next_attempt = tmp_path / f".tmp-{tasks.temp_tag(task.pk, task.attempts + 1)}def-x_medium_192k.mp3.part"
     next_attempt.write_bytes(b"the next attempt, already writing")
     partial.write_bytes(b"half an mp3")
     other = tmp_path / ".tmp-t999999-abc-y.mp3.part"
     other.write_bytes(b"someone else's")
     CacheTask.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    queue.reclaim_expired()
+    tasks.reclaim_expired()
     assert not partial.exists() and other.exists() and next_attempt.exists()
-    task = queue.claim("dead/0")
+    task = tasks.claim("dead/0")
     CacheTask.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    queue.reclaim_expired()
+    tasks.reclaim_expired()
     task.refresh_from_db()
     assert task.status == Status.FAILED and "stopped responding" in task.error
 
@@ -245,14 +244,14 @@ def test_reclaim_removes_partial_files_and_fails_after_the_last_attempt(settings
 @pytest.mark.django_db
 def test_cancel_and_hand_back(file_track):
     a, b = [file_track() for _ in range(2)]
-    queue.enqueue([a, b], ["medium"])
-    running = queue.claim("w/0")
-    assert queue.hand_back(running, "w/0")
+    tasks.enqueue([a, b], ["medium"])
+    running = tasks.claim("w/0")
+    assert tasks.hand_back(running, "w/0")
     running.refresh_from_db()
     assert (running.status, running.attempts, running.worker_id) == (Status.PENDING, 0, "")
-    assert queue.cancel(CacheTask.objects.all()) == 2
+    assert tasks.cancel(CacheTask.objects.all()) == 2
     assert set(CacheTask.objects.values_list("status", flat=True)) == {Status.CANCELLED}
-    assert queue.cancel(CacheTask.objects.all()) == 0  # finished tasks stay as they are
+    assert tasks.cancel(CacheTask.objects.all()) == 0  # finished tasks stay as they are
 
 
 # --- the pool and batches ----------------------------------------------------------------------
@@ -267,7 +266,7 @@ def test_pool_processes_a_batch_with_failures_and_skips(make_audio, settings, fi
     vanished = file_track(path="vanished.flac")
     (settings.MUSIC_ROOT / "vanished.flac").unlink()
 
-    batch = queue.create_batch([*good, lossy, broken, vanished], ["medium"], label="test")
+    batch = batches.create_batch([*good, lossy, broken, vanished], ["medium"], label="test")
     summary = run_batch_inline(batch, 2)
 
     assert str(summary) == "3 cached, 1 skipped, 2 failed"
@@ -284,32 +283,32 @@ def test_pool_processes_a_batch_with_failures_and_skips(make_audio, settings, fi
     assert CachedRendition.objects.count() == 3
 
     # Playing the broken track again does not queue it again.
-    again = queue.enqueue([broken], ["medium"], priority=CacheTask.PRIORITY_PLAY)
+    again = tasks.enqueue([broken], ["medium"], priority=CacheTask.PRIORITY_PLAY)
     assert again[(broken.pk, "medium")].startswith("failed before")
 
 
 @pytest.mark.django_db(transaction=True)
 def test_overlapping_batches_both_complete(make_audio):
     a, b, c = library(make_audio, "a.flac", "b.flac", "c.flac")
-    first = queue.create_batch([a, b], ["medium", "low"], label="first")
-    second = queue.create_batch([b, c], ["medium"], label="second")
+    first = batches.create_batch([a, b], ["medium", "low"], label="first")
+    second = batches.create_batch([b, c], ["medium"], label="second")
     assert CacheTask.objects.count() == 5  # b@medium is shared
     pool = WorkerPool(2, burst=True, poll_interval=0.1).start()
     assert pool.join(timeout=60)
     assert str(wait_for_batch(first, timeout=5)) == "4 cached, 0 skipped, 0 failed"
     assert str(wait_for_batch(second, timeout=5)) == "2 cached, 0 skipped, 0 failed"
-    third = queue.create_batch([a, b, c], ["medium"], label="third")
-    assert str(queue.refresh_batch(third)) == "0 cached, 3 skipped, 0 failed"
+    third = batches.create_batch([a, b, c], ["medium"], label="third")
+    assert str(batches.announce_if_finished(third)) == "0 cached, 3 skipped, 0 failed"
     assert third.finished_at is not None
 
 
 @pytest.mark.django_db(transaction=True)
 def test_pool_never_runs_more_ffmpeg_than_workers(make_audio, settings, monkeypatch):
     tracks = library(make_audio, *[f"t{n}.flac" for n in range(6)], duration=2, noise=True)
-    from audiocache import transcoder
+    from audiocache.transcode import ffmpeg
 
     running, peak, lock = [0], [0], threading.Lock()
-    real = transcoder._run_ffmpeg
+    real = ffmpeg._run_ffmpeg
 
     def counting(*args, **kwargs):
         with lock:
@@ -321,8 +320,8 @@ def test_pool_never_runs_more_ffmpeg_than_workers(make_audio, settings, monkeypa
             with lock:
                 running[0] -= 1
 
-    monkeypatch.setattr(transcoder, "_run_ffmpeg", counting)
-    queue.enqueue(tracks, ["medium"])
+    monkeypatch.setattr(ffmpeg, "_run_ffmpeg", counting)
+    tasks.enqueue(tracks, ["medium"])
     pool = WorkerPool(2, burst=True, poll_interval=0.05).start()
     assert pool.join(timeout=60)
     assert peak[0] == 2
@@ -332,14 +331,14 @@ def test_pool_never_runs_more_ffmpeg_than_workers(make_audio, settings, monkeypa
 @pytest.mark.django_db(transaction=True)
 def test_cancelling_a_running_task_stops_ffmpeg(make_audio, settings):
     (track,) = library(make_audio, "long.flac", duration=300, channels=1, noise=True)
-    queue.enqueue([track], ["medium"])
+    tasks.enqueue([track], ["medium"])
     pool = WorkerPool(1, poll_interval=0.1).start()
     try:
         deadline = timezone.now() + timedelta(seconds=20)
         while not CacheTask.objects.filter(status=Status.RUNNING).exists():
             assert timezone.now() < deadline
             time.sleep(0.05)  # a busy loop would starve the pool's threads of the GIL
-        queue.cancel(CacheTask.objects.all())
+        tasks.cancel(CacheTask.objects.all())
         deadline = timezone.now() + timedelta(seconds=20)
         while pool._running:  # stopped at the next heartbeat (lease 3 s / 4)
             assert timezone.now() < deadline
@@ -355,7 +354,7 @@ def test_cancelling_a_running_task_stops_ffmpeg(make_audio, settings):
 @pytest.mark.django_db(transaction=True)
 def test_stopping_the_pool_hands_running_tasks_back(make_audio, settings):
     (track,) = library(make_audio, "long.flac", duration=300, channels=1, noise=True)
-    queue.enqueue([track], ["medium"])
+    tasks.enqueue([track], ["medium"])
     pool = WorkerPool(1, poll_interval=0.1).start()
     deadline = timezone.now() + timedelta(seconds=20)
     while not CacheTask.objects.filter(status=Status.RUNNING).exists():
@@ -370,7 +369,7 @@ def test_stopping_the_pool_hands_running_tasks_back(make_audio, settings):
 
 @pytest.mark.django_db
 def test_pool_start_fails_clearly_without_ffmpeg(settings):
-    from audiocache.transcoder import FFmpegMissing
+    from audiocache.transcode.ffmpeg import FFmpegMissing
 
     settings.AUDIO_CACHE_FFMPEG = "/nonexistent/ffmpeg"
     with pytest.raises(FFmpegMissing, match="not found"):
@@ -420,18 +419,18 @@ def test_schedule_mixtape_caching_queues_a_batch(settings, file_track):
 def test_an_unreachable_redis_never_fails_or_slows_an_enqueue(
     file_track, settings, monkeypatch, caplog, django_capture_on_commit_callbacks
 ):
-    from audiocache import wakeup
+    from audiocache.queue import doorbell
     from tests.e2e.conftest import wait_until
 
-    monkeypatch.setattr(wakeup, "_client", None)
-    monkeypatch.setattr(wakeup, "_down_until", 0.0)
+    monkeypatch.setattr(doorbell, "_client", None)
+    monkeypatch.setattr(doorbell, "_down_until", 0.0)
     settings.REDIS_URL = "redis://10.255.255.1:6379/0"  # unroutable: connecting would hang 2 s
     track = file_track()
     started = time.monotonic()
     with django_capture_on_commit_callbacks(execute=True):  # the doorbell rings after the commit
-        task = queue.enqueue([track], ["medium"], priority=CacheTask.PRIORITY_PLAY)[(track.pk, "medium")]
+        task = tasks.enqueue([track], ["medium"], priority=CacheTask.PRIORITY_PLAY)[(track.pk, "medium")]
     assert isinstance(task, CacheTask)
     assert time.monotonic() - started < 1  # the doorbell has a thread of its own
     wait_until(lambda: "workers elsewhere find new work by polling" in caplog.text, 15, 0.05, "the warning")
-    assert wakeup._down_until > time.monotonic()  # no new attempt for a while
-    monkeypatch.setattr(wakeup, "_client", None)
+    assert doorbell._down_until > time.monotonic()  # no new attempt for a while
+    monkeypatch.setattr(doorbell, "_client", None)

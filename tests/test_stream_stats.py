@@ -1,10 +1,10 @@
-"""Plays counted by outcome for the cache dashboard (audiocache/stats.py)."""
+"""Plays counted by outcome for the cache dashboard (audiocache/play_counts.py)."""
 
 import pytest
 from django.utils import timezone
 
-from audiocache import stats
 from audiocache.models import StreamDay
+from audiocache.services import play_counts
 from tests.test_streaming import body, hit, library, url, user_client  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db
@@ -12,9 +12,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def fresh_counters():
-    stats.reset()
+    play_counts.reset()
     yield
-    stats.reset()
+    play_counts.reset()
 
 
 def today():
@@ -32,15 +32,15 @@ def test_plays_are_counted_by_outcome_once_per_play(user_client, library, hit): 
     body(user_client.get(url(library["lossy.mp3"], "medium")))  # bypass: lossy
     body(user_client.get(url(library["wave.wav"], "original")))  # bypass: asked for
     assert today() == {"hits": 1, "misses": 0, "bypasses": 0}  # the rest waits for the minute...
-    stats.flush_plays()  # ...or for shutdown
+    play_counts.flush_plays()  # ...or for shutdown
     assert today() == {"hits": 2, "misses": 1, "bypasses": 2}
-    stats.flush_plays()
+    play_counts.flush_plays()
     assert today() == {"hits": 2, "misses": 1, "bypasses": 2}  # nothing counted twice
 
 
 def test_two_processes_adding_to_a_new_day(monkeypatch):
-    stats.record_play("hit")  # writes the row
-    stats.record_play("miss")
+    play_counts.record_play("hit")  # writes the row
+    play_counts.record_play("miss")
     StreamDay.objects.all().delete()  # as if another process's row did not exist yet
-    stats.flush_plays()
+    play_counts.flush_plays()
     assert today() == {"hits": 0, "misses": 1, "bypasses": 0}

@@ -14,10 +14,11 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from audiocache import stats, streaming
-from audiocache.cache import AudioCache
+from audiocache.delivery import files
+from audiocache.delivery.ranges import ByteRange, Unsatisfiable, needs_whole_file, parse_range
 from audiocache.models import CachedRendition, CacheTask
-from audiocache.streaming import ByteRange, Unsatisfiable, needs_whole_file, parse_range
+from audiocache.seed_api import AudioCache
+from audiocache.services import play_counts
 from mixtapes.library import scan_library
 from mixtapes.models import Track
 from tests.factories import CacheTaskFactory, MixtapeFactory, MixtapeTrackFactory, UserFactory
@@ -402,7 +403,7 @@ def test_a_rendition_row_with_a_hostile_file_name_is_not_served(user_client, lib
 
 def test_hits_are_written_at_most_once_a_minute(user_client, hit, django_assert_max_num_queries, monkeypatch):
     address, _ = hit
-    stats.reset()
+    play_counts.reset()
     user_client.get(address)
     rendition = CachedRendition.objects.get()
     assert rendition.hit_count == 1 and rendition.last_accessed_at is not None
@@ -412,10 +413,10 @@ def test_hits_are_written_at_most_once_a_minute(user_client, hit, django_assert_
     import time as time_module
 
     later = time_module.monotonic() + 61
-    monkeypatch.setattr(stats.time, "monotonic", lambda: later)
+    monkeypatch.setattr(play_counts.time, "monotonic", lambda: later)
     user_client.get(address)
     assert CachedRendition.objects.get().hit_count == 7
-    stats.reset()
+    play_counts.reset()
 
 
 # --- property-based: no Range header ever breaks the view ----------------------------------------------
@@ -473,7 +474,7 @@ def test_a_stream_request_costs_one_query(client, library, django_assert_num_que
     track = library["lossless.flac"]
     AudioCache().transcode_file(track, "medium")
     MixtapeTrackFactory(track=track, mixtape=MixtapeFactory(is_public=True))
-    stats.reset()
+    play_counts.reset()
     assert client.get(url(track, "medium"))["X-Audio-Cache"] == "hit"  # writes the first hit
     with django_assert_num_queries(1):
         assert client.get(url(track, "medium"))["X-Audio-Cache"] == "hit"
@@ -481,7 +482,7 @@ def test_a_stream_request_costs_one_query(client, library, django_assert_num_que
         assert client.get(url(track, "original"))["X-Audio-Cache"] == "bypass"
     with django_assert_num_queries(1):
         assert client.get(url(library["lossy.mp3"], "medium")).status_code == 404  # not public
-    stats.reset()
+    play_counts.reset()
 
 
 def test_huge_track_ids_are_unknown(user_client, library):
@@ -506,7 +507,7 @@ def test_a_deleted_rendition_is_not_served(user_client, library):
 
 @pytest.fixture
 def data_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(streaming, "CHUNK_SIZE", 64 * 1024)
+    monkeypatch.setattr(files, "CHUNK_SIZE", 64 * 1024)
     data = os.urandom(300 * 1024 + 7)
     path = tmp_path / "data.bin"
     path.write_bytes(data)
@@ -525,13 +526,13 @@ def thread_reads(monkeypatch):
         calls.append(position)
         return real_pread(fd, size, position)
 
-    monkeypatch.setattr(streaming.os, "pread", pread)
+    monkeypatch.setattr(files.os, "pread", pread)
     return calls
 
 
 def collect(fd, start, length) -> list[bytes]:
     async def run():
-        return [chunk async for chunk in streaming.read_chunks(fd, start, length)]
+        return [chunk async for chunk in files.read_chunks(fd, start, length)]
 
     return asyncio.run(run())
 
@@ -543,11 +544,11 @@ def fake_preadv(monkeypatch, outcome):
 
     def preadv(fd, buffers, position, flags=0):
         calls.append(position)
-        assert flags == streaming._NOWAIT
+        assert flags == files._NOWAIT
         count = outcome(len(calls), len(buffers[0]))
         return real_preadv(fd, [memoryview(buffers[0])[:count]], position)
 
-    monkeypatch.setattr(streaming.os, "preadv", preadv)
+    monkeypatch.setattr(files.os, "preadv", preadv)
     return calls
 
 
@@ -604,7 +605,7 @@ def test_file_systems_without_nowait_reads_use_the_thread(data_file, thread_read
 
 def test_without_rwf_nowait_every_read_is_in_a_thread(data_file, thread_reads, monkeypatch):
     fd, data = data_file
-    monkeypatch.setattr(streaming, "_NOWAIT", 0)
+    monkeypatch.setattr(files, "_NOWAIT", 0)
     calls = fake_preadv(monkeypatch, lambda n, size: size)
     assert b"".join(collect(fd, 0, len(data))) == data
     assert calls == [] and len(thread_reads) == 5
@@ -629,26 +630,26 @@ def test_the_stream_thread_keeps_a_clean_connection_and_drops_others(monkeypatch
     from django.core import signals
     from django.db import connection
 
-    from audiocache import lean
+    from audiocache.delivery import fast_path
 
     def next_request():
         signals.request_started.send(sender=None, scope={})  # what the next stream request does first
 
     connection.ensure_connection()
     raw = connection.connection
-    lean.reuse_connections()
+    fast_path.reuse_connections()
     next_request()
     assert connection.connection is raw  # kept, though SQLite's CONN_MAX_AGE is 0 here
 
     connection.set_autocommit(False)  # a request that left a transaction open
-    lean.reuse_connections()
+    fast_path.reuse_connections()
     assert connection.connection is None
 
     connection.ensure_connection()
     raw = connection.connection
-    lean.reuse_connections()
+    fast_path.reuse_connections()
     assert connection.connection is raw
-    later = time.monotonic() + lean.STREAM_CONN_MAX_AGE + 1
+    later = time.monotonic() + fast_path.STREAM_CONN_MAX_AGE + 1
     monkeypatch.setattr(time, "monotonic", lambda: later)
     next_request()
     assert connection.connection is None  # not kept past its age

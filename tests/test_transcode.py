@@ -7,9 +7,10 @@ import subprocess
 import pytest
 from django.utils import timezone
 
-from audiocache.cache import AudioCache, SourceUnavailable, cache_file_name
 from audiocache.models import CachedRendition
-from audiocache.transcoder import (
+from audiocache.renditions import cache_file_name
+from audiocache.seed_api import AudioCache
+from audiocache.transcode.ffmpeg import (
     ENCODER_PROFILE,
     FFmpegMissing,
     SourceFacts,
@@ -20,6 +21,7 @@ from audiocache.transcoder import (
     output_sample_rate,
     transcode,
 )
+from mixtapes.files import SourceUnavailable
 from mixtapes.library import scan_library
 from mixtapes.models import Track
 
@@ -280,7 +282,7 @@ def test_transcode_refuses_to_overwrite_its_temporary_name(make_audio, settings,
 
 
 def test_a_source_changed_during_the_transcode_publishes_nothing(make_audio, settings):
-    from audiocache.cache import SourceChanged
+    from audiocache.services.transcoding import SourceChanged
 
     track = scanned(make_audio, "a.flac", duration=3)
     cache = AudioCache()

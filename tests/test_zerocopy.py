@@ -20,8 +20,8 @@ import time
 import pytest
 import uvicorn
 
-from audiocache.streaming import in_page_cache, load_into_page_cache
-from audiocache.zerocopy import EXTENSION, HttpToolsProtocol
+from audiocache.delivery.files import in_page_cache, load_into_page_cache
+from audiocache.delivery.zerocopy import EXTENSION, HttpToolsProtocol
 
 
 @pytest.fixture
@@ -304,20 +304,20 @@ def test_the_stream_view_sends_ranges_by_sendfile(make_audio, sent_by_kernel, mo
     from asgiref.sync import sync_to_async
     from django.db import connections
 
-    from audiocache import lean
-    from audiocache.lean import SENDFILE_MIN
+    from audiocache.delivery import sender
+    from audiocache.delivery.sender import SENDFILE_MIN
 
     block = 300_001  # several blocks per file
-    monkeypatch.setattr(lean, "SENDFILE_BLOCK", block)
+    monkeypatch.setattr(sender, "SENDFILE_BLOCK", block)
     zero_copy_ranges = []
-    real_send = lean._send_from_page_cache
+    real_send = sender.send_from_page_cache
 
-    async def recording(send, file, start, length):
-        zero_copy_ranges.append((start, length))
-        return await real_send(send, file, start, length)
+    async def recording(send, file, part):
+        zero_copy_ranges.append((part.start, part.length))
+        return await real_send(send, file, part)
 
-    monkeypatch.setattr(lean, "_send_from_page_cache", recording)
-    from config.asgi import stream_application
+    monkeypatch.setattr(sender, "send_from_page_cache", recording)
+    from config.asgi import application
     from mixtapes.library import scan_library
     from mixtapes.models import Track
     from tests.factories import MixtapeFactory, MixtapeTrackFactory
@@ -337,10 +337,10 @@ def test_the_stream_view_sends_ranges_by_sendfile(make_audio, sent_by_kernel, mo
     assert len(data) > 2 * SENDFILE_MIN
     del sent_by_kernel[:]  # make_audio's copy used sendfile too
 
-    # The stream thread keeps its database connection between requests (lean.reuse_connections):
+    # The stream thread keeps its database connection between requests (fast_path.reuse_connections):
     # closed at the end, in that thread, so the test database can be dropped.
     request.addfinalizer(lambda: asyncio.run(sync_to_async(connections.close_all, thread_sensitive=True)()))
-    with serving(stream_application) as port:
+    with serving(application) as port:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         whole, body = fetch(conn)
         assert whole.status == 200 and body == data
@@ -368,8 +368,8 @@ def test_the_stream_view_sends_ranges_by_sendfile(make_audio, sent_by_kernel, mo
         # A file not in the page cache is read into it in a thread first: sendfile would
         # wait for the disk on the event loop.
         loaded = []
-        real_load = lean.load_into_page_cache
-        monkeypatch.setattr(lean, "load_into_page_cache", lambda *args: loaded.append(args) or real_load(*args))
+        real_load = sender.load_into_page_cache
+        monkeypatch.setattr(sender, "load_into_page_cache", lambda *args: loaded.append(args) or real_load(*args))
         if not evict(track.absolute_path()):
             pytest.skip("this file system keeps the file in the page cache")
         del sent_by_kernel[:]

@@ -1,0 +1,1 @@
+"""Management commands of the audio cache: precache, cacheworker, cacheclean, cachedebug."""

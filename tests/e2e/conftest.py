@@ -17,7 +17,7 @@ from django.db import connection
 
 REPO = Path(__file__).resolve().parents[2]
 
-from audiocache.zerocopy import UVICORN_OPTIONS  # noqa: E402
+from audiocache.delivery.zerocopy import UVICORN_OPTIONS  # noqa: E402
 
 # The app served as `make run` and the Docker image serve it.
 UVICORN = [sys.executable, "-m", "uvicorn", "config.asgi:application", *UVICORN_OPTIONS]

@@ -25,13 +25,14 @@ def die(point: str) -> None:
 
 
 def install(point: str) -> None:
-    from audiocache import queue, transcoder
     from audiocache.models import CacheTask
+    from audiocache.queue import tasks
+    from audiocache.transcode import ffmpeg
 
     real_replace = os.replace
 
     def replace(src, dst, *args, **kwargs):
-        is_rendition = os.path.basename(str(src)).startswith(transcoder.TEMP_PREFIX) and str(dst).endswith(".mp3")
+        is_rendition = os.path.basename(str(src)).startswith(ffmpeg.TEMP_PREFIX) and str(dst).endswith(".mp3")
         if is_rendition and point == "before-rename":
             die(point)
         real_replace(src, dst, *args, **kwargs)
@@ -39,16 +40,16 @@ def install(point: str) -> None:
             die(point)
 
     # transcoder calls os.replace through the os module; only rendition renames are intercepted.
-    transcoder.os.replace = replace
+    ffmpeg.os.replace = replace
 
-    real_finish = queue.finish
+    real_finish = tasks.finish
 
     def finish(task, worker_id, status, error=""):
         if point == "before-finish" and status == CacheTask.Status.DONE:
             die(point)
         return real_finish(task, worker_id, status, error)
 
-    queue.finish = finish  # the worker looks it up as queue.finish at call time
+    tasks.finish = finish  # the worker looks it up as tasks.finish at call time
 
 
 def main() -> None:

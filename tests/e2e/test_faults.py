@@ -14,11 +14,11 @@ import time
 import pytest
 from django.db import connection
 
-from audiocache import queue
-from audiocache.cache import AudioCache
+from audiocache.events.payload import decode_stored
 from audiocache.models import CacheBatch, CachedRendition, CacheTask
-from audiocache.progress import decode_stored
-from audiocache.transcoder import TEMP_PREFIX
+from audiocache.queue import batches, tasks
+from audiocache.seed_api import AudioCache
+from audiocache.transcode.ffmpeg import TEMP_PREFIX
 from mixtapes.library import scan_library
 from mixtapes.models import Track
 from tests.e2e.conftest import REPO, UVICORN, free_port, wait_for_http, wait_until
@@ -52,7 +52,7 @@ def test_sigkill_while_publishing_a_rendition_loses_nothing(make_audio, manage_e
     make_audio("a.flac", duration=2)
     scan_library()
     track = Track.objects.get()
-    (task,) = queue.enqueue([track], ["medium"]).values()
+    (task,) = tasks.enqueue([track], ["medium"]).values()
     cache_dir = settings.AUDIO_CACHE_DIR
     final = cache_dir / AudioCache().get_cache_path(track, "medium").name
 
@@ -238,7 +238,7 @@ def test_a_worker_survives_postgresql_dropping_its_connections(make_audio, spawn
         make_audio(f"album/{n}.flac", duration=60, channels=1, noise=True)
     scan_library()
     tracks = list(Track.objects.all())
-    batch = queue.create_batch(tracks, ["medium"], label="pg drop")
+    batch = batches.create_batch(tracks, ["medium"], label="pg drop")
     worker = spawn("cacheworker", "--burst", "--workers", "1", "--name", "pg")
     terminated = 0
     for _ in range(2):  # twice: while a task runs, and again on the next one
@@ -260,13 +260,13 @@ def test_a_worker_survives_postgresql_dropping_its_connections(make_audio, spawn
     assert "terminating connection due to administrator command" in err or "connection" in err.lower()
 
     # Every task was retried to the end; nothing lost, nothing half-written.
-    tasks = CacheTask.objects.all()
-    assert {t.status for t in tasks} == {Status.DONE}, [(t.status, t.error) for t in tasks]
-    assert max(t.attempts for t in tasks) >= 2  # the interrupted one ran again
+    task_rows = CacheTask.objects.all()
+    assert {t.status for t in task_rows} == {Status.DONE}, [(t.status, t.error) for t in task_rows]
+    assert max(t.attempts for t in task_rows) >= 2  # the interrupted one ran again
     for track in tracks:
         assert AudioCache().is_cached(track, "medium")
     assert temp_files(settings.AUDIO_CACHE_DIR) == []
-    assert queue.refresh_batch(CacheBatch.objects.get(pk=batch.pk)).summary == "4 cached, 0 skipped, 0 failed"
+    assert batches.announce_if_finished(CacheBatch.objects.get(pk=batch.pk)).summary == "4 cached, 0 skipped, 0 failed"
 
 
 # --- Redis is down ----------------------------------------------------------------------------
@@ -300,7 +300,7 @@ def test_with_redis_down_transcoding_goes_on_and_events_replay_from_storage(make
         make_audio(f"album/{n}.flac", duration=1)
     scan_library()
     user = UserFactory()
-    batch = queue.create_batch(Track.objects.all(), ["low"], label="no redis", user=user)
+    batch = batches.create_batch(Track.objects.all(), ["low"], label="no redis", user=user)
 
     worker = spawn("cacheworker", "--burst", "--workers", "1", REDIS_URL=dead_redis)
     _out, err = worker.communicate(timeout=120)
@@ -361,12 +361,12 @@ def cache_dir_under_a_file(tmp_path, settings):
 def test_a_read_only_cache_folder_fails_the_task_clearly_and_the_original_plays(
     make_audio, read_only_cache_dir, settings, client
 ):
-    from audiocache.worker import WorkerPool
+    from audiocache.queue.pool import WorkerPool
 
     make_audio("a.flac", duration=1)
     scan_library()
     track = Track.objects.get()
-    queue.enqueue([track], ["low"])
+    tasks.enqueue([track], ["low"])
     pool = WorkerPool(1, burst=True).start()
     assert pool.join(60)
     task = CacheTask.objects.get()
@@ -381,7 +381,7 @@ def test_a_read_only_cache_folder_fails_the_task_clearly_and_the_original_plays(
 
 
 def test_a_cache_folder_under_a_regular_file(make_audio, cache_dir_under_a_file, manage_env, uvicorn_server, settings):
-    from audiocache.transcoder import CacheUnwritable
+    from audiocache.transcode.ffmpeg import CacheUnwritable
 
     make_audio("a.flac", duration=1)
     scan_library()

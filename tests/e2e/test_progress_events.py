@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from audiocache import queue
+from audiocache.queue import batches
 from mixtapes.library import scan_library
 from mixtapes.models import Track
 from tests.factories import UserFactory
@@ -72,7 +72,7 @@ def follow_batch(base, client, tracks):
     user = UserFactory()
     client.force_login(user)
     cookie = f"sessionid={client.cookies['sessionid'].value}"
-    batch = queue.create_batch(tracks, ["low"], label="e2e", user=user)
+    batch = batches.create_batch(tracks, ["low"], label="e2e", user=user)
     channel = f"batch-{batch.pk}"
     # Last-Event-ID 0: everything from the batch's first event on, then live.
     events = read_events(f"{base}/events/batches/{batch.pk}/", cookie, [f"Last-Event-ID: {channel}:0"])
@@ -113,7 +113,7 @@ def test_single_node_events_arrive_live_and_in_order(uvicorn_server, five_tracks
 
 def test_a_stranger_gets_403(uvicorn_server, five_tracks, client):
     base = uvicorn_server()
-    batch = queue.create_batch(five_tracks[:1], ["low"], label="private", user=UserFactory())
+    batch = batches.create_batch(five_tracks[:1], ["low"], label="private", user=UserFactory())
     client.force_login(UserFactory())
     cookie = f"sessionid={client.cookies['sessionid'].value}"
     status = subprocess.run(

@@ -67,8 +67,8 @@ def test_curl_and_ffprobe_read_a_rendition_in_the_making(server, track, settings
         "-r", "0-65535", "-o", str(tmp_path / "first.bin"), "-D", str(tmp_path / "h1"), "-w", "%{time_total}", url
     )
     assert first.returncode == 0, first.stderr
-    tasks = list(CacheTask.objects.values_list("status", "started_at", "finished_at"))
-    assert transcoding(track), f"the first bytes came after ffmpeg ended ({first.stdout} s): {tasks}"
+    task_rows = list(CacheTask.objects.values_list("status", "started_at", "finished_at"))
+    assert transcoding(track), f"the first bytes came after ffmpeg ended ({first.stdout} s): {task_rows}"
     head = headers_in(tmp_path / "h1")
     assert head["x-audio-cache"] == "progressive"
     size = int(head["content-range"].rpartition("/")[2])

@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connection
 
-from audiocache import queue
 from audiocache.models import CachedRendition, CacheTask
+from audiocache.queue import batches
 from mixtapes.library import scan_library
 from mixtapes.models import Track
 from tests.e2e.conftest import wait_until
@@ -49,7 +49,7 @@ def test_two_web_processes_three_workers_postgres_redis_nginx(
     user = UserFactory()
     client.force_login(user)
     cookie = f"sessionid={client.cookies['sessionid'].value}"
-    batch = queue.create_batch(tracks, ["medium"], label="scale-out", user=user)
+    batch = batches.create_batch(tracks, ["medium"], label="scale-out", user=user)
     events_url = f"/events/batches/{batch.pk}/"
     since_start = [f"Last-Event-ID: batch-{batch.pk}:0"]
 
@@ -76,9 +76,9 @@ def test_two_web_processes_three_workers_postgres_redis_nginx(
         events_front = via_nginx.result(timeout=60)
 
     # Every task done; none ran twice except the one whose worker died (taken over after its lease).
-    tasks = CacheTask.objects.all()
-    assert tasks.count() == 30 and set(tasks.values_list("status", flat=True)) == {Status.DONE}
-    attempts = dict(tasks.values_list("pk", "attempts"))
+    task_rows = CacheTask.objects.all()
+    assert task_rows.count() == 30 and set(task_rows.values_list("status", flat=True)) == {Status.DONE}
+    attempts = dict(task_rows.values_list("pk", "attempts"))
     assert attempts.pop(killed.pk) == 2
     assert set(attempts.values()) == {1}
     assert CachedRendition.objects.count() == 30

@@ -10,8 +10,8 @@ import time
 import pytest
 from django.db.models import Count
 
-from audiocache import queue
 from audiocache.models import CachedRendition, CacheTask
+from audiocache.queue import tasks
 from mixtapes.library import scan_library
 from mixtapes.models import Track
 from tests.e2e.conftest import REPO, wait_until
@@ -24,18 +24,18 @@ def test_three_workers_share_thirty_tasks_without_doing_any_twice(make_audio, sp
     for n in range(30):
         make_audio(f"album/{n:02d}.flac", duration=1)
     scan_library()
-    queue.enqueue(Track.objects.all(), ["low"])
+    tasks.enqueue(Track.objects.all(), ["low"])
 
     workers = [spawn("cacheworker", "--burst", "--workers", "1", "--name", f"w{n}") for n in range(3)]
     outputs = [w.communicate(timeout=180) for w in workers]
     for worker, (_out, err) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, err
 
-    tasks = CacheTask.objects.all()
-    assert tasks.count() == 30
-    assert set(tasks.values_list("status", flat=True)) == {Status.DONE}
-    assert set(tasks.values_list("attempts", flat=True)) == {1}  # nobody ran a task twice
-    per_worker = dict(tasks.values_list("worker_id").annotate(n=Count("id")).values_list("worker_id", "n"))
+    task_rows = CacheTask.objects.all()
+    assert task_rows.count() == 30
+    assert set(task_rows.values_list("status", flat=True)) == {Status.DONE}
+    assert set(task_rows.values_list("attempts", flat=True)) == {1}  # nobody ran a task twice
+    per_worker = dict(task_rows.values_list("worker_id").annotate(n=Count("id")).values_list("worker_id", "n"))
     assert sum(per_worker.values()) == 30
     assert len(per_worker) >= 2  # the work was shared
     runs = [line for _, err in outputs for line in err.splitlines() if "result=done" in line]
@@ -49,7 +49,7 @@ def test_three_workers_share_thirty_tasks_without_doing_any_twice(make_audio, sp
 def test_sigkill_mid_transcode_loses_nothing(make_audio, spawn, settings):
     make_audio("long.flac", duration=300, channels=1, noise=True)
     scan_library()
-    (task,) = queue.enqueue(Track.objects.all(), ["medium"]).values()
+    (task,) = tasks.enqueue(Track.objects.all(), ["medium"]).values()
 
     victim = spawn("cacheworker", "--workers", "1", "--name", "victim")
     wait_until(lambda: list(settings.AUDIO_CACHE_DIR.glob(".tmp-*")), message="ffmpeg to start writing")
@@ -75,7 +75,7 @@ def test_sigkill_mid_transcode_loses_nothing(make_audio, spawn, settings):
 def test_sigterm_hands_the_running_task_back(make_audio, spawn, settings):
     make_audio("long.flac", duration=300, channels=1, noise=True)
     scan_library()
-    (task,) = queue.enqueue(Track.objects.all(), ["medium"]).values()
+    (task,) = tasks.enqueue(Track.objects.all(), ["medium"]).values()
     worker = spawn("cacheworker", "--workers", "1")
     wait_until(lambda: list(settings.AUDIO_CACHE_DIR.glob(".tmp-*")), message="ffmpeg to start writing")
     worker.send_signal(signal.SIGTERM)
@@ -163,7 +163,7 @@ def test_precache_bad_arguments(manage_env, args, message):
 
 
 def test_with_redis_idle_workers_are_woken_when_work_is_queued_elsewhere(make_audio, spawn, settings):
-    """Redis is only a doorbell (audiocache/wakeup.py): a worker polling once a minute still
+    """Redis is only a doorbell (audiocache/doorbell.py): a worker polling once a minute still
     claims a task queued in another process within a few seconds, and loses none if Redis is not there."""
     from tests.e2e.test_progress_events import REDIS_URL, redis_available
 
@@ -176,7 +176,7 @@ def test_with_redis_idle_workers_are_woken_when_work_is_queued_elsewhere(make_au
     time.sleep(1.5)  # its first look found nothing: from now on it waits a minute, or for the bell
 
     settings.REDIS_URL = REDIS_URL  # this process publishes when it queues
-    queue.enqueue(Track.objects.all(), ["low"], priority=CacheTask.PRIORITY_PLAY)
+    tasks.enqueue(Track.objects.all(), ["low"], priority=CacheTask.PRIORITY_PLAY)
     wait_until(lambda: CacheTask.objects.filter(status=Status.DONE).exists(), 20, 0.1, "the woken worker's transcode")
 
 

@@ -20,9 +20,9 @@ import time
 
 import pytest
 
-from audiocache import queue
-from audiocache.cache import AudioCache
 from audiocache.models import CacheBatch
+from audiocache.queue import batches
+from audiocache.seed_api import AudioCache
 from mixtapes.library import scan_library
 from mixtapes.models import Track
 from tests.e2e.conftest import REPO, UVICORN, free_port, wait_for_http
@@ -156,17 +156,17 @@ def test_500_listeners_at_playback_speed_while_a_batch_transcodes(make_audio, ma
         sampler = Sampler(server.pid)
         sampler.start()
         batch_tracks = Track.objects.filter(path__startswith="batch/")
-        batch = queue.create_batch(batch_tracks, ["medium"], label="stress batch")
+        batch = batches.create_batch(batch_tracks, ["medium"], label="stress batch")
         started = time.monotonic()
         results = asyncio.run(all_listeners(port, streams))
         streamed_for = time.monotonic() - started
         cpu_streaming = proc_cpu_seconds(server.pid) - cpu_before
 
         deadline = time.monotonic() + 600
-        while not queue.refresh_batch(batch).finished and time.monotonic() < deadline:
+        while not batches.announce_if_finished(batch).finished and time.monotonic() < deadline:
             time.sleep(1)
         batch.refresh_from_db()
-        summary = queue.batch_summary(batch)
+        summary = batches.batch_counts(batch)
         batch_seconds = (batch.finished_at - batch.created_at).total_seconds() if batch.finished_at else None
         sampler.stop.set()
         sampler.join()

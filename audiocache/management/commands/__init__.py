@@ -1,0 +1,1 @@
+"""One module per command; each parses its arguments, calls a service or selector, and prints."""

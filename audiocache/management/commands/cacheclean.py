@@ -1,8 +1,9 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from audiocache import maintenance
+from audiocache import selectors, services
 from audiocache.models import CachedRendition
+from audiocache.services.cleanup import MAX_DAYS, Report, human_size
 from config.env import parse_byte_size
 from config.numbers import whole_number
 
@@ -19,9 +20,9 @@ def _size(text: str) -> int:
 
 
 def _days(text: str) -> int:
-    days = whole_number(text, maintenance.MAX_DAYS)
+    days = whole_number(text, MAX_DAYS)
     if days is None:
-        raise CommandError(f"--older-than takes a number of days from 0 to {maintenance.MAX_DAYS}")
+        raise CommandError(f"--older-than takes a number of days from 0 to {MAX_DAYS}")
     return days
 
 
@@ -58,28 +59,26 @@ class Command(BaseCommand):
             max_size = settings.AUDIO_CACHE_MAX_SIZE or None
             orphans = True
         cache_dir = settings.AUDIO_CACHE_DIR
-        total = maintenance.Report(dry_run=dry_run)
+        total = Report(dry_run=dry_run)
         steps = []
         if all:
-            steps.append(("everything", lambda: maintenance.purge(CachedRendition.objects.all(), dry_run=dry_run)))
+            steps.append(("everything", lambda: services.purge(CachedRendition.objects.all(), dry_run=dry_run)))
         else:
             if orphans:
-                steps.append(("orphans", lambda: maintenance.reconcile(dry_run=dry_run)))
+                steps.append(("orphans", lambda: services.reconcile(dry_run=dry_run)))
             if older_than is not None:
                 steps.append(
-                    (f"not played for {older_than} days", lambda: maintenance.expire(older_than, dry_run=dry_run))
+                    (f"not played for {older_than} days", lambda: services.expire(older_than, dry_run=dry_run))
                 )
             if max_size is not None:
-                steps.append(
-                    (f"size cap {max_size} bytes", lambda: maintenance.evict_to_size(max_size, dry_run=dry_run))
-                )
-        before = maintenance.total_size()
+                steps.append((f"size cap {max_size} bytes", lambda: services.evict_to_size(max_size, dry_run=dry_run)))
+        before = selectors.cache_size()
         for label, step in steps:
             report = step()
             total.add(report)
             self.stdout.write(f"{label}: {report}")
-        after = before - total.bytes if dry_run else maintenance.total_size()
+        after = before - total.bytes if dry_run else selectors.cache_size()
         self.stdout.write(
             self.style.SUCCESS(f"Total: {total}. Cache {'would hold' if dry_run else 'holds'} "
-                               f"{maintenance._size(max(after, 0))} in {cache_dir}.")
+                               f"{human_size(max(after, 0))} in {cache_dir}.")
         )  # fmt: skip

@@ -4,9 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from audiocache.cache import SourceUnavailable, cache_file_name, is_fresh, rendition_path, source_state
-from audiocache.models import CachedRendition, CacheTask
-from audiocache.qualities import BITRATES
+from audiocache import selectors
 from config.numbers import MAX_ID, whole_number
 from mixtapes.models import Track
 
@@ -22,47 +20,38 @@ class Command(BaseCommand):
         parser.add_argument("track", metavar="PATH-OR-TRACK-ID")
 
     def handle(self, *args, track, **options):
-        found = self._find(track)
-        write = self.stdout.write
-        music_root = Path(settings.MUSIC_ROOT)
-        cache_dir = Path(settings.AUDIO_CACHE_DIR)
+        report = selectors.track_cache_report(self._find(track))
+        found, write = report.track, self.stdout.write
         write(f"Track {found.pk}: {found}")
-        write(f"  path           {found.path}  (under MUSIC_ROOT={music_root})")
+        write(f"  path           {found.path}  (under MUSIC_ROOT={settings.MUSIC_ROOT})")
         write(f"  codec          {found.codec} ({'lossless' if found.is_lossless else 'lossy: streamed as is'})")
         write(
             f"  scanned        size {found.file_size} bytes, mtime_ns {found.file_mtime_ns}, at {found.scanned_at:%Y-%m-%d %H:%M}"
         )
-        try:
-            state = source_state(found)
-            write(f"  on disk now    size {state.size} bytes, mtime_ns {state.mtime_ns}")
-        except SourceUnavailable as exc:
-            state = None
-            write(self.style.WARNING(f"  on disk now    unavailable: {exc}"))
-        write(f"Cache folder {cache_dir}:")
-        renditions = {r.quality: r for r in CachedRendition.objects.filter(track=found)}
-        for quality in BITRATES:
-            expected = cache_file_name(found.path, quality)
-            file = cache_dir / expected
-            exists = file.is_file()
-            line = f"  {quality:<7} {expected}  file: " + (f"{file.stat().st_size} bytes" if exists else "missing")
-            rendition = renditions.get(quality)
+        if report.source is not None:
+            write(f"  on disk now    size {report.source.size} bytes, mtime_ns {report.source.mtime_ns}")
+        else:
+            write(self.style.WARNING(f"  on disk now    unavailable: {report.source_problem}"))
+        write(f"Cache folder {settings.AUDIO_CACHE_DIR}:")
+        for quality in report.qualities:
+            line = f"  {quality.quality:<7} {quality.expected_name}  file: " + (
+                f"{quality.file_size} bytes" if quality.file_size is not None else "missing"
+            )
+            rendition = quality.rendition
             if rendition is None:
                 line += ", no row"
             else:
-                path = rendition_path(rendition, cache_dir)
-                fresh = state is not None and path is not None and is_fresh(rendition, state, cache_dir)
                 line += (
                     f", row: {rendition.size} bytes, made {timezone.localtime(rendition.created_at):%Y-%m-%d %H:%M}, "
-                    f"{rendition.hit_count} hits, {'FRESH' if fresh else 'STALE (will not be served)'}"
+                    f"{rendition.hit_count} hits, {'FRESH' if quality.fresh else 'STALE (will not be served)'}"
                 )
-                if rendition.file_name != expected:
+                if rendition.file_name != quality.expected_name:
                     line += f", row names {rendition.file_name}"
             write(line)
-        tasks = CacheTask.objects.filter(track=found).order_by("-created_at")[:5]
-        if tasks:
+        if report.recent_tasks:
             write("Recent tasks:")
-            for task in tasks:
-                error = (task.error.strip().splitlines() or [""])[-1]
+            for task in report.recent_tasks:
+                error = task.error_line
                 write(
                     f"  #{task.pk} {task.quality:<7} {task.status:<9} attempts {task.attempts}"
                     + (f": {error}" if error else "")

@@ -4,8 +4,8 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from audiocache.transcoder import CacheUnwritable, FFmpegMissing
-from audiocache.worker import WorkerPool
+from audiocache.queue.pool import WorkerPool
+from audiocache.transcode.ffmpeg import CacheUnwritable, FFmpegMissing
 
 
 class Command(BaseCommand):

@@ -4,11 +4,13 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from audiocache import queue
-from audiocache.cache_worker import run_batch_inline, wait_for_batch
-from audiocache.progress import Counts
+from audiocache import selectors, services
+from audiocache.events.payload import Counts
 from audiocache.qualities import QUALITY_NAMES
-from audiocache.transcoder import CacheUnwritable, FFmpegMissing
+from audiocache.queue.batches import follow
+from audiocache.queue.pool import run_batch_inline
+from audiocache.services.precache import mixtape_track_ids
+from audiocache.transcode.ffmpeg import CacheUnwritable, FFmpegMissing
 from mixtapes.models import Mixtape, Track
 
 
@@ -50,8 +52,8 @@ class Command(BaseCommand):
         ids = self._select(mixtape, track, all)
         qualities = quality or list(settings.AUDIO_CACHE_PRECACHE_QUALITIES)
         label = "precache " + (" ".join(sys.argv[2:]) if len(sys.argv) > 2 else "")
-        batch = queue.create_batch(ids, qualities, label=label.strip(), force=overwrite)
-        summary = queue.batch_summary(batch)
+        batch = services.precache_tracks(ids, qualities, label=label.strip(), force=overwrite)
+        summary = selectors.batch_counts(batch)
         self.stdout.write(f"Batch {batch.pk}: {summary.total} renditions ({summary.pending} to make, {summary}).")
         if not (wait or inline):
             return
@@ -64,20 +66,17 @@ class Command(BaseCommand):
                     raise CommandError("--workers must be at least 1")
                 summary = run_batch_inline(batch, n, self._show)
             else:
-                summary = wait_for_batch(batch, on_update=self._show)
+                summary = follow(batch, self._show)
         except (FFmpegMissing, CacheUnwritable) as exc:
             raise CommandError(f"cannot transcode: {exc}") from None
         except KeyboardInterrupt:
             raise CommandError(
-                f"interrupted; the batch goes on in the background ({queue.batch_summary(batch)})"
+                f"interrupted; the batch goes on in the background ({selectors.batch_counts(batch)})"
             ) from None
         self.stdout.write("")
         self.stdout.write(f"Finished: {summary} in {time.monotonic() - self._started:.1f} s.")
-        failures = batch.items.filter(task__status="failed").select_related("track", "task")
-        for item in failures[:20]:
-            self.stderr.write(
-                f"  failed: {item.track.path} @ {item.quality}: {(item.task.error.splitlines() or [''])[-1]}"
-            )
+        for path, quality, error in selectors.batch_failures(batch):
+            self.stderr.write(f"  failed: {path} @ {quality}: {error}")
         if summary.failed:
             raise CommandError(f"{summary.failed} rendition(s) failed")
 
@@ -89,7 +88,7 @@ class Command(BaseCommand):
             mixtape = Mixtape.objects.filter(slug=slug).first()
             if mixtape is None:
                 raise CommandError(f"no mixtape with slug {slug!r}")
-            ids += list(mixtape.entries.order_by("position").values_list("track_id", flat=True))
+            ids += mixtape_track_ids(mixtape)
         if track_ids:
             found = set(Track.objects.filter(id__in=track_ids).values_list("id", flat=True))
             unknown = sorted(set(track_ids) - found)

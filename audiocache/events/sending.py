@@ -1,0 +1,167 @@
+"""Sending progress events: stored, delivered live, throttled, and heard in this process.
+
+Every event is stored by django-eventstream's ``DjangoModelStorage`` (a client that
+reconnects with Last-Event-ID, or connects late, gets what it missed) and delivered live
+in-process, or through Redis when ``REDIS_URL`` is set (so events sent by a ``cacheworker``
+on another host reach every web process). Code in the sending process may also listen to a
+batch (``listen``): ``precache --inline`` draws its progress bar from the events its own
+pool sends, instead of asking the database. Progress ticks are throttled per batch;
+per-track outcomes and the final event never are.
+"""
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+from .payload import COMPLETED, EVENT_TYPE, FAILED, IN_PROGRESS, PENDING, SKIPPED, Counts, channel_for, payload
+
+logger = logging.getLogger(__name__)
+
+MIN_TICK_INTERVAL = 0.25  # at most 4 progress ticks per second per batch
+# When Redis cannot be reached, django-eventstream's client retries with backoff inside every
+# send_event (about 4 s per event with redis-py 8), which stalled each worker thread on every
+# progress event. After such a failure, events are only stored (browsers get them on reconnect,
+# from storage) for this many seconds, then Redis is tried again.
+REDIS_RETRY_AFTER = 30.0
+
+_lock = threading.Lock()
+_last_tick: dict[str, float] = {}
+_listeners: dict[str, list[Callable[[dict], None]]] = {}
+_redis_down_until = 0.0  # monotonic time
+
+
+def send(batch_id, data: dict) -> bool:
+    """Store and deliver one event of ``batch_id``; False when it could not be sent (logged:
+    progress must never break the transcoding it reports on)."""
+    channel = channel_for(batch_id)
+    try:
+        _deliver(channel, data)
+    except Exception:
+        logger.exception("could not send progress event for batch %s", batch_id)
+        return False
+    for callback in list(_listeners.get(str(batch_id), ())):
+        try:
+            callback(data)
+        except Exception:  # a listener's trouble is its own
+            logger.exception("progress listener of batch %s failed", batch_id)
+    return True
+
+
+def _deliver(channel: str, data: dict) -> None:
+    global _redis_down_until
+    from django_eventstream import eventstream, send_event
+
+    if eventstream.redis_client is not None and time.monotonic() < _redis_down_until:
+        _store_only(channel, data)
+        return
+    try:
+        send_event(channel, EVENT_TYPE, data)
+    except Exception as exc:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        if not isinstance(exc, RedisConnectionError | RedisTimeoutError):
+            raise
+        # send_event stores the event before it publishes to Redis: it is kept for replay.
+        _redis_down_until = time.monotonic() + REDIS_RETRY_AFTER
+        logger.warning(
+            "Redis is unreachable (%s): progress events are stored for replay only, not delivered live; "
+            "trying Redis again in %d s",
+            exc,
+            REDIS_RETRY_AFTER,
+        )
+
+
+def _store_only(channel: str, data: dict) -> None:
+    """What send_event does before publishing: the stored copy that reconnecting clients replay."""
+    from django.core.serializers.json import DjangoJSONEncoder
+    from django_eventstream.utils import get_storage
+
+    get_storage().append_event(channel, EVENT_TYPE, json.dumps(data, cls=DjangoJSONEncoder))
+
+
+def tick_due(batch_id) -> bool:
+    """True (and the slot is taken) when a progress tick for this batch may go out now."""
+    now = time.monotonic()
+    key = str(batch_id)
+    with _lock:
+        if now - _last_tick.get(key, -MIN_TICK_INTERVAL) < MIN_TICK_INTERVAL:
+            return False
+        _last_tick[key] = now
+        return True
+
+
+def forget(batch_id) -> None:
+    """Drop a finished batch's throttle state."""
+    with _lock:
+        _last_tick.pop(str(batch_id), None)
+
+
+@contextlib.contextmanager
+def listen(batch_id, callback: Callable[[dict], None]) -> Iterator[None]:
+    """Call ``callback(payload)`` for every event of ``batch_id`` sent by this process while
+    the block runs (from the sending thread: keep it short)."""
+    key = str(batch_id)
+    with _lock:
+        _listeners.setdefault(key, []).append(callback)
+    try:
+        yield
+    finally:
+        with _lock:
+            callbacks = _listeners.get(key, [])
+            if callback in callbacks:
+                callbacks.remove(callback)
+            if not callbacks:
+                _listeners.pop(key, None)
+
+
+def redis_down() -> bool:
+    """Whether Redis was found unreachable in the last REDIS_RETRY_AFTER seconds (tests, health)."""
+    return time.monotonic() < _redis_down_until
+
+
+class BatchEvents:
+    """The events of one batch, in the order a batch lives: ``queued``, then per rendition
+    ``track_started`` (a throttled tick) and one of ``track_cached``/``track_skipped``/
+    ``track_failed``, then ``finished`` exactly once (the caller makes sure of that)."""
+
+    def __init__(self, batch_id):
+        self.batch_id = batch_id
+
+    def emit(self, step: str, status: str, message: str, counts: Counts, **extra) -> dict | None:
+        """Send one event now; returns its payload, or None when it could not be sent."""
+        data = payload(self.batch_id, step, status, message, counts, **extra)
+        return data if send(self.batch_id, data) else None
+
+    def queued(self, counts: Counts) -> None:
+        self.emit("start", PENDING, f"Queued {counts.total} renditions ({counts})", counts)
+
+    def track_started(self, track, quality: str, counts: Counts | Callable[[], Counts]) -> None:
+        """A throttled tick; ``counts`` may be a function, called only when the tick goes out."""
+        if not tick_due(self.batch_id):
+            return
+        counts = counts() if callable(counts) else counts
+        self.emit(
+            "track", IN_PROGRESS, f"Caching track {counts.done + 1} of {counts.total}: {track} @ {quality}", counts,
+            track_id=track.pk, quality=quality,
+        )  # fmt: skip
+
+    def _outcome(self, track, quality, counts, status, verb, reason=""):
+        message = f"{verb} {track} @ {quality} ({counts.done}/{counts.total})" + (f": {reason}" if reason else "")
+        self.emit("track", status, message, counts, track_id=track.pk, quality=quality)
+
+    def track_cached(self, track, quality: str, counts: Counts) -> None:
+        self._outcome(track, quality, counts, COMPLETED, "Cached")
+
+    def track_skipped(self, track, quality: str, counts: Counts, reason: str = "") -> None:
+        self._outcome(track, quality, counts, SKIPPED, "Skipped", reason)
+
+    def track_failed(self, track, quality: str, counts: Counts, reason: str = "") -> None:
+        self._outcome(track, quality, counts, FAILED, "Failed", reason)
+
+    def finished(self, counts: Counts) -> None:
+        self.emit("done", counts.final_status, counts.summary, counts)
+        forget(self.batch_id)

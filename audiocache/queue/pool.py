@@ -1,0 +1,199 @@
+"""The worker pool: N threads, each claiming one task at a time and running it.
+
+The same pool runs inside the web process (single node, started by ``lifespan.py``) and in
+``manage.py cacheworker`` processes on any host (scale-out). Threads are enough: the work
+happens in ffmpeg processes, and Python only waits on them. What one task does (the
+transcode, the rendition row, the outcome, the batch events) is ``services.run_task``; the
+pool only claims, runs and keeps leases. A housekeeping thread renews the leases of the
+running tasks, stops tasks that were cancelled or taken over, and reclaims tasks whose
+worker died.
+"""
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+
+from ..models import CacheTask
+from ..services.transcoding import run_task
+from ..transcode.ffmpeg import CacheUnwritable, check_ffmpeg
+from . import batches, doorbell, tasks
+
+logger = logging.getLogger(__name__)
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class _Running:
+    worker_id: str
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+class WorkerPool:
+    """Run up to ``workers`` tasks at once until ``stop()`` (or, with ``burst``, until idle)."""
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        burst: bool = False,
+        name: str | None = None,
+        poll_interval: float = 1.0,
+        cache_dir: Path | None = None,
+    ):
+        self.size = settings.AUDIO_CACHE_MAX_WORKERS if workers is None else workers
+        if self.size < 1:
+            raise ValueError("a worker pool needs at least one worker")
+        self.burst = burst
+        self.name = name or default_worker_name()
+        self.poll_interval = poll_interval
+        self.cache_dir = Path(cache_dir or settings.AUDIO_CACHE_DIR)
+        self._stopping = threading.Event()
+        self._wakeup = threading.Event()
+        self._running: dict[int, _Running] = {}
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._idle_workers = 0
+        self.processed = 0
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> "WorkerPool":
+        """Check ffmpeg (raises ``FFmpegMissing``) and the cache folder (raises ``CacheUnwritable``),
+        each with a clear message, then start the threads."""
+        version = check_ffmpeg()
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # e.g. a regular file where a folder should be: say so, no traceback
+            raise CacheUnwritable.from_os_error(self.cache_dir, exc) from None
+        logger.info("worker pool %s: %d workers, %s", self.name, self.size, version)
+        doorbell.on_ring(self.wake)
+        for n in range(self.size):
+            thread = threading.Thread(
+                target=self._work, args=(f"{self.name}/{n}",), name=f"cacheworker-{n}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        keeper = threading.Thread(target=self._housekeeping, name="cacheworker-lease", daemon=True)
+        keeper.start()
+        self._threads.append(keeper)
+        doorbell.listen(self.wake, self._stopping)  # enqueues in other processes (with REDIS_URL)
+        return self
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        """Stop claiming, kill running ffmpeg processes and hand their tasks back to the queue."""
+        self._stopping.set()
+        self._wakeup.set()
+        doorbell.off_ring(self.wake)
+        with self._lock:
+            for running in self._running.values():
+                running.stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
+
+    # -- the loops ----------------------------------------------------------------------
+
+    def _work(self, worker_id: str) -> None:
+        try:
+            while not self._stopping.is_set():
+                close_old_connections()
+                try:
+                    task = tasks.claim(worker_id)
+                except Exception:
+                    logger.exception("claim failed; retrying")
+                    self._stopping.wait(self.poll_interval)
+                    continue
+                try:
+                    if task is None:
+                        if self.burst and self._queue_is_drained():
+                            break
+                        self._wakeup.wait(self.poll_interval)
+                        self._wakeup.clear()
+                        continue
+                    self._run(task, worker_id)
+                except Exception:
+                    # The database went away mid-task (restart, "database is locked"): keep the
+                    # thread; the task's lease expires and it is retried.
+                    logger.exception("worker %s: database error; going on", worker_id)
+                    self._stopping.wait(self.poll_interval)
+        finally:
+            connection.close()
+            if self.burst and not self._stopping.is_set():
+                with self._lock:
+                    self._idle_workers += 1
+                    if self._idle_workers >= self.size:
+                        self._stopping.set()  # the housekeeper may go too
+
+    def _queue_is_drained(self) -> bool:
+        """Burst mode ends when nothing is pending or running (a retry waiting for its backoff counts)."""
+        return not CacheTask.objects.filter(status__in=CacheTask.ACTIVE_STATUSES).exists()
+
+    def _housekeeping(self) -> None:
+        interval = max(0.5, settings.AUDIO_CACHE_LEASE_SECONDS / 4)
+        try:
+            while not self._stopping.wait(interval):
+                close_old_connections()
+                try:
+                    with self._lock:
+                        held = dict(self._running)
+                    for lost in tasks.heartbeat({pk: r.worker_id for pk, r in held.items()}):
+                        logger.info("task %s was cancelled or taken over; stopping its ffmpeg", lost)
+                        held[lost].stop.set()
+                    tasks.reclaim_expired(self.cache_dir)
+                except Exception:
+                    logger.exception("lease housekeeping failed; will retry")
+        finally:
+            connection.close()
+
+    def _run(self, task: CacheTask, worker_id: str) -> None:
+        running = _Running(worker_id)
+        with self._lock:
+            self._running[task.pk] = running
+        try:
+            outcome = run_task(
+                task,
+                worker_id,
+                cancelled=running.stop.is_set,
+                shutting_down=self._stopping.is_set,
+                cache_dir=self.cache_dir,
+            )
+        finally:
+            with self._lock:
+                if self._running.get(task.pk) is running:  # the task may have come back to another thread
+                    del self._running[task.pk]
+            self.processed += 1
+        if outcome.ffmpeg_missing:
+            self.stop()  # not the task's fault: run_task handed it back; stop this pool loudly
+
+
+def run_batch_inline(batch, workers: int, on_progress=None):
+    """Run a pool in this process until ``batch`` is finished (it may help with other queued
+    work too); returns the batch's counts. Raises ``FFmpegMissing``/``CacheUnwritable`` before
+    any work when the pool cannot start."""
+    pool = WorkerPool(workers, name=f"inline-{batch.pk.hex[:8]}").start()
+    try:
+        return batches.follow(batch, on_progress)
+    finally:
+        pool.stop()
+        pool.join(timeout=30)

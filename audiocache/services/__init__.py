@@ -1,0 +1,39 @@
+"""The decisions and writes of the audio cache: the door that views, the admin, commands and
+other apps go through (reads are in ``audiocache.selectors``).
+
+- ``play``: which file answers a stream request (``play.py``), following a transcode while it
+  is written (``following.py``), counting plays (``play_counts.py``);
+- ``precache_mixtape``/``precache_tracks``: queue a batch of renditions (``precache.py``);
+- ``run_task``/``make_rendition``: transcode a queued task or a track now (``transcoding.py``);
+- ``retranscode``, ``retry_tasks``, ``cancel_tasks``: change the queue from the admin (``queue_changes.py``);
+- ``purge``, ``expire``, ``evict_to_size``, ``enforce_limits``, ``reconcile``: keep the cache in
+  bounds (``cleanup.py``).
+"""
+
+from .cleanup import enforce_limits, evict_to_size, expire, purge, reconcile
+from .play import NotPlayable, Play, PlayRequest, WaitForTranscode, play, wait_for_transcode
+from .precache import PrecacheResult, precache_mixtape, precache_tracks
+from .queue_changes import cancel_tasks, retranscode, retry_tasks
+from .transcoding import make_rendition, run_task
+
+__all__ = [
+    "NotPlayable",
+    "Play",
+    "PlayRequest",
+    "PrecacheResult",
+    "WaitForTranscode",
+    "cancel_tasks",
+    "enforce_limits",
+    "evict_to_size",
+    "expire",
+    "make_rendition",
+    "play",
+    "precache_mixtape",
+    "precache_tracks",
+    "purge",
+    "reconcile",
+    "retranscode",
+    "retry_tasks",
+    "run_task",
+    "wait_for_transcode",
+]

@@ -1,0 +1,254 @@
+"""Making renditions: one transcode now (``make_rendition``), and one queued task run by a
+worker from start to outcome (``run_task``).
+
+``run_task`` is the policy the pool applies to every task it claims: lossy and missing
+sources are settled without ffmpeg, a fresh rendition is not made twice, ffmpeg's failures
+are retried with backoff and then quarantined, a source that changed mid-transcode is tried
+again, a pool shutting down hands its tasks back; then the batches waiting for the task hear
+how it ended, and the cache's size cap and age limit are applied.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from mixtapes.files import SourceState, SourceUnavailable, source_state
+from mixtapes.models import Track
+
+from ..events.sending import BatchEvents
+from ..models import CachedRendition, CacheTask, last_line
+from ..qualities import BITRATES, QUALITY_NAMES
+from ..queue import batches, tasks
+from ..renditions import cache_file_name, check_planned_size, is_fresh, planned_frames, rendition_path
+from ..transcode.ffmpeg import ENCODER_PROFILE, FFmpegMissing, SourceFacts, TranscodeError, TranscodeTimeout, transcode
+from . import cleanup
+
+logger = logging.getLogger(__name__)
+Status = CacheTask.Status
+
+PROGRESS_INTERVAL = 1.0  # seconds between progress writes of one task
+
+
+class SourceChanged(SourceUnavailable):
+    """The file changed during the transcode: worth another attempt, unlike a missing file."""
+
+
+def fresh_rendition(track: Track, quality: str, source: SourceState | None = None, cache_dir=None):
+    """The rendition at ``quality`` if it is fresh, else None; ``source`` spares a stat when known."""
+    rendition = CachedRendition.objects.filter(track=track, quality=quality).first()
+    if rendition is None:
+        return None
+    try:
+        source = source or source_state(track)
+    except SourceUnavailable:
+        return None
+    return rendition if is_fresh(rendition, source, cache_dir) else None
+
+
+def make_rendition(
+    track: Track,
+    quality: str,
+    *,
+    overwrite: bool = False,
+    cache_dir: Path | None = None,
+    still_allowed: Callable[[], bool] | None = None,
+    on_output: Callable[[Path, int | None], None] | None = None,
+    **transcode_options,
+) -> Path:
+    """Make (or re-make with ``overwrite``) the rendition now, in this thread; returns its path.
+
+    Raises ``SourceUnavailable`` or ``TranscodeError``; a failure never removes a good rendition.
+    ``still_allowed`` (a worker's "do I still hold this task?") is asked just before the new
+    file would replace the old one. ``on_output(temporary path, planned frames or None)`` is
+    called before ffmpeg starts writing (listeners may follow that file while it grows).
+    """
+    if quality not in QUALITY_NAMES:
+        raise ValueError(f"unknown quality {quality!r}")
+    cache_dir = Path(cache_dir or settings.AUDIO_CACHE_DIR)
+    if not overwrite:
+        rendition = fresh_rendition(track, quality, cache_dir=cache_dir)
+        if rendition is not None:
+            return rendition_path(rendition, cache_dir)
+    before = source_state(track)
+    destination = cache_dir / cache_file_name(track.path, quality)
+    # Planned only for listeners who may follow the file (progressive streaming).
+    frames = planned_frames(track, before) if settings.AUDIO_CACHE_PROGRESSIVE else None
+    facts = SourceFacts(track.sample_rate, track.channels, track.has_cover, track.duration)
+
+    def check_before_publish() -> None:
+        # Checked before the rename, so a stale result never replaces a newer rendition.
+        if source_state(track) != before:
+            raise SourceChanged("the source file changed while it was being transcoded")
+        if still_allowed is not None and not still_allowed():
+            raise TranscodeError("stopped: the task was taken over by another worker")
+
+    size = transcode(
+        before.path,
+        destination,
+        quality,
+        facts,
+        before_publish=check_before_publish,
+        on_output=None if on_output is None else lambda temp: on_output(temp, frames),
+        **transcode_options,
+    )
+    CachedRendition.objects.update_or_create(
+        track=track,
+        quality=quality,
+        defaults={
+            "bitrate": BITRATES[quality],
+            "file_name": destination.name,
+            "size": size,
+            "source_size": before.size,
+            "source_mtime_ns": before.mtime_ns,
+            "encoder_profile": ENCODER_PROFILE,
+            "created_at": timezone.now(),
+        },
+    )
+    logger.info("rendition track=%s quality=%s bytes=%s", track.pk, quality, size)
+    if frames is not None:
+        check_planned_size(destination, size, frames, track)
+    return destination
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """How one run of a task ended, for the pool and the log."""
+
+    status: str  # a CacheTask status, or "handed back" / "lost" (another worker holds it now)
+    detail: str = ""
+    size: int | None = None
+    ffmpeg_missing: bool = False  # not the task's fault: the pool should stop
+
+    @property
+    def settled(self) -> bool:
+        """The task ended for good: the batches waiting for it hear how."""
+        return self.status in (Status.DONE, Status.SKIPPED, Status.FAILED, Status.CANCELLED)
+
+
+def run_task(
+    task: CacheTask,
+    worker_id: str,
+    *,
+    cancelled: Callable[[], bool],
+    shutting_down: Callable[[], bool],
+    cache_dir: Path | None = None,
+) -> TaskOutcome:
+    """Run a claimed task to its outcome (see the module's docstring); never raises."""
+    _announce_start(task)
+    started = time.monotonic()
+    try:
+        outcome = _execute(task, worker_id, cancelled, shutting_down, cache_dir)
+    except Exception as exc:  # never let one task kill the worker thread
+        logger.exception("task %s crashed", task.pk)
+        outcome = TaskOutcome(tasks.fail(task, worker_id, f"internal error: {exc}") or "lost", str(exc))
+    seconds = round(time.monotonic() - started, 2)
+    logger.info(
+        "transcode task=%s track=%s quality=%s result=%s seconds=%.2f %s",
+        task.pk, task.track_id, task.quality, outcome.status, seconds,
+        f"bytes={outcome.size}" if outcome.size is not None else outcome.detail,
+        extra={"task": task.pk, "track": task.track_id, "quality": task.quality, "result": outcome.status,
+               "seconds": seconds, "bytes": outcome.size},
+    )  # fmt: skip
+    if outcome.settled:
+        try:
+            _announce_outcome(task, outcome)
+        except Exception:  # a batch is also finished by whoever reads its progress next
+            logger.exception("could not update the batches of task %s", task.pk)
+    return outcome
+
+
+def _execute(task, worker_id, cancelled, shutting_down, cache_dir) -> TaskOutcome:
+    track = task.track
+    if not track.is_lossless:
+        tasks.finish(task, worker_id, Status.SKIPPED, "lossy source: streamed as is")
+        return TaskOutcome(Status.SKIPPED, "lossy")
+    try:
+        source = source_state(track)
+    except SourceUnavailable as exc:
+        return TaskOutcome(tasks.fail(task, worker_id, str(exc), permanent=True), str(exc))
+    if not task.force and fresh_rendition(track, task.quality, source, cache_dir) is not None:
+        tasks.finish(task, worker_id, Status.SKIPPED, "already cached")
+        return TaskOutcome(Status.SKIPPED, "already cached")
+
+    last_write = [0.0]
+
+    def on_progress(fraction: float) -> None:
+        now = time.monotonic()
+        if now - last_write[0] >= PROGRESS_INTERVAL:
+            last_write[0] = now
+            tasks.set_progress(task, worker_id, fraction)
+
+    try:
+        path = make_rendition(
+            track,
+            task.quality,
+            overwrite=True,
+            cache_dir=cache_dir,
+            temp_tag=tasks.temp_tag(task.pk, task.attempts),
+            still_allowed=lambda: tasks.still_held(task, worker_id),
+            on_progress=on_progress,
+            on_output=lambda temp, frames: tasks.set_output(task, worker_id, temp.name, frames),
+            should_stop=lambda: cancelled() or shutting_down(),
+        )
+    except FFmpegMissing as exc:
+        tasks.hand_back(task, worker_id)
+        logger.error("%s", exc)
+        return TaskOutcome("handed back", str(exc), ffmpeg_missing=True)
+    except SourceChanged as exc:
+        return TaskOutcome(tasks.fail(task, worker_id, str(exc)), str(exc))
+    except SourceUnavailable as exc:
+        return TaskOutcome(tasks.fail(task, worker_id, str(exc), permanent=True), str(exc))
+    except TranscodeTimeout as exc:
+        return TaskOutcome(tasks.fail(task, worker_id, str(exc)), str(exc))
+    except TranscodeError as exc:
+        if cancelled() or shutting_down():
+            if shutting_down() and tasks.hand_back(task, worker_id):
+                return TaskOutcome("handed back", "pool stopping")
+            return TaskOutcome(Status.CANCELLED, "stopped")
+        return TaskOutcome(tasks.fail(task, worker_id, str(exc)), last_line(str(exc)))
+    if not tasks.finish(task, worker_id, Status.DONE):
+        return TaskOutcome("lost", "task was taken over; rendition kept")
+    size = path.stat().st_size
+    _enforce_limits(task, cache_dir)
+    return TaskOutcome(Status.DONE, size=size)
+
+
+def _enforce_limits(task: CacheTask, cache_dir) -> None:
+    """Size cap and age limit after each new rendition (never evicting the one just made)."""
+    if not (settings.AUDIO_CACHE_MAX_SIZE or settings.AUDIO_CACHE_MAX_AGE_DAYS):
+        return
+    try:
+        cleanup.enforce_limits(keep=Q(track_id=task.track_id, quality=task.quality), cache_dir=cache_dir)
+    except Exception:  # eviction trouble must not fail a transcode that worked
+        logger.exception("could not apply the cache limits")
+
+
+def _announce_start(task: CacheTask) -> None:
+    try:
+        for batch in batches.open_batches_of(task):
+            # The counts query runs only for ticks that are not throttled away.
+            BatchEvents(batch.pk).track_started(
+                task.track, task.quality, lambda batch=batch: batches.batch_counts(batch)
+            )
+    except Exception:
+        logger.exception("could not announce task %s", task.pk)
+
+
+def _announce_outcome(task: CacheTask, outcome: TaskOutcome) -> None:
+    for batch in batches.open_batches_of(task):
+        counts, just_finished = batches.check_finished(batch)
+        events = BatchEvents(batch.pk)
+        if outcome.status == Status.DONE:
+            events.track_cached(task.track, task.quality, counts)
+        elif outcome.status == Status.FAILED:
+            events.track_failed(task.track, task.quality, counts, outcome.detail)
+        else:
+            events.track_skipped(task.track, task.quality, counts, outcome.detail)
+        if just_finished:
+            events.finished(counts)

@@ -1,0 +1,266 @@
+"""Turn one lossless file into one MP3 rendition with ffmpeg, safely.
+
+Safety rules (DESIGN.md): ffmpeg runs from an argument list (never a shell) with
+``-nostdin`` and a timeout; the input is ``file:<absolute path>`` so no name is ever read
+as an option or a protocol; the output goes to a temporary file in the cache directory,
+is fsynced and only then renamed into place, so a rendition is never seen half-written and
+the MP3 keeps the Xing/LAME header ffmpeg writes at the end.
+"""
+
+import hashlib
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from mixtapes.probe import ffmpeg_input, stderr_tail
+
+from ..qualities import BITRATES
+
+# Rates MP3 can carry; anything above is resampled (to 44.1 kHz for its multiples, else 48 kHz).
+MAX_MP3_SAMPLE_RATE = 48000
+TEMP_PREFIX = ".tmp-"
+# A rendition shorter than this share of the probed duration means the source is damaged.
+TRUNCATION_TOLERANCE = 0.98
+TEMP_SUFFIX = ".part"
+
+# What every rendition is made with, besides the bitrate. Changing anything here changes
+# ENCODER_PROFILE, which makes every existing rendition stale (they are re-made on demand).
+_PROFILE_ARGS = ("libmp3lame", "cbr", "id3v2.3", "xing", "cover-copy", "ac2-if-more", "ar-max-48000")
+ENCODER_PROFILE = "mp3-" + hashlib.sha256(" ".join(_PROFILE_ARGS).encode()).hexdigest()[:12]
+
+
+class TranscodeError(Exception):
+    """ffmpeg failed; ``str()`` holds the tail of its stderr."""
+
+
+class TranscodeTimeout(TranscodeError):
+    pass
+
+
+class FFmpegMissing(TranscodeError):
+    pass
+
+
+class CacheUnwritable(TranscodeError):
+    """The cache folder cannot be created or written (read-only mount, a file in its path...)."""
+
+    @classmethod
+    def from_os_error(cls, directory: Path, exc: OSError) -> "CacheUnwritable":
+        return cls(f"cannot write to the cache folder {directory} (AUDIO_CACHE_DIR): {exc.strerror or exc}")
+
+
+@dataclass(frozen=True)
+class SourceFacts:
+    """What the command needs to know about the source (from the scan's probe)."""
+
+    sample_rate: int | None
+    channels: int | None
+    has_cover: bool
+    duration: float | None
+
+
+def output_sample_rate(source_rate: int | None) -> int | None:
+    """None keeps the source rate; above 48 kHz, the nearest family rate MP3 allows."""
+    if not source_rate or source_rate <= MAX_MP3_SAMPLE_RATE:
+        return None
+    return 44100 if source_rate % 44100 == 0 else 48000
+
+
+def build_command(source: Path, output: Path, quality: str, facts: SourceFacts, *, ffmpeg: str | None = None) -> list:
+    bitrate = BITRATES[quality]
+    command = [
+        ffmpeg or settings.AUDIO_CACHE_FFMPEG,
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        "-v", "error",
+        "-n",  # never overwrite: the temporary name is ours alone
+        "-i", ffmpeg_input(source),
+        "-map", "0:a:0",
+        "-map_metadata", "0",
+    ]  # fmt: skip
+    if facts.has_cover:
+        # The embedded picture becomes the MP3's APIC frame, unchanged.
+        command += ["-map", "0:v?", "-c:v", "copy", "-disposition:v", "attached_pic"]
+        # The picture is one packet, but ffmpeg holds the audio back (up to 10 s of it) waiting
+        # for more video to interleave: listeners following the file would wait for it. Same bytes.
+        command += ["-max_interleave_delta", "100000"]
+    command += ["-c:a", "libmp3lame", "-b:a", f"{bitrate}k"]  # -b:a without -q:a is constant bitrate
+    rate = output_sample_rate(facts.sample_rate)
+    if rate:
+        command += ["-ar", str(rate)]
+    if facts.channels and facts.channels > 2:
+        command += ["-ac", "2"]
+    command += [
+        "-id3v2_version", "3",
+        "-write_xing", "1",
+        "-progress", "pipe:1",
+        # Each frame reaches the file as it is made (not in 256 KiB lumps): listeners following
+        # the file hear the first second at once. Same bytes, so not part of ENCODER_PROFILE.
+        "-flush_packets", "1",
+        "-f", "mp3",
+        ffmpeg_input(output),
+    ]  # fmt: skip
+    return command
+
+
+def make_temp_path(cache_dir: Path, final_name: str, tag: str = "") -> Path:
+    """A unique hidden name next to the final file (same file system, so the rename is atomic)."""
+    fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{tag}", suffix=f"-{final_name}{TEMP_SUFFIX}", dir=cache_dir)
+    os.close(fd)
+    os.unlink(name)  # ffmpeg -n creates it; we only wanted a name nobody else holds
+    return Path(name)
+
+
+def transcode(
+    source: Path,
+    destination: Path,
+    quality: str,
+    facts: SourceFacts,
+    *,
+    timeout: float | None = None,
+    temp_tag: str = "",
+    on_progress: Callable[[float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    before_publish: Callable[[], None] | None = None,
+    on_output: Callable[[Path], None] | None = None,
+) -> int:
+    """Write the rendition of ``source`` to ``destination`` atomically; returns its size in bytes.
+
+    ``on_progress`` gets 0.0-1.0 as ffmpeg advances; ``should_stop`` is polled and, when it
+    returns True, ffmpeg is killed and ``TranscodeError("stopped")`` raised. ``before_publish``
+    runs after the file is complete and synced, just before it replaces ``destination``; it
+    raises to cancel. ``on_output`` gets the temporary file's path before ffmpeg starts writing
+    it (progressive streaming follows it). On any failure the temporary file is removed and an
+    existing ``destination`` is left untouched.
+    """
+    timeout = timeout or settings.AUDIO_CACHE_TRANSCODE_TIMEOUT
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        temp = make_temp_path(destination.parent, destination.name, temp_tag)
+    except OSError as exc:
+        # A bare OSError used to surface as "internal error" with a traceback in the worker log;
+        # this is a failed transcode like any other, with a message that says what to fix.
+        raise CacheUnwritable.from_os_error(destination.parent, exc) from None
+    command = build_command(source, temp, quality, facts)
+    try:
+        if on_output is not None:
+            on_output(temp)
+        _run_ffmpeg(command, source, facts.duration, timeout, on_progress, should_stop)
+        size = _fsync(temp)
+        if size == 0:
+            raise TranscodeError("ffmpeg produced an empty file")
+        if before_publish is not None:
+            before_publish()
+        os.replace(temp, destination)
+        _fsync_dir(destination.parent)
+        return size
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _run_ffmpeg(command, source, duration, timeout, on_progress, should_stop) -> None:
+    deadline = time.monotonic() + timeout
+    with tempfile.TemporaryFile() as stderr:
+        try:
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, text=True, bufsize=1
+            )
+        except FileNotFoundError:
+            raise FFmpegMissing(f"{command[0]!r} was not found: install ffmpeg or set AUDIO_CACHE_FFMPEG") from None
+        except PermissionError:
+            raise FFmpegMissing(f"{command[0]!r} is not executable: check AUDIO_CACHE_FFMPEG") from None
+        try:
+            decoded = _follow_progress(process, duration, deadline, on_progress, should_stop)
+            remaining = max(0.1, deadline - time.monotonic())
+            returncode = process.wait(timeout=remaining)
+        except subprocess.TimeoutExpired:
+            raise TranscodeTimeout(f"ffmpeg took longer than {timeout:g} s (AUDIO_CACHE_TRANSCODE_TIMEOUT)") from None
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            process.stdout.close()
+        stderr.seek(0)
+        tail = stderr_tail(stderr.read(), source)
+        if returncode != 0:
+            raise TranscodeError(tail or f"ffmpeg failed with exit status {returncode}")
+        # ffmpeg exits 0 after decoding what it could of a damaged file; a rendition much
+        # shorter than the source is a failure, not a cache entry.
+        if duration and decoded < duration * TRUNCATION_TOLERANCE - 0.25:
+            message = f"decoded only {decoded:.1f} s of {duration:.1f} s: the source looks truncated or damaged"
+            raise TranscodeError(f"{message}\n{tail}" if tail else message)
+
+
+def _follow_progress(process, duration, deadline, on_progress, should_stop) -> float:
+    """Read ffmpeg's ``-progress`` key=value lines until it closes stdout; returns seconds decoded."""
+    # Reading blocks until ffmpeg prints; a watchdog thread enforces the deadline and the
+    # stop request by killing ffmpeg, which ends the read.
+    expired = threading.Event()
+    finished = threading.Event()
+
+    def watchdog():
+        while not finished.wait(0.2) and process.poll() is None:
+            if time.monotonic() > deadline or (should_stop and should_stop()):
+                expired.set()
+                process.kill()
+                return
+
+    guard = threading.Thread(target=watchdog, name="ffmpeg-watchdog", daemon=True)
+    guard.start()
+    decoded = 0.0
+    for line in process.stdout:
+        key, _, value = line.strip().partition("=")
+        if key == "out_time_us" and value.isdigit():
+            decoded = int(value) / 1e6
+            if on_progress and duration:
+                on_progress(min(1.0, decoded / duration))
+    finished.set()  # ffmpeg closed its output: release the watchdog now, not at its next tick
+    guard.join(timeout=1)
+    if expired.is_set():
+        if should_stop and should_stop():
+            raise TranscodeError("stopped")
+        raise subprocess.TimeoutExpired(process.args, 0)
+    return decoded
+
+
+def _fsync(path: Path) -> int:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+        return os.fstat(fh.fileno()).st_size
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The rename itself must reach the disk, or a crash could bring the old name back.
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def check_ffmpeg(ffmpeg: str | None = None) -> str:
+    """Raise ``FFmpegMissing`` unless ffmpeg runs and has libmp3lame; returns its version line."""
+    ffmpeg = ffmpeg or settings.AUDIO_CACHE_FFMPEG
+    try:
+        version = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True, timeout=30, check=False)
+        has_lame = "--enable-libmp3lame" in version.stdout
+        if not has_lame and version.returncode == 0:  # a build that does not list its configuration
+            encoders = subprocess.run(
+                [ffmpeg, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=30, check=False
+            )
+            has_lame = encoders.returncode == 0 and "libmp3lame" in encoders.stdout
+    except FileNotFoundError:
+        raise FFmpegMissing(f"{ffmpeg!r} was not found: install ffmpeg or set AUDIO_CACHE_FFMPEG") from None
+    except (PermissionError, subprocess.TimeoutExpired) as exc:
+        raise FFmpegMissing(f"{ffmpeg!r} cannot be run ({exc}): check AUDIO_CACHE_FFMPEG") from None
+    if version.returncode != 0 or not has_lame:
+        raise FFmpegMissing(f"{ffmpeg!r} has no libmp3lame MP3 encoder: install a full ffmpeg build")
+    return (version.stdout.splitlines() or ["ffmpeg"])[0]
