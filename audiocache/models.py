@@ -6,15 +6,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from mixtapes.models import Mixtape, Track
+from mixtapes.probe import last_line
 
 from .date_probing import DateProbingQuerySet
 from .qualities import BITRATES
-
-
-def last_line(text: str, default: str = "") -> str:
-    """The last line of a message that says something: ffmpeg's stderr ends with what went wrong."""
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else default
 
 
 class Quality(models.TextChoices):

@@ -68,6 +68,12 @@ def stderr_tail(stderr: bytes | str, path: Path | None = None, limit: int = STDE
     return text[-limit:]
 
 
+def last_line(text: str, default: str = "") -> str:
+    """The last line of a message that says something: ffmpeg's stderr ends with what went wrong."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else default
+
+
 def probe(path: Path, *, ffprobe: str | None = None, timeout: float = PROBE_TIMEOUT_SECONDS) -> ProbeResult:
     """Probe ``path`` (an absolute path to a regular file). Raises ``ProbeError`` with a reason."""
     ffprobe = ffprobe or settings.AUDIO_CACHE_FFPROBE
@@ -92,8 +98,8 @@ def probe(path: Path, *, ffprobe: str | None = None, timeout: float = PROBE_TIME
     except subprocess.TimeoutExpired:
         raise ProbeError(f"ffprobe gave no answer within {timeout:g} s") from None
     if completed.returncode != 0:
-        reason = stderr_tail(completed.stderr, path).splitlines()
-        raise ProbeError(reason[-1] if reason else f"ffprobe failed with exit status {completed.returncode}")
+        reason = last_line(stderr_tail(completed.stderr, path))
+        raise ProbeError(reason or f"ffprobe failed with exit status {completed.returncode}")
     try:
         data = json.loads(completed.stdout.decode("utf-8", "replace"))
     except ValueError:

@@ -128,8 +128,7 @@ class WorkerPool:
                     if task is None:
                         if self.burst and self._queue_is_drained():
                             break
-                        self._wakeup.wait(self.poll_interval)
-                        self._wakeup.clear()
+                        self._idle()
                         continue
                     self._run(task, worker_id)
                 except Exception:
@@ -144,6 +143,16 @@ class WorkerPool:
                     self._idle_workers += 1
                     if self._idle_workers >= self.size:
                         self._stopping.set()  # the housekeeper may go too
+
+    def _idle(self) -> None:
+        """Wait for a ring, at most one poll interval. The bell is shared by every worker of the
+        pool: one that clears it must not swallow the ring of ``stop()``, or another worker would
+        sleep a whole interval before it notices (stop sets ``_stopping`` before it rings)."""
+        self._wakeup.wait(self.poll_interval)
+        if not self._stopping.is_set():
+            self._wakeup.clear()
+            if self._stopping.is_set():
+                self._wakeup.set()
 
     def _queue_is_drained(self) -> bool:
         """Burst mode ends when nothing is pending or running (a retry waiting for its backoff counts)."""

@@ -24,8 +24,9 @@ from django.utils import timezone
 
 from mixtapes.files import SourceState, SourceUnavailable, source_state
 from mixtapes.models import Track
+from mixtapes.probe import last_line
 
-from ..models import CachedRendition, CacheTask, last_line
+from ..models import CachedRendition, CacheTask
 from ..renditions import is_fresh
 from ..transcode.ffmpeg import TEMP_PREFIX
 from . import doorbell

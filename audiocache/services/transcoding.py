@@ -20,9 +20,10 @@ from django.utils import timezone
 
 from mixtapes.files import SourceState, SourceUnavailable, source_state
 from mixtapes.models import Track
+from mixtapes.probe import last_line
 
 from ..events.sending import BatchEvents
-from ..models import CachedRendition, CacheTask, last_line
+from ..models import CachedRendition, CacheTask
 from ..qualities import BITRATES, QUALITY_NAMES
 from ..queue import batches, tasks
 from ..renditions import cache_file_name, check_planned_size, is_fresh, planned_frames, rendition_path

@@ -11,7 +11,7 @@ duration): LAME encodes its delay on top and pads the last frame (``audio_frames
 frames' lengths follow from the bitrate, with LAME's padding byte spread evenly
 (``audio_bytes``). tests/test_mp3.py checks both against real ffmpeg at every sample rate
 family and bitrate. (A file whose probed duration is wrong decodes to another length: its
-rendition is still right, only the size told to its first listeners was not; see cache.py.)
+rendition is still right, only the size told to its first listeners was not; see renditions.py.)
 
 Written by hand: mutagen reads finished files; nothing predicts the size of one in the making.
 """
