@@ -14,9 +14,21 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
-from .payload import COMPLETED, EVENT_TYPE, FAILED, IN_PROGRESS, PENDING, SKIPPED, Counts, channel_for, payload
+from .payload import (
+    COMPLETED,
+    EVENT_TYPE,
+    FAILED,
+    IN_PROGRESS,
+    PENDING,
+    SKIPPED,
+    Counts,
+    channel_for,
+    counts_of,
+    payload,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +42,11 @@ REDIS_RETRY_AFTER = 30.0
 _lock = threading.Lock()
 _last_tick: dict[str, float] = {}
 _listeners: dict[str, list[Callable[[dict], None]]] = {}
+# The counts of each batch's latest event sent by this process, so a progress tick needs no
+# query (a tick only says where the batch stood; outcomes and the end carry counted figures).
+# Batches another process finishes are never forgotten here: keep the newest few hundred.
+_known_counts: "OrderedDict[str, Counts]" = OrderedDict()
+KNOWN_COUNTS_KEPT = 500
 _redis_down_until = 0.0  # monotonic time
 
 
@@ -37,6 +54,7 @@ def send(batch_id, data: dict) -> bool:
     """Store and deliver one event of ``batch_id``; False when it could not be sent (logged:
     progress must never break the transcoding it reports on)."""
     channel = channel_for(batch_id)
+    _remember(batch_id, counts_of(data))
     try:
         _deliver(channel, data)
     except Exception:
@@ -83,6 +101,21 @@ def _store_only(channel: str, data: dict) -> None:
     get_storage().append_event(channel, EVENT_TYPE, json.dumps(data, cls=DjangoJSONEncoder))
 
 
+def _remember(batch_id, counts: Counts) -> None:
+    key = str(batch_id)
+    with _lock:
+        _known_counts[key] = counts
+        _known_counts.move_to_end(key)
+        while len(_known_counts) > KNOWN_COUNTS_KEPT:
+            _known_counts.popitem(last=False)
+
+
+def known_counts(batch_id) -> Counts | None:
+    """The counts of the batch's latest event sent by this process, if any."""
+    with _lock:
+        return _known_counts.get(str(batch_id))
+
+
 def tick_due(batch_id) -> bool:
     """True (and the slot is taken) when a progress tick for this batch may go out now."""
     now = time.monotonic()
@@ -95,9 +128,10 @@ def tick_due(batch_id) -> bool:
 
 
 def forget(batch_id) -> None:
-    """Drop a finished batch's throttle state."""
+    """Drop a finished batch's throttle state and counts."""
     with _lock:
         _last_tick.pop(str(batch_id), None)
+        _known_counts.pop(str(batch_id), None)
 
 
 @contextlib.contextmanager
@@ -140,10 +174,12 @@ class BatchEvents:
         self.emit("start", PENDING, f"Queued {counts.total} renditions ({counts})", counts)
 
     def track_started(self, track, quality: str, counts: Counts | Callable[[], Counts]) -> None:
-        """A throttled tick; ``counts`` may be a function, called only when the tick goes out."""
+        """A throttled tick; ``counts`` may be a function, called only when the tick goes out and
+        this process has sent no event of the batch yet (``known_counts``)."""
         if not tick_due(self.batch_id):
             return
-        counts = counts() if callable(counts) else counts
+        if callable(counts):
+            counts = known_counts(self.batch_id) or counts()
         self.emit(
             "track", IN_PROGRESS, f"Caching track {counts.done + 1} of {counts.total}: {track} @ {quality}", counts,
             track_id=track.pk, quality=quality,

@@ -54,8 +54,11 @@ def create_batch(
             ),
             batch_size=ITEMS_PER_INSERT,
         )
-    BatchEvents(batch.pk).queued(batch_counts(batch))
-    announce_if_finished(batch)
+    counts, just_finished = check_finished(batch)
+    events = BatchEvents(batch.pk)
+    events.queued(counts)
+    if just_finished:  # nothing to do: it ends here, with its final event
+        events.finished(counts)
     return batch
 
 

@@ -68,10 +68,11 @@ class WorkerPool:
 
     # -- lifecycle ------------------------------------------------------------------
 
-    def start(self) -> "WorkerPool":
+    def start(self, *, ffmpeg_version: str | None = None) -> "WorkerPool":
         """Check ffmpeg (raises ``FFmpegMissing``) and the cache folder (raises ``CacheUnwritable``),
-        each with a clear message, then start the threads."""
-        version = check_ffmpeg()
+        each with a clear message, then start the threads. ``ffmpeg_version``: the caller checked
+        ffmpeg itself (``check_ffmpeg``'s answer), while it did other work."""
+        version = ffmpeg_version or check_ffmpeg()
         try:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # e.g. a regular file where a folder should be: say so, no traceback
@@ -196,11 +197,11 @@ class WorkerPool:
             self.stop()  # not the task's fault: run_task handed it back; stop this pool loudly
 
 
-def run_batch_inline(batch, workers: int, on_progress=None):
+def run_batch_inline(batch, workers: int, on_progress=None, *, ffmpeg_version: str | None = None):
     """Run a pool in this process until ``batch`` is finished (it may help with other queued
     work too); returns the batch's counts. Raises ``FFmpegMissing``/``CacheUnwritable`` before
     any work when the pool cannot start."""
-    pool = WorkerPool(workers, name=f"inline-{batch.pk.hex[:8]}").start()
+    pool = WorkerPool(workers, name=f"inline-{batch.pk.hex[:8]}").start(ffmpeg_version=ffmpeg_version)
     try:
         return batches.follow(batch, on_progress)
     finally:
