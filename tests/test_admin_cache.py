@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from audiocache.models import CacheBatch, CachedRendition, CacheTask, StreamDay
 from audiocache.transcode.ffmpeg import ENCODER_PROFILE
+from tests.conftest import rendition
 from tests.factories import (
     CachedRenditionFactory,
     CacheTaskFactory,
@@ -23,18 +24,6 @@ DASHBOARD = "/admin/audiocache/cachedrendition/dashboard/"
 PURGE = "/admin/audiocache/cachedrendition/purge/"
 RENDITIONS = "/admin/audiocache/cachedrendition/"
 TASKS = "/admin/audiocache/cachetask/"
-
-
-@pytest.fixture
-def cache_dir(settings, music_root):
-    settings.AUDIO_CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    return settings.AUDIO_CACHE_DIR
-
-
-def rendition(cache_dir, size=1000, **fields):
-    r = CachedRenditionFactory(size=size, encoder_profile=ENCODER_PROFILE, **fields)
-    (cache_dir / r.file_name).write_bytes(b"\xff" * size)
-    return r
 
 
 @pytest.mark.parametrize("url", [DASHBOARD, PURGE + "?everything=1", RENDITIONS, TASKS])

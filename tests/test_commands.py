@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -13,8 +12,7 @@ from django.core.management.base import CommandError
 
 from mixtapes.models import Track
 from mixtapes.probe import probe
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.conftest import REPO
 
 
 @pytest.mark.slow

@@ -5,13 +5,12 @@ import json
 import re
 import shlex
 import string
-from pathlib import Path
 
 import yaml
 
 from audiocache.delivery.zerocopy import UVICORN_OPTIONS
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
 
 

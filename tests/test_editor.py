@@ -17,6 +17,7 @@ from audiocache.models import CacheBatch, CachedRendition, CacheTask
 from audiocache.transcode.ffmpeg import ENCODER_PROFILE
 from mixtapes.models import Mixtape, MixtapeTrack, Track
 from mixtapes.search import search_tracks
+from tests.conftest import body
 from tests.factories import (
     CacheBatchFactory,
     CachedRenditionFactory,
@@ -25,7 +26,6 @@ from tests.factories import (
     TrackFactory,
     UserFactory,
 )
-from tests.test_streaming import body
 
 pytestmark = pytest.mark.django_db
 

@@ -27,8 +27,8 @@ from audiocache.queue import tasks
 from audiocache.queue.pool import WorkerPool
 from audiocache.seed_api import AudioCache
 from mixtapes.models import Mixtape, Track
+from tests.conftest import body
 from tests.factories import CacheBatchFactory, MixtapeFactory, MixtapeTrackFactory, TrackFactory, UserFactory
-from tests.test_streaming import body
 
 Status = CacheTask.Status
 

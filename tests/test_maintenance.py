@@ -2,16 +2,12 @@
 cacheclean / cachedebug commands. Each deletes exactly what it says and never touches
 MUSIC_ROOT."""
 
-import hashlib
 import os
-import time
-from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db.models import Q
-from django.utils import timezone
 
 from audiocache import selectors
 from audiocache.models import CachedRendition
@@ -22,52 +18,10 @@ from audiocache.services import cleanup
 from audiocache.transcode.ffmpeg import ENCODER_PROFILE
 from mixtapes.library import scan_library
 from mixtapes.models import Track
+from tests.conftest import age, file_names, rendition
 from tests.factories import CachedRenditionFactory, TrackFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def cache_dir(settings, music_root):
-    settings.AUDIO_CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    return settings.AUDIO_CACHE_DIR
-
-
-@pytest.fixture
-def music_snapshot(music_root):
-    """A file in MUSIC_ROOT and a way to check nothing there changed."""
-    (music_root / "Artist").mkdir()
-    (music_root / "Artist" / "song.flac").write_bytes(b"fLaC" + b"\0" * 1000)
-
-    def state():
-        return {
-            str(p.relative_to(music_root)): (
-                p.stat().st_size,
-                p.stat().st_mtime_ns,
-                hashlib.sha256(p.read_bytes()).hexdigest(),
-            )
-            for p in music_root.rglob("*")
-            if p.is_file()
-        }
-
-    before = state()
-    yield lambda: state() == before
-
-
-def rendition(cache_dir, *, size=1000, days_since_play=None, days_old=0, quality="medium", **fields):
-    r = CachedRenditionFactory(size=size, quality=quality, encoder_profile=ENCODER_PROFILE, **fields)
-    (cache_dir / r.file_name).write_bytes(b"\xff" * size)
-    now = timezone.now()
-    CachedRendition.objects.filter(pk=r.pk).update(
-        created_at=now - timedelta(days=days_old),
-        last_accessed_at=None if days_since_play is None else now - timedelta(days=days_since_play),
-    )
-    r.refresh_from_db()
-    return r
-
-
-def names(cache_dir):
-    return sorted(p.name for p in cache_dir.iterdir())
 
 
 # --- purge --------------------------------------------------------------------------------
@@ -79,7 +33,7 @@ def test_purge_deletes_exactly_the_selected_files_and_rows(cache_dir, music_snap
     report = cleanup.purge(CachedRendition.objects.filter(pk__in=[r.pk for r in gone]))
     assert (report.renditions, report.files, report.bytes) == (2, 2, 1200)
     assert list(CachedRendition.objects.values_list("pk", flat=True)) == [keep.pk]
-    assert names(cache_dir) == [keep.file_name]
+    assert file_names(cache_dir) == [keep.file_name]
     assert music_snapshot()
 
 
@@ -96,7 +50,7 @@ def test_purge_dry_run_changes_nothing(cache_dir):
     report = cleanup.purge(CachedRendition.objects.all(), dry_run=True)
     assert (report.renditions, report.files, report.bytes, report.dry_run) == (1, 1, 300, True)
     assert "would delete 1 renditions" in str(report)
-    assert CachedRendition.objects.filter(pk=r.pk).exists() and names(cache_dir) == [r.file_name]
+    assert CachedRendition.objects.filter(pk=r.pk).exists() and file_names(cache_dir) == [r.file_name]
 
 
 # --- expiry and the size cap -------------------------------------------------------------------
@@ -111,7 +65,9 @@ def test_expire_goes_by_last_play_or_creation(cache_dir):
     assert report.renditions == 2
     left = set(CachedRendition.objects.values_list("pk", flat=True))
     assert left == {played_lately.pk, never_played_new.pk}
-    assert played_long_ago.file_name not in names(cache_dir) and never_played_old.file_name not in names(cache_dir)
+    assert played_long_ago.file_name not in file_names(cache_dir) and never_played_old.file_name not in file_names(
+        cache_dir
+    )
 
 
 def test_size_cap_evicts_least_recently_used_first(cache_dir):
@@ -127,8 +83,8 @@ def test_size_cap_evicts_least_recently_used_first(cache_dir):
     report = cleanup.evict_to_size(2500)
     assert report.renditions == 2 and report.bytes == 2000
     assert set(CachedRendition.objects.values_list("pk", flat=True)) == {recent.pk, newest.pk}
-    assert sorted([recent.file_name, newest.file_name]) == names(cache_dir)
-    assert oldest.file_name not in names(cache_dir) and never_played.file_name not in names(cache_dir)
+    assert sorted([recent.file_name, newest.file_name]) == file_names(cache_dir)
+    assert oldest.file_name not in file_names(cache_dir) and never_played.file_name not in file_names(cache_dir)
     assert cleanup.evict_to_size(2500).renditions == 0  # under the cap: nothing more
 
 
@@ -158,11 +114,6 @@ def test_workers_apply_the_size_cap_after_each_rendition(make_audio, settings):
 # --- reconciliation ---------------------------------------------------------------------------
 
 
-def age(path, seconds):
-    old = time.time() - seconds
-    os.utime(path, (old, old))
-
-
 def test_reconcile_removes_orphans_both_ways(cache_dir, settings, music_snapshot):
     kept = rendition(cache_dir)
     no_file = rendition(cache_dir)
@@ -187,7 +138,7 @@ def test_reconcile_removes_orphans_both_ways(cache_dir, settings, music_snapshot
     report = cleanup.reconcile()
     assert (report.orphan_files, report.orphan_rows, report.bytes) == (2, 1, 15)
     assert list(CachedRendition.objects.values_list("pk", flat=True)) == [kept.pk]
-    assert sorted(names(cache_dir)) == sorted([kept.file_name, young_orphan.name, running_temp.name])
+    assert sorted(file_names(cache_dir)) == sorted([kept.file_name, young_orphan.name, running_temp.name])
     assert music_snapshot()
 
 
@@ -217,7 +168,7 @@ def test_cacheclean_options(cache_dir, music_snapshot):
     assert "Total: deleted 1 renditions" in output
 
     output = cacheclean("--all")
-    assert not CachedRendition.objects.exists() and names(cache_dir) == []
+    assert not CachedRendition.objects.exists() and file_names(cache_dir) == []
     assert music_snapshot()
 
 

@@ -1,11 +1,11 @@
 """Constraints the database itself enforces (run on SQLite and on PostgreSQL by `make test`)."""
 
 import pytest
-from django.db import IntegrityError, transaction
 from django.db.models.deletion import ProtectedError
 
 from audiocache.models import CachedRendition, CacheTask
 from mixtapes.models import Mixtape, MixtapeTrack, Track
+from tests.conftest import violates
 from tests.factories import (
     CachedRenditionFactory,
     CacheTaskFactory,
@@ -18,15 +18,6 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 Status = CacheTask.Status
-
-
-def violates(callable_, *args, **kwargs) -> bool:
-    try:
-        with transaction.atomic():
-            callable_(*args, **kwargs)
-    except IntegrityError:
-        return True
-    return False
 
 
 def test_track_path_is_unique():

@@ -12,7 +12,6 @@ import os
 import subprocess
 import threading
 import time
-import warnings
 from datetime import timedelta
 
 import pytest
@@ -31,18 +30,12 @@ from audiocache.transcode import mp3
 from mixtapes.files import source_state
 from mixtapes.library import scan_library
 from mixtapes.models import Track
-from tests.e2e.conftest import SLOW_FFMPEG, dying_ffmpeg, wait_until
+from tests.conftest import SLOW_FFMPEG, body, dying_ffmpeg, same_but_the_xing_frame, wait_until
 from tests.factories import CacheTaskFactory, MixtapeTrackFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 Status = CacheTask.Status
-
-
-def body(response) -> bytes:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the test client reads the async body synchronously
-        return b"".join(response)
 
 
 @pytest.fixture
@@ -95,17 +88,6 @@ def rendition_bytes(settings, track, quality="medium") -> bytes:
 def still_transcoding(track, quality="medium") -> bool:
     running = CacheTask.objects.filter(track=track, quality=quality, status=Status.RUNNING).exists()
     return running and not CachedRendition.objects.filter(track=track, quality=quality).exists()
-
-
-def same_but_the_xing_frame(streamed: bytes, final: bytes) -> bool:
-    """ffmpeg fills in the Xing frame when it ends; every other byte is the finished file's."""
-    layout = mp3.read_layout(final)
-    xing_start = mp3.id3v2_length(final)
-    return (
-        len(streamed) == len(final)
-        and streamed[:xing_start] == final[:xing_start]
-        and streamed[layout.audio_offset :] == final[layout.audio_offset :]
-    )
 
 
 # --- the whole file ---------------------------------------------------------------------------

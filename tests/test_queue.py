@@ -420,7 +420,7 @@ def test_an_unreachable_redis_never_fails_or_slows_an_enqueue(
     file_track, settings, monkeypatch, caplog, django_capture_on_commit_callbacks
 ):
     from audiocache.queue import doorbell
-    from tests.e2e.conftest import wait_until
+    from tests.conftest import wait_until
 
     monkeypatch.setattr(doorbell, "_client", None)
     monkeypatch.setattr(doorbell, "_down_until", 0.0)

@@ -4,14 +4,13 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from config import env
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 SHOW_SETTINGS = (
     "import json; from django.conf import settings as s; print(json.dumps({k: str(getattr(s, k)) for k in "
     "['DEBUG','DATA_ROOT','MUSIC_ROOT','AUDIO_CACHE_DIR','AUDIO_CACHE_ENABLED','AUDIO_CACHE_DEFAULT_QUALITY',"

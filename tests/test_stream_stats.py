@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from audiocache.models import StreamDay
 from audiocache.services import play_counts
-from tests.test_streaming import body, hit, library, url, user_client  # noqa: F401 (fixtures)
+from tests.conftest import body, url
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +21,7 @@ def today():
     return StreamDay.objects.filter(day=timezone.localdate()).values("hits", "misses", "bypasses").first()
 
 
-def test_plays_are_counted_by_outcome_once_per_play(user_client, library, hit):  # noqa: F811 (fixtures)
+def test_plays_are_counted_by_outcome_once_per_play(user_client, library, hit):
     hit_url, _ = hit
     body(user_client.get(hit_url))  # a play: counted, and the first count of the process is written at once
     assert today() == {"hits": 1, "misses": 0, "bypasses": 0}

@@ -5,7 +5,6 @@ import errno
 import os
 import re
 import time
-import warnings
 from email.utils import formatdate
 
 import pytest
@@ -19,18 +18,11 @@ from audiocache.delivery.ranges import ByteRange, Unsatisfiable, needs_whole_fil
 from audiocache.models import CachedRendition, CacheTask
 from audiocache.seed_api import AudioCache
 from audiocache.services import play_counts
-from mixtapes.library import scan_library
 from mixtapes.models import Track
+from tests.conftest import body, url
 from tests.factories import CacheTaskFactory, MixtapeFactory, MixtapeTrackFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def body(response) -> bytes:
-    with warnings.catch_warnings():
-        # The test client is synchronous; under uvicorn the body is consumed asynchronously.
-        warnings.simplefilter("ignore")
-        return b"".join(response)
 
 
 # --- parse_range ------------------------------------------------------------------------------
@@ -91,27 +83,6 @@ def test_overlapping_or_too_many_ranges_mean_the_whole_file():
 
 
 # --- the view ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def library(make_audio):
-    make_audio("Artist/lossless.flac", duration=2, tags={"title": "Lossless"})
-    make_audio("Artist/lossy.mp3", kind="mp3", duration=2)
-    make_audio("Artist/other.m4a", kind="alac", duration=1)
-    make_audio("Artist/wave.wav", kind="wav", duration=1)
-    make_audio("Artist/aiff.aiff", kind="aiff", duration=1)
-    scan_library()
-    return {t.path.split("/")[-1]: t for t in Track.objects.all()}
-
-
-@pytest.fixture
-def user_client(client):
-    client.force_login(UserFactory())
-    return client
-
-
-def url(track, quality=None):
-    return f"/stream/{track.pk}/" + (f"?quality={quality}" if quality else "")
 
 
 def test_miss_serves_the_original_and_queues_a_play_priority_task(user_client, library, settings):
@@ -199,13 +170,6 @@ def test_stale_rendition_is_never_served(user_client, library):
     response = user_client.get(url(track, "medium"))
     assert response["X-Audio-Cache"] == "miss"
     assert response["Content-Type"] == "audio/flac"
-
-
-@pytest.fixture
-def hit(user_client, library):
-    track = library["lossless.flac"]
-    path = AudioCache().transcode_file(track, "medium")
-    return url(track, "medium"), path.read_bytes()
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from audiocache.transcode.ffmpeg import (
 from mixtapes.files import SourceUnavailable
 from mixtapes.library import scan_library
 from mixtapes.models import Track
+from tests.conftest import scanned
 
 pytestmark = pytest.mark.django_db
 
@@ -39,12 +40,6 @@ def ffprobe(path):
         timeout=30,
     )
     return json.loads(result.stdout)
-
-
-def scanned(make_audio, name, **spec):
-    make_audio(name, **spec)
-    scan_library()
-    return Track.objects.get(path=name)
 
 
 @pytest.mark.parametrize(

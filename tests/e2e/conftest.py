@@ -1,69 +1,22 @@
-"""Helpers for tests that run real ``manage.py`` processes against the test database."""
+"""Fixtures and helpers for the end-to-end tests: real ``manage.py``, uvicorn and nginx processes
+against the test database, curl, ffprobe, a browser, and Server-Sent Events read from a live server.
 
+What tests/stress and the in-process tests share with these (``manage_env``, ``wait_until``,
+``SLOW_FFMPEG``...) is in tests/conftest.py.
+"""
+
+import json
 import os
 import shutil
-import socket
 import string
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
-REPO = Path(__file__).resolve().parents[2]
-
-from audiocache.delivery.zerocopy import UVICORN_OPTIONS  # noqa: E402
-
-# The app served as `make run` and the Docker image serve it.
-UVICORN = [sys.executable, "-m", "uvicorn", "config.asgi:application", *UVICORN_OPTIONS]
-# ffmpeg reading its input at $SLOW_FFMPEG_RATE x real time: a transcode lasts long enough to
-# act while it is being written.
-SLOW_FFMPEG = str(REPO / "tests" / "e2e" / "slow-ffmpeg")
-
-
-def dying_ffmpeg(folder: Path, seconds: float) -> str:
-    """An ffmpeg (slowed as SLOW_FFMPEG) killed ``seconds`` into every transcode, as a crash would."""
-    wrapper = folder / "dying-ffmpeg"
-    wrapper.write_text(
-        f'#!/bin/sh\n[ "$1" = "-version" ] && exec ffmpeg "$@"\nexec timeout -s KILL {seconds:g} {SLOW_FFMPEG} "$@"\n'
-    )
-    wrapper.chmod(0o755)
-    return str(wrapper)
-
-
-def database_url() -> str:
-    """A DATABASE_URL for the database this test run uses (the test database, not the real one)."""
-    s = connection.settings_dict
-    if connection.vendor == "postgresql":
-        auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
-        return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-    name = s["NAME"]
-    if "memory" in str(name):
-        pytest.skip("needs a database file that other processes can open")
-    return f"sqlite:///{name}"
-
-
-@pytest.fixture
-def manage_env(settings, tmp_path, music_root):
-    """Environment for a ``manage.py`` subprocess sharing this test's database, library and cache."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "AUDIO_CACHE_"))}
-    environment.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DATABASE_URL=database_url(),
-        DATA_ROOT=str(tmp_path / "data"),
-        MUSIC_ROOT=str(settings.MUSIC_ROOT),
-        AUDIO_CACHE_DIR=str(settings.AUDIO_CACHE_DIR),
-        AUDIO_CACHE_LEASE_SECONDS=str(settings.AUDIO_CACHE_LEASE_SECONDS),
-        AUDIO_CACHE_RETRY_DELAY="0",
-        SECRET_KEY=settings.SECRET_KEY,  # sessions made by the test client must verify in the server
-        PYTHONUNBUFFERED="1",
-    )
-    return environment
+from tests.conftest import REPO, UVICORN, free_port, wait_for_http
 
 
 @pytest.fixture
@@ -89,26 +42,6 @@ def spawn(manage_env):
         if process.poll() is None:
             process.kill()
         process.wait(timeout=10)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except urllib.error.HTTPError:
-            return  # it answers
-        except OSError:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{url} did not answer within {timeout} s") from None
-            time.sleep(0.2)
 
 
 @pytest.fixture
@@ -150,16 +83,6 @@ def uvicorn_server(manage_env):
     for process in servers:
         if process.returncode is None:
             stop(process)
-
-
-def wait_until(condition, timeout=60, interval=0.1, message="condition"):
-    """Poll ``condition`` until it is true; fail naming ``message`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {message}")
 
 
 @pytest.fixture
@@ -231,3 +154,101 @@ def nginx(settings):
         process.terminate()
         process.communicate(timeout=20)
     shutil.rmtree(work, ignore_errors=True)
+
+
+# --- clients ------------------------------------------------------------------------------------------
+
+
+def curl(*args) -> subprocess.CompletedProcess:
+    return subprocess.run(["curl", "--silent", "--show-error", *args], capture_output=True, timeout=60, check=False)
+
+
+def ffprobe(address: str) -> dict:
+    """What ffprobe reads of the format and streams at ``address`` (it must read it)."""
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", address],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert probe.returncode == 0, probe.stderr
+    return json.loads(probe.stdout)
+
+
+def headers_of(output: bytes) -> dict[str, str]:
+    lines = output.decode("latin-1").split("\r\n")
+    return {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if ":" in line)}
+
+
+# --- a browser ----------------------------------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture
+def artifacts(request):
+    folder = Path(os.environ.get("BROWSER_ARTIFACTS", REPO / "test-results" / "browser")) / request.node.name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
+    # plain synchronous code all the same (Django's documented escape hatch for this case).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (make test installs it)")
+    with sync_api.sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+# --- Redis and Server-Sent Events ---------------------------------------------------------------------
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_available() -> bool:
+    try:
+        import redis
+
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+        return True
+    except Exception:
+        return False
+
+
+def read_events(url: str, cookie: str, headers=(), until_final=True, timeout=90) -> list[tuple[str | None, dict]]:
+    """(id, payload) of the SSE events of ``url`` until the batch's final event."""
+    command = ["curl", "-sN", "--max-time", str(timeout), "-b", cookie]
+    for header in headers:
+        command += ["-H", header]
+    process = subprocess.Popen([*command, url], stdout=subprocess.PIPE, text=True)
+    events, event_id, event_type, data = [], None, None, None
+    try:
+        for line in process.stdout:
+            line = line.rstrip("\n")
+            if line.startswith("id:"):
+                event_id = line[3:].strip()
+            elif line.startswith("event:"):
+                event_type = line[6:].strip()
+            elif line.startswith("data:"):
+                data = line[5:].strip()
+            elif line == "":
+                if event_type != "progress" or data is None:  # stream-open, keep-alive...
+                    event_id, event_type, data = None, None, None
+                    continue
+                payload = json.loads(data)
+                events.append((event_id, payload))
+                event_id, event_type, data = None, None, None
+                if until_final and payload.get("step") in ("done", "snapshot") and payload["status"] in (
+                    "completed", "failed"
+                ):  # fmt: skip
+                    break
+    finally:
+        process.kill()
+        process.wait()
+    return events

@@ -8,9 +8,7 @@ open the share page, play, seek, switch quality. Screenshots of each page go to
 ``test-results/browser/`` (or ``$BROWSER_ARTIFACTS``).
 """
 
-import os
 import shutil
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
@@ -19,36 +17,11 @@ from django.db import connections
 from mixtapes.demo import make_demo_library
 from mixtapes.library import scan_library
 from mixtapes.models import Mixtape
-from tests.e2e.conftest import REPO
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def artifacts(request):
-    folder = Path(os.environ.get("BROWSER_ARTIFACTS", REPO / "test-results" / "browser")) / request.node.name
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    return folder
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
-    # plain synchronous code all the same (Django's documented escape hatch for this case).
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (make test installs it)")
-    with sync_api.sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from audiocache.models import CachedRendition, CacheTask
 from mixtapes.library import scan_library
-from tests.e2e.conftest import REPO, UVICORN, free_port, wait_for_http
+from tests.conftest import REPO, UVICORN, free_port, wait_for_http
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

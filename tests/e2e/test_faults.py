@@ -21,9 +21,8 @@ from audiocache.seed_api import AudioCache
 from audiocache.transcode.ffmpeg import TEMP_PREFIX
 from mixtapes.library import scan_library
 from mixtapes.models import Track
-from tests.e2e.conftest import REPO, UVICORN, free_port, wait_for_http, wait_until
+from tests.conftest import REPO, UVICORN, body, free_port, wait_for_http, wait_until
 from tests.factories import MixtapeFactory, MixtapeTrackFactory, UserFactory
-from tests.test_streaming import body
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Status = CacheTask.Status

@@ -1,6 +1,5 @@
 """Real clients against a live uvicorn (and nginx in front of it): curl, ffprobe, raw ranges."""
 
-import json
 import os
 import subprocess
 import time
@@ -11,6 +10,7 @@ import pytest
 from audiocache.seed_api import AudioCache
 from mixtapes.library import scan_library
 from mixtapes.models import Track
+from tests.e2e.conftest import curl, ffprobe, headers_of
 from tests.factories import MixtapeFactory, MixtapeTrackFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,25 +25,6 @@ def shared_track(make_audio):
     rendition = AudioCache().transcode_file(track, "medium")
     MixtapeTrackFactory(track=track, mixtape=MixtapeFactory(is_public=True))
     return track, rendition
-
-
-def curl(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(["curl", "--silent", "--show-error", *args], capture_output=True, timeout=60, check=False)
-
-
-def ffprobe(address: str) -> dict:
-    """What ffprobe reads of the format and streams at ``address`` (it must read it)."""
-    probe = subprocess.run(
-        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", address],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert probe.returncode == 0, probe.stderr
-    return json.loads(probe.stdout)
-
-
-def headers_of(output: bytes) -> dict[str, str]:
-    lines = output.decode("latin-1").split("\r\n")
-    return {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if ":" in line)}
 
 
 @pytest.mark.parametrize("plain", [False, True], ids=["zero-copy", "plain-uvicorn"])

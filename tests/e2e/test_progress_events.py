@@ -1,7 +1,6 @@
 """Progress over SSE from a live uvicorn, in both topologies."""
 
 import itertools
-import json
 import subprocess
 import time
 
@@ -10,54 +9,10 @@ import pytest
 from audiocache.queue import batches
 from mixtapes.library import scan_library
 from mixtapes.models import Track
+from tests.e2e.conftest import REDIS_URL, read_events, redis_available
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def redis_available() -> bool:
-    try:
-        import redis
-
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-        return True
-    except Exception:
-        return False
-
-
-def read_events(url: str, cookie: str, headers=(), until_final=True, timeout=90) -> list[tuple[str | None, dict]]:
-    """(id, payload) of the SSE events of ``url`` until the batch's final event."""
-    command = ["curl", "-sN", "--max-time", str(timeout), "-b", cookie]
-    for header in headers:
-        command += ["-H", header]
-    process = subprocess.Popen([*command, url], stdout=subprocess.PIPE, text=True)
-    events, event_id, event_type, data = [], None, None, None
-    try:
-        for line in process.stdout:
-            line = line.rstrip("\n")
-            if line.startswith("id:"):
-                event_id = line[3:].strip()
-            elif line.startswith("event:"):
-                event_type = line[6:].strip()
-            elif line.startswith("data:"):
-                data = line[5:].strip()
-            elif line == "":
-                if event_type != "progress" or data is None:  # stream-open, keep-alive...
-                    event_id, event_type, data = None, None, None
-                    continue
-                payload = json.loads(data)
-                events.append((event_id, payload))
-                event_id, event_type, data = None, None, None
-                if until_final and payload.get("step") in ("done", "snapshot") and payload["status"] in (
-                    "completed", "failed"
-                ):  # fmt: skip
-                    break
-    finally:
-        process.kill()
-        process.wait()
-    return events
 
 
 @pytest.fixture

@@ -22,8 +22,7 @@ from django.db import connections
 from audiocache.models import CachedRendition, CacheTask
 from mixtapes.library import scan_library
 from mixtapes.models import Track
-from tests.e2e.conftest import SLOW_FFMPEG, dying_ffmpeg, wait_until
-from tests.e2e.test_browser import artifacts, browser  # noqa: F401  (fixtures)
+from tests.conftest import SLOW_FFMPEG, dying_ffmpeg, wait_until
 from tests.factories import MixtapeFactory, MixtapeTrackFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -49,8 +48,8 @@ def shared_track(make_audio):
 
 
 def test_a_visitor_plays_and_seeks_while_the_mp3_is_being_made(
-    browser,  # noqa: F811
-    artifacts,  # noqa: F811
+    browser,
+    artifacts,
     shared_track,
     static_root,
     uvicorn_server,
@@ -159,8 +158,8 @@ def written_bytes(task: CacheTask) -> int:
 
 
 def test_when_the_mp3_being_made_fails_the_player_goes_on_with_the_original(
-    browser,  # noqa: F811
-    artifacts,  # noqa: F811
+    browser,
+    artifacts,
     shared_track,
     static_root,
     uvicorn_server,

@@ -13,10 +13,9 @@ import pytest
 from audiocache.models import CachedRendition, CacheTask
 from mixtapes.library import scan_library
 from mixtapes.models import Track
-from tests.e2e.conftest import SLOW_FFMPEG, dying_ffmpeg, wait_until
-from tests.e2e.test_live_streaming import curl, ffprobe, headers_of
+from tests.conftest import SLOW_FFMPEG, dying_ffmpeg, same_but_the_xing_frame, wait_until
+from tests.e2e.conftest import curl, ffprobe, headers_of
 from tests.factories import MixtapeFactory, MixtapeTrackFactory
-from tests.test_progressive import same_but_the_xing_frame
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

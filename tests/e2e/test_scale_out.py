@@ -17,8 +17,8 @@ from audiocache.models import CachedRendition, CacheTask
 from audiocache.queue import batches
 from mixtapes.library import scan_library
 from mixtapes.models import Track
-from tests.e2e.conftest import wait_until
-from tests.e2e.test_progress_events import REDIS_URL, read_events, redis_available
+from tests.conftest import wait_until
+from tests.e2e.conftest import REDIS_URL, read_events, redis_available
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

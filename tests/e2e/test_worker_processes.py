@@ -14,7 +14,8 @@ from audiocache.models import CachedRendition, CacheTask
 from audiocache.queue import tasks
 from mixtapes.library import scan_library
 from mixtapes.models import Track
-from tests.e2e.conftest import REPO, wait_until
+from tests.conftest import REPO, wait_until
+from tests.e2e.conftest import REDIS_URL, redis_available
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Status = CacheTask.Status
@@ -165,8 +166,6 @@ def test_precache_bad_arguments(manage_env, args, message):
 def test_with_redis_idle_workers_are_woken_when_work_is_queued_elsewhere(make_audio, spawn, settings):
     """Redis is only a doorbell (audiocache/doorbell.py): a worker polling once a minute still
     claims a task queued in another process within a few seconds, and loses none if Redis is not there."""
-    from tests.e2e.test_progress_events import REDIS_URL, redis_available
-
     if not redis_available():
         pytest.skip(f"Redis is not reachable at {REDIS_URL}")
     make_audio("a.flac", duration=1)

@@ -25,7 +25,7 @@ from audiocache.queue import batches
 from audiocache.seed_api import AudioCache
 from mixtapes.library import scan_library
 from mixtapes.models import Track
-from tests.e2e.conftest import REPO, UVICORN, free_port, wait_for_http
+from tests.conftest import REPO, UVICORN, free_port, wait_for_http
 from tests.factories import MixtapeFactory, MixtapeTrackFactory
 
 pytestmark = [
