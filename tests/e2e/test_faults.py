@@ -2,7 +2,7 @@
 streams, PostgreSQL dropping a worker's connections, Redis down, a cache folder that cannot be written.
 
 What is already covered elsewhere and not repeated here: SIGKILL of a worker while ffmpeg writes
-and SIGTERM hand-back (test_worker_processes.py), a full disk (test_transcode.py, 64 KiB tmpfs).
+and SIGTERM hand-back (test_worker_processes.py), a full disk (tests/transcode/test_ffmpeg.py, 64 KiB tmpfs).
 """
 
 import signal

@@ -1,4 +1,4 @@
-"""audiocache/mp3.py: the size of a rendition is known before ffmpeg has finished it.
+"""audiocache/transcode/mp3.py: the size of a rendition is known before ffmpeg has finished it.
 
 Progressive streaming tells players this size up front, so it must be the finished file's
 size to the byte, at every sample rate family, bitrate and length: checked here against
