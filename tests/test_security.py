@@ -10,7 +10,7 @@ Tracks are the library of the server, shared by every account (any logged-in use
 them); mixtapes are private to their owner unless public. Static files are served by WhiteNoise, outside
 the URLconf (tests/e2e/test_static_files.py).
 
-Covered elsewhere, not repeated: SSE channel authorization (test_progress.py), cover re-encoding and
+Covered elsewhere, not repeated: SSE channel authorization (tests/events/test_access.py), cover re-encoding and
 size limits (test_editor.py), SECRET_KEY generation and ``check --deploy`` (test_settings.py).
 """
 
