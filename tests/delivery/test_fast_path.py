@@ -1,4 +1,5 @@
-"""The ASGI fast path for /stream/ runs Django's own configured middleware chain (audiocache/delivery/fast_path.py).
+"""The ASGI fast path for /stream/ runs Django's own configured middleware chain, and keeps its thread's
+database connection between requests, never a dirty one (audiocache/delivery/fast_path.py).
 
 The application is driven with ASGI messages in the test process: no server, so that what the
 fast path sends (bytes, or zero-copy sends of file ranges) can be read back exactly.
@@ -7,6 +8,7 @@ fast path sends (bytes, or zero-copy sends of file ranges) can be read back exac
 import asyncio
 import gzip
 import os
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -150,3 +152,36 @@ def test_https_redirect_applies_to_stream_urls(public_track, settings):
     settings.SECURE_SSL_REDIRECT = True
     status, headers, _, _ = call(StreamFastPath(_not_here), f"/stream/{public_track.pk}/")
     assert status == 301 and headers["location"].startswith("https://localhost/stream/")
+
+
+# --- the short ASGI path keeps its database connection, never a dirty one --------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_stream_thread_keeps_a_clean_connection_and_drops_others(monkeypatch):
+    from django.core import signals
+    from django.db import connection
+
+    from audiocache.delivery import fast_path
+
+    def next_request():
+        signals.request_started.send(sender=None, scope={})  # what the next stream request does first
+
+    connection.ensure_connection()
+    raw = connection.connection
+    fast_path.reuse_connections()
+    next_request()
+    assert connection.connection is raw  # kept, though SQLite's CONN_MAX_AGE is 0 here
+
+    connection.set_autocommit(False)  # a request that left a transaction open
+    fast_path.reuse_connections()
+    assert connection.connection is None
+
+    connection.ensure_connection()
+    raw = connection.connection
+    fast_path.reuse_connections()
+    assert connection.connection is raw
+    later = time.monotonic() + fast_path.STREAM_CONN_MAX_AGE + 1
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    next_request()
+    assert connection.connection is None  # not kept past its age

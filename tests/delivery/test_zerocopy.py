@@ -1,4 +1,4 @@
-"""The ASGI zero-copy send extension on uvicorn (audiocache/zerocopy.py), and the stream view using it.
+"""The ASGI zero-copy send extension on uvicorn (audiocache/delivery/zerocopy.py), and the stream view using it.
 
 A real uvicorn server runs in a thread of the test process with the protocol, so that the
 kernel's ``sendfile`` can be observed: ``os.sendfile`` is wrapped (and still called) to count

@@ -1,9 +1,11 @@
-"""Plays counted by outcome for the cache dashboard (audiocache/play_counts.py)."""
+"""Plays counted by outcome for the cache dashboard, and each rendition's hits
+(audiocache/services/play_counts.py).
+"""
 
 import pytest
 from django.utils import timezone
 
-from audiocache.models import StreamDay
+from audiocache.models import CachedRendition, StreamDay
 from audiocache.services import play_counts
 from tests.conftest import body, url
 
@@ -44,3 +46,21 @@ def test_two_processes_adding_to_a_new_day(monkeypatch):
     StreamDay.objects.all().delete()  # as if another process's row did not exist yet
     play_counts.flush_plays()
     assert today() == {"hits": 0, "misses": 1, "bypasses": 0}
+
+
+def test_hits_are_written_at_most_once_a_minute(user_client, hit, django_assert_max_num_queries, monkeypatch):
+    address, _ = hit
+    play_counts.reset()
+    user_client.get(address)
+    rendition = CachedRendition.objects.get()
+    assert rendition.hit_count == 1 and rendition.last_accessed_at is not None
+    for _ in range(5):
+        user_client.get(address)
+    assert CachedRendition.objects.get().hit_count == 1  # counted in memory
+    import time as time_module
+
+    later = time_module.monotonic() + 61
+    monkeypatch.setattr(play_counts.time, "monotonic", lambda: later)
+    user_client.get(address)
+    assert CachedRendition.objects.get().hit_count == 7
+    play_counts.reset()
