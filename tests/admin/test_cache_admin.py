@@ -1,7 +1,5 @@
 """The cache admin: dashboard, purges, rendition and task actions, precache actions."""
 
-from datetime import UTC
-
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
@@ -20,9 +18,16 @@ from tests.factories import (
 
 pytestmark = pytest.mark.django_db
 
+
 DASHBOARD = "/admin/audiocache/cachedrendition/dashboard/"
+
+
 PURGE = "/admin/audiocache/cachedrendition/purge/"
+
+
 RENDITIONS = "/admin/audiocache/cachedrendition/"
+
+
 TASKS = "/admin/audiocache/cachetask/"
 
 
@@ -212,31 +217,6 @@ def test_track_and_mixtape_pages_show_their_renditions(admin_client, cache_dir):
     assert admin_client.get(reverse("admin:index")).content.decode().replace("\xa0", " ").count("Cache dashboard") == 1
 
 
-@pytest.mark.parametrize("tz", ["UTC", "Pacific/Auckland", "America/Sao_Paulo"])
-def test_date_probes_give_what_the_database_gives(settings, tz):
-    from datetime import datetime, timedelta
-
-    from django.db.models import QuerySet
-    from django.utils import timezone
-
-    settings.TIME_ZONE = tz
-    moments = [datetime(2025, 12, 31, 23, 30, tzinfo=UTC) + timedelta(days=d, hours=h) for d, h in
-               [(0, 0), (0, 2), (1, 0), (31, 5), (40, 12), (400, 0), (401, 23)]]  # fmt: skip
-    for moment in moments:
-        r = CachedRenditionFactory(quality="low" if moment.day % 2 else "high")
-        CachedRendition.objects.filter(pk=r.pk).update(created_at=moment)
-    with timezone.override(tz):
-        for queryset in [CachedRendition.objects.all(), CachedRendition.objects.filter(quality="low")]:
-            for kind in ["year", "month", "day"]:
-                probed = list(queryset.datetimes("created_at", kind))
-                plain = list(QuerySet.datetimes(queryset, "created_at", kind))
-                assert probed == plain, (kind, probed, plain)
-            assert list(queryset.datetimes("created_at", "day", order="DESC")) == list(
-                QuerySet.datetimes(queryset, "created_at", "day", order="DESC")
-            )
-    assert CachedRendition.objects.none().datetimes("created_at", "year") == []
-
-
 def test_rendition_changelist_date_drilldown(admin_client):
     r = CachedRenditionFactory()
     year, month = r.created_at.year, r.created_at.month
@@ -300,28 +280,6 @@ def test_bad_purge_days_never_500(admin_client, cache_dir):
         assert response.status_code == 302 and response["Location"] == DASHBOARD, bad
 
 
-def test_admin_mixtape_delete_removes_the_cover_file(admin_client, settings, tmp_path):
-    from django.core.files.base import ContentFile
-
-    settings.MEDIA_ROOT = tmp_path / "media"
-    mixtape = MixtapeFactory()
-    mixtape.cover.save("c.jpg", ContentFile(b"jpeg"))
-    cover = settings.MEDIA_ROOT / mixtape.cover.name
-    assert cover.exists()
-    admin_client.post(f"/admin/mixtapes/mixtape/{mixtape.pk}/delete/", {"post": "yes"})
-    assert not cover.exists()
-
-
-def test_admin_refuses_the_reserved_slug(admin_client):
-    owner = UserFactory()
-    response = admin_client.post(
-        "/admin/mixtapes/mixtape/add/",
-        {"owner": owner.pk, "title": "New", "slug": "new", "liner_notes": "", "entries-TOTAL_FORMS": "0",
-         "entries-INITIAL_FORMS": "0", "entries-MIN_NUM_FORMS": "0", "entries-MAX_NUM_FORMS": "1000"},
-    )  # fmt: skip
-    assert response.status_code == 200 and "is reserved" in response.content.decode()
-
-
 def test_task_search_by_worker_and_error(admin_client, file_track):
     CacheTaskFactory(track=file_track(), status="failed", worker_id="nas:42/abc", error="Invalid data found")
     other = CacheTaskFactory(track=file_track(), status="done", worker_id="box:7/x")
@@ -336,26 +294,3 @@ def test_file_missing_filter(admin_client, cache_dir):
     (cache_dir / gone.file_name).unlink()
     page = admin_client.get(RENDITIONS, {"state": "missing"}).content.decode()
     assert f"/{gone.pk}/change/" in page and f"/{present.pk}/change/" not in page
-
-
-def test_first_and_last_by_index_walk_equal_min_and_max():
-    from datetime import timedelta
-
-    from django.db.models import Max, Min, QuerySet
-    from django.utils import timezone
-
-    assert CachedRendition.objects.aggregate(first=Min("created_at"), last=Max("created_at")) == {
-        "first": None,
-        "last": None,
-    }
-    for days, quality in [(5, "low"), (1, "high"), (9, "low"), (3, "medium")]:
-        r = CachedRenditionFactory(quality=quality)
-        CachedRendition.objects.filter(pk=r.pk).update(created_at=timezone.now() - timedelta(days=days))
-    for queryset in [CachedRendition.objects.all(), CachedRendition.objects.filter(quality="low"),
-                     CachedRendition.objects.filter(track__title__startswith="Track")]:  # fmt: skip
-        fast = queryset.aggregate(first=Min("created_at"), last=Max("created_at"))
-        plain = QuerySet.aggregate(queryset, first=Min("created_at"), last=Max("created_at"))
-        assert fast == plain
-    assert CachedRendition.objects.aggregate(n=Min("size")) == QuerySet.aggregate(
-        CachedRendition.objects.all(), n=Min("size")
-    )

@@ -1,0 +1,43 @@
+"""/healthz (config/health.py): what it checks, and what it names when something fails."""
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthz(client, settings, tmp_path, file_track):
+    settings.AUDIO_CACHE_DIR = tmp_path / "cache"
+    from tests.factories import CacheTaskFactory
+
+    CacheTaskFactory(track=file_track(), status="pending")
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok" and body["failing"] == []
+    checks = body["checks"]
+    assert checks["database"]["ok"] and checks["cache_dir"]["ok"] and checks["cache_dir"]["free_bytes"] > 0
+    assert checks["ffmpeg"] == {"ok": True, "version": checks["ffmpeg"]["version"], "libmp3lame": True}
+    assert checks["queue"]["pending"] == 1 and checks["queue"]["oldest_pending_seconds"] >= 0
+    assert "redis" not in checks  # not configured
+    assert response["Cache-Control"].startswith("max-age=0")
+    assert client.post("/healthz").status_code == 405
+
+
+def test_healthz_names_what_fails(client, settings, tmp_path, monkeypatch):
+    from audiocache import selectors
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    settings.AUDIO_CACHE_DIR = blocker / "cache"  # cannot be created
+    settings.AUDIO_CACHE_FFMPEG = "/nonexistent/ffmpeg"
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    monkeypatch.setattr(selectors, "_ffmpeg_checked", {})
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unhealthy"
+    assert body["failing"] == ["cache_dir", "ffmpeg", "redis"]
+    assert "not writable" in body["checks"]["cache_dir"]["error"]
+    assert "was not found" in body["checks"]["ffmpeg"]["error"]
+    assert "redis://" not in response.content.decode()  # no URLs or secrets in the answer
+    monkeypatch.setattr(selectors, "_ffmpeg_checked", {})
