@@ -7,9 +7,7 @@ from datetime import UTC
 import pytest
 
 from audiocache.models import CachedRendition
-from tests.factories import (
-    CachedRenditionFactory,
-)
+from tests.factories import CachedRenditionFactory
 
 pytestmark = pytest.mark.django_db
 

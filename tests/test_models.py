@@ -1,29 +1,17 @@
-"""Constraints the database itself enforces (run on SQLite and on PostgreSQL by `make test`)."""
+"""Constraints the database itself enforces on the cache's tables (audiocache/models.py); run on SQLite
+and on PostgreSQL by `make test`.
+"""
 
 import pytest
-from django.db.models.deletion import ProtectedError
 
 from audiocache.models import CachedRendition, CacheTask
-from mixtapes.models import Mixtape, MixtapeTrack, Track
 from tests.conftest import violates
-from tests.factories import (
-    CachedRenditionFactory,
-    CacheTaskFactory,
-    MixtapeFactory,
-    MixtapeTrackFactory,
-    TrackFactory,
-    UserFactory,
-)
+from tests.factories import CachedRenditionFactory, CacheTaskFactory, TrackFactory
 
 pytestmark = pytest.mark.django_db
 
+
 Status = CacheTask.Status
-
-
-def test_track_path_is_unique():
-    TrackFactory(path="a/b.flac")
-    assert violates(TrackFactory, path="a/b.flac")
-    TrackFactory(path="a/B.flac")  # paths are case-sensitive, like the file system
 
 
 def test_one_rendition_per_track_and_quality():
@@ -69,51 +57,9 @@ def test_task_progress_stays_between_zero_and_one():
     assert violates(CacheTaskFactory, progress=-0.1)
 
 
-def test_mixtape_positions_are_unique_within_a_mixtape():
-    mixtape = MixtapeFactory()
-    MixtapeTrackFactory(mixtape=mixtape, position=0)
-    assert violates(MixtapeTrackFactory, mixtape=mixtape, position=0)
-    MixtapeTrackFactory(position=0)  # another mixtape may use position 0
-
-
-def test_the_same_track_may_appear_twice_in_a_mixtape():
-    mixtape, track = MixtapeFactory(), TrackFactory()
-    MixtapeTrackFactory(mixtape=mixtape, track=track, position=0)
-    MixtapeTrackFactory(mixtape=mixtape, track=track, position=1)
-    assert list(mixtape.tracks.all()) == [track, track]
-
-
-def test_deleting_a_track_that_is_in_a_mixtape_is_refused():
-    entry = MixtapeTrackFactory()
-    with pytest.raises(ProtectedError):
-        entry.track.delete()
-    assert MixtapeTrack.objects.filter(pk=entry.pk).exists()
-
-
 def test_deleting_a_track_removes_its_renditions_and_tasks():
     track = TrackFactory()
     CachedRenditionFactory(track=track)
     CacheTaskFactory(track=track)
     track.delete()
     assert CachedRendition.objects.count() == CacheTask.objects.count() == 0
-
-
-def test_mixtape_slugs_are_unique_and_made_from_the_title():
-    owner = UserFactory()
-    first = Mixtape.objects.create(owner=owner, title="Road Trip: Summer '26!")
-    second = Mixtape.objects.create(owner=owner, title="Road trip summer 26")
-    third = Mixtape.objects.create(owner=owner, title="★★★")
-    assert first.slug == "road-trip-summer-26"
-    assert second.slug == "road-trip-summer-26-2"
-    assert third.slug == "mixtape"
-    assert violates(Mixtape.objects.create, owner=owner, title="x", slug=first.slug)
-
-
-def test_track_display_and_paths(settings, tmp_path):
-    settings.MUSIC_ROOT = tmp_path
-    track = Track(path="Artist/Album/01 - Song.flac", title="", artist="")
-    assert track.display_title == "01 - Song"
-    assert str(track) == "01 - Song.flac"
-    assert track.absolute_path() == tmp_path / "Artist/Album/01 - Song.flac"
-    track.title, track.artist = "Song", "Artist"
-    assert str(track) == "Artist – Song"

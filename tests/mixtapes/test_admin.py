@@ -2,10 +2,7 @@
 
 import pytest
 
-from tests.factories import (
-    MixtapeFactory,
-    UserFactory,
-)
+from tests.factories import MixtapeFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
