@@ -6,8 +6,9 @@ Each case must end in a clear 4xx or a failed task with a message: never a 500, 
 file read or written outside MUSIC_ROOT and the cache folder, and nothing under MUSIC_ROOT changed.
 
 Unit-level cases live next to their code and are not repeated: damaged sources and odd names in the
-transcoder (test_transcode.py), odd names, loops and reasons in the scan (test_scan.py), the Range
-header fuzz and hostile rows in the stream view (test_streaming.py).
+transcoder (tests/transcode/test_ffmpeg.py), odd names, loops and reasons in the scan
+(tests/mixtapes/test_scan.py), the Range header fuzz (tests/delivery/test_ranges.py), hostile rows
+and symlinks in the stream view (tests/delivery/test_stream_view.py, tests/services/test_play.py).
 """
 
 import hashlib

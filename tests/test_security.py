@@ -11,7 +11,8 @@ them); mixtapes are private to their owner unless public. Static files are serve
 the URLconf (tests/e2e/test_static_files.py).
 
 Covered elsewhere, not repeated: SSE channel authorization (tests/events/test_access.py), cover re-encoding and
-size limits (test_editor.py), SECRET_KEY generation and ``check --deploy`` (test_settings.py).
+size limits (tests/mixtapes/test_editor.py), SECRET_KEY generation and ``check --deploy``
+(tests/config/test_settings.py).
 """
 
 import re
