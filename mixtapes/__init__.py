@@ -1,0 +1,1 @@
+"""The library and its pages: tracks scanned from MUSIC_ROOT, mixtapes built from them, the editor and the share page. Knows nothing of the audio cache but through its doors (see docs/architecture.md)."""

@@ -177,7 +177,9 @@ def _execute(task, worker_id, cancelled, shutting_down, cache_dir) -> TaskOutcom
         tasks.finish(task, worker_id, Status.SKIPPED, "already cached")
         return TaskOutcome(Status.SKIPPED, "already cached")
 
-    last_write = [0.0]
+    # The first write after a second: the task starts at 0 (the claim), and most transcodes of
+    # a song end sooner, with no progress write at all.
+    last_write = [time.monotonic()]
 
     def on_progress(fraction: float) -> None:
         now = time.monotonic()
