@@ -233,8 +233,10 @@ def terminate_other_backends() -> int:
 def test_a_worker_survives_postgresql_dropping_its_connections(make_audio, spawn, settings):
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL only (the suite's second pass runs with DATABASE_URL=postgres://...)")
+    # Four minutes each: long enough that every task runs past its first progress write (after 1 s)
+    # on a fast machine, so the connections are dropped while a task is under way.
     for n in range(4):
-        make_audio(f"album/{n}.flac", duration=60, channels=1, noise=True)
+        make_audio(f"album/{n}.flac", duration=240, channels=1, noise=True)
     scan_library()
     tracks = list(Track.objects.all())
     batch = batches.create_batch(tracks, ["medium"], label="pg drop")
