@@ -54,10 +54,20 @@ def test_cacheclean_without_options_applies_the_settings(cache_dir, settings):
     assert CachedRendition.objects.count() == 1
 
 
-@pytest.mark.parametrize("args", [["--max-size", "lots"], ["--older-than", "-1"], ["--older-than", "x"]])
+BAD_VALUES = {
+    ("--max-size", "lots"): "--max-size 'lots' is not a size (examples: 500M, 20G, 1.5T)",
+    ("--older-than", "-1"): "--older-than takes a number of days from 0 to 36500",
+    ("--older-than", "x"): "--older-than takes a number of days from 0 to 36500",
+}
+
+
+@pytest.mark.parametrize("args", [list(args) for args in BAD_VALUES])
 def test_cacheclean_rejects_bad_values(args, cache_dir):
-    with pytest.raises((CommandError, SystemExit)):
+    rendition(cache_dir)
+    with pytest.raises(CommandError) as error:
         cacheclean(*args)
+    assert str(error.value) == BAD_VALUES[tuple(args)]
+    assert CachedRendition.objects.count() == 1
 
 
 @pytest.mark.parametrize(

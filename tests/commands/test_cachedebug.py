@@ -50,7 +50,14 @@ def test_cachedebug_errors(argument, message, music_root):
         call_command("cachedebug", argument, stdout=StringIO())
 
 
-@pytest.mark.parametrize("argument", ["²", "9" * 30])
+ODD_IDS = {
+    "²": "No track with path '²' (run scanlibrary if the file is new).",  # not an id: a path
+    "9" * 30: f"No track with id {'9' * 30}.",  # past any database integer: no such track
+}
+
+
+@pytest.mark.parametrize("argument", list(ODD_IDS))
 def test_cachedebug_odd_ids(argument, music_root):
-    with pytest.raises(CommandError):
+    with pytest.raises(CommandError) as error:
         call_command("cachedebug", argument, stdout=StringIO())
+    assert str(error.value) == ODD_IDS[argument]
