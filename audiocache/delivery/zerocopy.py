@@ -57,6 +57,8 @@ async def _send(cycle: httptools_impl.RequestResponseCycle, send, message) -> No
     if message["type"] != EXTENSION:
         return await send(message)
     more_body = message.get("more_body", False)
+    if cycle.disconnected:
+        return  # the client left, perhaps before the response started: ignored, as uvicorn's send does
     if not cycle.response_started or cycle.response_complete or cycle.chunked_encoding:
         raise RuntimeError(f"'{EXTENSION}' needs a started response with a Content-Length.")
     if cycle.flow.write_paused and not cycle.disconnected:

@@ -221,6 +221,28 @@ def test_a_client_that_leaves_mid_file_ends_the_send(tmp_path, sent_by_kernel):
     assert response.status == 200 and len(body) == 40 * 1024 * 1024
 
 
+def test_a_client_that_leaves_before_the_response_starts_is_ignored(data_file):
+    # wrk does this at the end of a run: the connection closes while the app is still working.
+    path, _ = data_file
+    seen = []
+    app = file_app(path, lambda scope: [(0, 1000)], seen)
+
+    async def after_the_client_left(scope, receive, send):
+        await receive()  # the request
+        assert (await receive())["type"] == "http.disconnect"
+        await app(scope, receive, send)
+
+    with serving(after_the_client_left) as port:
+        client = socket.create_connection(("127.0.0.1", port))
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        client.close()
+        deadline = time.monotonic() + 10
+        while len(seen) < 2:
+            assert time.monotonic() < deadline, "the app never finished"
+            time.sleep(0.02)
+    assert seen[-1] == "done"  # no "needs a started response" error: the sends were ignored
+
+
 def test_a_file_shorter_than_promised_closes_the_connection(data_file):
     path, data = data_file
     seen = []
