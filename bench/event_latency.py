@@ -105,7 +105,7 @@ def run(topology: str, args, work: Path) -> None:
         from django.contrib.auth.models import User
         from django.contrib.sessions.backends.db import SessionStore
 
-        from audiocache import queue
+        from audiocache.queue import batches
         from audiocache.models import CachedRendition
         from mixtapes.models import Track
 
@@ -117,7 +117,7 @@ def run(topology: str, args, work: Path) -> None:
         session["_auth_user_hash"] = user.get_session_auth_hash()
         session.create()
 
-        batch = queue.create_batch(Track.objects.all(), ["low"], label=f"latency {topology}", user=user, force=True)
+        batch = batches.create_batch(Track.objects.all(), ["low"], label=f"latency {topology}", user=user, force=True)
         received, stop = [], threading.Event()
         connected_at = time.time()
         headers = {"Cookie": f"sessionid={session.session_key}", "Last-Event-ID": f"batch-{batch.pk}:0"}

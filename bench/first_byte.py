@@ -223,7 +223,7 @@ def purge_cache(env: dict[str, str]) -> None:
 
 def ten_seconds_bytes(content_type: str, size: int, head: bytes, duration: float) -> int | None:
     """How many body bytes hold the first 10 s of audio; None until ``head`` says."""
-    from audiocache import mp3
+    from audiocache.transcode import mp3
 
     if content_type != "audio/mpeg":
         # The original FLAC: a share of the file in proportion to time (an approximation).
@@ -272,7 +272,7 @@ def bare_ffmpeg_first_frame(track_id: int, out_dir: Path) -> float:
     """Seconds from starting ffmpeg with the transcoder's exact arguments to its first audio
     frame in the file: the floor under a progressive first byte (process start-up, opening
     the FLAC, the encoder's first frame)."""
-    from audiocache import mp3
+    from audiocache.transcode import mp3
     from audiocache.transcode.ffmpeg import SourceFacts, build_command
     from mixtapes.files import source_state
     from mixtapes.models import Track

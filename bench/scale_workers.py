@@ -55,7 +55,7 @@ def main() -> None:
     django.setup()
     from bench_common import fresh_database
 
-    from audiocache import queue
+    from audiocache.queue import batches
     from audiocache.models import CachedRendition, CacheTask
     from audiocache.transcode.ffmpeg import SourceFacts, build_command
     from mixtapes.demo import AudioSpec, chord, render_audio
@@ -95,7 +95,7 @@ def main() -> None:
             CachedRendition.objects.all().delete()
             CacheTask.objects.all().delete()
             shutil.rmtree(cache, ignore_errors=True)
-            queue.create_batch(tracks, ["medium"], label=f"bench {n}")
+            batches.create_batch(tracks, ["medium"], label=f"bench {n}")
             started = time.monotonic()
             processes = [
                 subprocess.Popen(
