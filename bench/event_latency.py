@@ -105,8 +105,8 @@ def run(topology: str, args, work: Path) -> None:
         from django.contrib.auth.models import User
         from django.contrib.sessions.backends.db import SessionStore
 
-        from audiocache.queue import batches
         from audiocache.models import CachedRendition
+        from audiocache.queue import batches
         from mixtapes.models import Track
 
         CachedRendition.objects.all().delete()

@@ -55,8 +55,8 @@ def main() -> None:
     django.setup()
     from bench_common import fresh_database
 
-    from audiocache.queue import batches
     from audiocache.models import CachedRendition, CacheTask
+    from audiocache.queue import batches
     from audiocache.transcode.ffmpeg import SourceFacts, build_command
     from mixtapes.demo import AudioSpec, chord, render_audio
     from mixtapes.library import scan_library

@@ -29,6 +29,12 @@ FORMATS: dict[str, tuple[str, list[str], bool]] = {
     "aac": (".m4a", ["-c:a", "aac", "-b:a", "128k"], True),
     "mp3": (".mp3", ["-c:a", "libmp3lame", "-b:a", "192k", "-id3v2_version", "3"], True),
     "opus": (".opus", ["-c:a", "libopus", "-b:a", "96k"], False),
+    # Rarer kinds, for the probe tests.
+    "wav8": (".wav", ["-c:a", "pcm_u8"], False),
+    "wavfloat": (".wav", ["-c:a", "pcm_f32le"], False),
+    "aiff24": (".aiff", ["-c:a", "pcm_s24be", "-write_id3v2", "1"], False),
+    "vorbis": (".ogg", ["-c:a", "libvorbis", "-q:a", "2"], False),
+    "tta": (".tta", ["-c:a", "tta"], False),
 }
 
 

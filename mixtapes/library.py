@@ -1,8 +1,8 @@
 """Library scan: walk MUSIC_ROOT, probe audio files, upsert ``Track`` rows.
 
 Memory stays flat on any library size: files stream out of the walk in batches, each
-batch is looked up, probed (in parallel: ffprobe runs are separate processes) and written
-in one transaction. Rows not seen by the scan are found afterwards with one query on
+batch is looked up, probed (mixtapes/probe: in-process from the headers where they say
+everything, else by ffprobe, in parallel) and written in one transaction. Rows not seen by the scan are found afterwards with one query on
 ``scanned_at``, not by holding every path in memory.
 
 The scan only reads. It never writes, moves or deletes anything under MUSIC_ROOT, and a
@@ -12,6 +12,7 @@ does not empty anybody's mixtapes.
 
 import logging
 import os
+import shutil
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -194,7 +195,7 @@ def _probe_candidate(candidate: Candidate) -> _Probed:
         raise
     except ProbeError as exc:
         return _Probed(candidate, None, str(exc) or "unreadable")
-    tags = read_tags(path, fallback=result.tags)
+    tags = result.read_tags or read_tags(path, fallback=result.tags)
     fields = {
         "title": tags.title,
         "artist": tags.artist,
@@ -256,6 +257,10 @@ def scan_library(
         raise ScanError(f"{start} is not inside MUSIC_ROOT {music_root}; set MUSIC_ROOT to scan another library")
     if not start.is_dir():
         raise ScanError(f"{start} is not a folder")
+
+    if shutil.which(settings.AUDIO_CACHE_FFPROBE) is None:
+        # Most files never need it, but the ones that do would all fail: say so before starting.
+        raise ScanError(f"{settings.AUDIO_CACHE_FFPROBE!r} was not found: install ffmpeg or set AUDIO_CACHE_FFPROBE")
 
     report = ScanReport()
     began = time.monotonic()

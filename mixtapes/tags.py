@@ -1,7 +1,9 @@
 """Read the tags of an audio file with mutagen, cleaned for display and storage.
 
 mutagen speaks every tag dialect we meet (Vorbis comments, ID3 in MP3/WAV/AIFF, MP4 atoms,
-APEv2); ffprobe's container tags fill any gap mutagen leaves.
+APEv2); ffprobe's container tags (or, for WAV, its RIFF INFO list) fill any gap mutagen leaves.
+The in-process probe (mixtapes/probe/headers.py) has the file open already and passes the
+mutagen object to ``tags_of``; everything else calls ``read_tags`` with a path.
 """
 
 import re
@@ -11,12 +13,13 @@ from pathlib import Path
 
 import mutagen
 from mutagen.id3 import ID3
+from mutagen.mp4 import MP4Tags
 
 from .models import MAX_TAG_LENGTH
 
 FIELDS = ("title", "artist", "album", "album_artist", "track_number", "disc_number")
 
-# Per field: the names it goes by in easy (Vorbis/EasyID3/EasyMP4/APEv2) tags, ID3 frames, and ffprobe.
+# Per field: the names it goes by in Vorbis comments and APEv2 tags, ID3 frames, MP4 atoms and ffprobe.
 _EASY_KEYS = {
     "title": ("title",),
     "artist": ("artist",),
@@ -32,6 +35,15 @@ _ID3_FRAMES = {
     "album_artist": "TPE2",
     "track_number": "TRCK",
     "disc_number": "TPOS",
+}
+# MP4 atoms; the numbers are (number, total) pairs.
+_MP4_ATOMS = {
+    "title": "\xa9nam",
+    "artist": "\xa9ART",
+    "album": "\xa9alb",
+    "album_artist": "aART",
+    "track_number": "trkn",
+    "disc_number": "disk",
 }
 _FFPROBE_KEYS = {
     "title": ("title",),
@@ -73,7 +85,16 @@ def parse_number(value: str) -> int | None:
 
 def read_tags(path: Path, fallback: dict[str, str] | None = None) -> Tags:
     """Tags of ``path``; ``fallback`` is ffprobe's lower-cased tag dict for what mutagen misses."""
-    found = _mutagen_tags(path)
+    try:
+        audio = mutagen.File(path)
+    except Exception:  # mutagen raises many types on damaged files; ffprobe's tags still apply
+        audio = None
+    return tags_of(audio, fallback)
+
+
+def tags_of(audio, fallback: dict[str, str] | None = None) -> Tags:
+    """Tags of an open mutagen file (or None), with ``fallback`` (ffprobe's names) for what it lacks."""
+    found = _mutagen_fields(getattr(audio, "tags", None))
     for field_name, keys in _FFPROBE_KEYS.items():
         if not found.get(field_name) and fallback:
             found[field_name] = next((fallback[k] for k in keys if fallback.get(k)), "")
@@ -87,21 +108,24 @@ def read_tags(path: Path, fallback: dict[str, str] | None = None) -> Tags:
     )
 
 
-def _mutagen_tags(path: Path) -> dict[str, str]:
-    try:
-        audio = mutagen.File(path, easy=True)
-    except Exception:  # mutagen raises many types on damaged files; ffprobe's tags still apply
-        return {}
-    tags = getattr(audio, "tags", None)
+def _mutagen_fields(tags) -> dict[str, str]:
     if not tags:
         return {}
     found: dict[str, str] = {}
-    if isinstance(tags, ID3):  # WAV and AIFF carry raw ID3 frames even with easy=True
+    if isinstance(tags, ID3):  # MP3, WAV, AIFF and TTA carry ID3 frames
         for field_name, frame_id in _ID3_FRAMES.items():
             frame = tags.get(frame_id)
             if frame is not None and getattr(frame, "text", None):
                 found[field_name] = str(frame.text[0])
         return found
+    if isinstance(tags, MP4Tags):
+        for field_name, atom in _MP4_ATOMS.items():
+            values = tags.get(atom)
+            if values:
+                value = values[0]
+                found[field_name] = str(value[0] if isinstance(value, tuple) else value)
+        return found
+    # Vorbis comments and APEv2: case-insensitive names.
     for field_name, keys in _EASY_KEYS.items():
         for key in keys:
             try:

@@ -1,57 +1,20 @@
-"""Ask ffprobe what an audio file really holds.
+"""Ask ffprobe what an audio file holds: the fallback for files read_headers cannot tell.
 
-Whether a track is lossless is decided here, from the codec ffprobe reports, never from
-the file name: an ``.m4a`` may hold ALAC (lossless) or AAC (lossy), a ``.wav`` may hold
-MP3 data.
-
-The scan uses this module; the transcoder borrows its two ffmpeg helpers, ``ffmpeg_input``
-(a name ffmpeg cannot mistake for an option or a protocol) and ``stderr_tail`` (ffmpeg's
-complaint, without the absolute path it echoes).
+The transcoder borrows two helpers from here, ``ffmpeg_input`` (a name ffmpeg cannot mistake
+for an option or a protocol) and ``stderr_tail`` (ffmpeg's complaint, without the absolute
+path it echoes); ``last_line`` picks the line of an error that says what went wrong.
 """
 
 import json
-import math
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 
-# Codecs whose renditions are worth making: decoding them loses nothing, and they are big.
-LOSSLESS_CODECS = frozenset({"flac", "alac", "ape", "wavpack", "tta", "tak", "mlp", "truehd", "wmalossless"})
+from .result import ProbeError, ProbeResult, ToolMissing, is_lossless_codec, positive_float, positive_int
 
 PROBE_TIMEOUT_SECONDS = 30
 STDERR_TAIL_CHARS = 2000
-
-
-def is_lossless_codec(codec: str) -> bool:
-    # Every raw PCM flavour (pcm_s16le, pcm_s24be, pcm_f32le...) is lossless; WAV and AIFF hold these.
-    return codec in LOSSLESS_CODECS or codec.startswith("pcm_")
-
-
-class ProbeError(Exception):
-    """The file could not be probed; ``str()`` is a short reason fit for a report."""
-
-
-class ToolMissing(ProbeError):
-    """ffprobe/ffmpeg is not installed or not where the settings say."""
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    codec: str
-    container: str
-    duration: float | None
-    sample_rate: int | None
-    bit_depth: int | None
-    channels: int | None
-    bitrate: int | None
-    has_cover: bool
-    tags: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def is_lossless(self) -> bool:
-        return is_lossless_codec(self.codec)
 
 
 def ffmpeg_input(path: Path) -> str:
@@ -74,7 +37,7 @@ def last_line(text: str, default: str = "") -> str:
     return lines[-1] if lines else default
 
 
-def probe(path: Path, *, ffprobe: str | None = None, timeout: float = PROBE_TIMEOUT_SECONDS) -> ProbeResult:
+def run_ffprobe(path: Path, *, ffprobe: str | None = None, timeout: float = PROBE_TIMEOUT_SECONDS) -> ProbeResult:
     """Probe ``path`` (an absolute path to a regular file). Raises ``ProbeError`` with a reason."""
     ffprobe = ffprobe or settings.AUDIO_CACHE_FFPROBE
     command = [
@@ -121,7 +84,7 @@ def parse_probe(data: dict) -> ProbeResult:
     codec = str(audio.get("codec_name") or "")
     if not codec or codec == "unknown":
         raise ProbeError("unknown audio codec")
-    sample_rate, channels = _positive_int(audio.get("sample_rate")), _positive_int(audio.get("channels"))
+    sample_rate, channels = positive_int(audio.get("sample_rate")), positive_int(audio.get("channels"))
     if not sample_rate or not channels:
         raise ProbeError("not a playable audio file (no sample rate or channel count)")
     has_cover = any(
@@ -134,11 +97,11 @@ def parse_probe(data: dict) -> ProbeResult:
     return ProbeResult(
         codec=codec[:32],
         container=str(fmt.get("format_name") or "")[:64],
-        duration=_positive_float(fmt.get("duration")) or _positive_float(audio.get("duration")),
+        duration=positive_float(fmt.get("duration")) or positive_float(audio.get("duration")),
         sample_rate=sample_rate,
         bit_depth=_bit_depth(audio, codec),
         channels=channels,
-        bitrate=_positive_int(audio.get("bit_rate")) or _positive_int(fmt.get("bit_rate")),
+        bitrate=positive_int(audio.get("bit_rate")) or positive_int(fmt.get("bit_rate")),
         has_cover=has_cover,
         tags=tags,
     )
@@ -148,27 +111,7 @@ def _bit_depth(audio: dict, codec: str) -> int | None:
     if not is_lossless_codec(codec):
         return None  # a lossy stream has no meaningful bit depth
     for key in ("bits_per_raw_sample", "bits_per_sample"):
-        value = _positive_int(audio.get(key))
+        value = positive_int(audio.get(key))
         if value:
             return value
     return {"s16": 16, "s16p": 16, "u8": 8, "u8p": 8}.get(str(audio.get("sample_fmt")))
-
-
-# Values past a 32-bit column come from damaged headers; report them as unknown rather than fail.
-_INT_LIMIT = 2**31 - 1
-
-
-def _positive_int(value) -> int | None:
-    try:
-        number = int(float(value))
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return number if 0 < number <= _INT_LIMIT else None
-
-
-def _positive_float(value) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) and 0 < number < 1e9 else None

@@ -1,8 +1,8 @@
-"""ffprobe's facts about a file (mixtapes/probe.py), including damaged and hostile values."""
+"""Probing a file (mixtapes/probe/): ffprobe's facts, including damaged and hostile values."""
 
 import pytest
 
-from mixtapes.probe import ProbeError, ToolMissing, ffmpeg_input, is_lossless_codec, parse_probe, probe
+from mixtapes.probe import ProbeError, ToolMissing, ffmpeg_input, is_lossless_codec, parse_probe, probe, run_ffprobe
 
 
 @pytest.mark.parametrize(
@@ -32,7 +32,7 @@ def test_probe_of_a_5_1_hi_res_file(make_audio):
 def test_probe_reports_a_missing_ffprobe(make_audio):
     path = make_audio("a.flac")
     with pytest.raises(ToolMissing, match="not found"):
-        probe(path, ffprobe="/nonexistent/ffprobe")
+        run_ffprobe(path, ffprobe="/nonexistent/ffprobe")
 
 
 def test_probe_of_a_text_file(tmp_path):
