@@ -180,6 +180,17 @@ def _inspect_file(full: str, rel: str, real_root: str, report: ScanReport) -> Ca
     return Candidate(rel, full, st.st_size, st.st_mtime_ns)
 
 
+def count_audio_files(start: Path) -> int:
+    """About how many files the scan of ``start`` will see, for a progress line's ETA: names
+    only (no stat, no symlinked folders), so it costs a fraction of a second per 100,000 files."""
+    return sum(
+        1
+        for _dirpath, _dirnames, filenames in os.walk(start)
+        for name in filenames
+        if os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
+    )
+
+
 @dataclass(frozen=True)
 class _Probed:
     candidate: Candidate

@@ -6,8 +6,9 @@ own terms (codec and format names, how it computes a duration or a bitrate), so 
 same whichever probe read it (tests/mixtapes/test_headers.py compares the two field by field).
 It returns ``None`` (ask ffprobe) for anything else: a container it does not know, a file
 mutagen rejects but ffmpeg might still decode, a WAV that is not PCM, an AIFF-C, a FLAC that
-does not say its length, an MP4 holding a codec other than ALAC or AAC-LC, a multichannel or
-floating-point WavPack. A zero-byte, text or random file is never read as audio here: mutagen
+does not say its length, an MP4 holding a codec other than ALAC or AAC-LC, a multichannel,
+floating-point or hybrid WavPack, Monkey's Audio (no encoder here to make a file that would show
+both probes agree). A zero-byte, text or random file is never read as audio here: mutagen
 finds no header in it, and ffprobe's verdict stands as before.
 """
 
@@ -20,7 +21,6 @@ from mutagen.aiff import AIFF
 from mutagen.apev2 import APEv2
 from mutagen.flac import FLAC
 from mutagen.id3 import ID3
-from mutagen.monkeysaudio import MonkeysAudio
 from mutagen.mp3 import MP3
 from mutagen.mp4 import MP4, Atoms, MP4Tags
 from mutagen.oggopus import OggOpus
@@ -112,7 +112,9 @@ def _wave(audio: WAVE, path: Path):
     codec = _pcm_codec(tag, bits, "le")
     if codec is None:
         return None
-    return _Facts(codec, "wav", frames / audio.info.sample_rate, bits, audio.info.sample_rate * audio.info.channels * bits)
+    return _Facts(
+        codec, "wav", frames / audio.info.sample_rate, bits, audio.info.sample_rate * audio.info.channels * bits
+    )
 
 
 def _aiff(audio: AIFF, path: Path):
@@ -143,12 +145,6 @@ def _wavpack(audio: WavPack, path: Path):
     return _Facts("wavpack", "wv", audio.info.length, audio.info.bits_per_sample)
 
 
-def _monkeys(audio: MonkeysAudio, path: Path):
-    if not audio.info.bits_per_sample:
-        return None
-    return _Facts("ape", "ape", audio.info.length, audio.info.bits_per_sample)
-
-
 def _mp3(audio: MP3, path: Path):
     info = audio.info
     if info.layer != 3:
@@ -177,7 +173,6 @@ _READERS = {
     WAVE: _wave,
     AIFF: _aiff,
     WavPack: _wavpack,
-    MonkeysAudio: _monkeys,
     MP3: _mp3,
     OggVorbis: _vorbis,
     OggOpus: _opus,
@@ -196,7 +191,7 @@ def _has_cover(audio) -> bool:
     if isinstance(tags, MP4Tags):
         return bool(tags.get("covr"))
     if isinstance(tags, APEv2):
-        return any(key.lower().startswith("cover art") for key in tags.keys())
+        return any(key.lower().startswith("cover art") for key in tags)
     return bool(tags.get("metadata_block_picture"))  # Vorbis comments (Ogg)
 
 

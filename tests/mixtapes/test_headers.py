@@ -46,7 +46,12 @@ def same_facts(path):
     ours, theirs = read_headers(path), run_ffprobe(path)
     assert ours is not None, path.name
     for name in ("codec", "container", "sample_rate", "bit_depth", "channels", "has_cover", "is_lossless"):
-        assert getattr(ours, name) == getattr(theirs, name), (path.name, name, getattr(ours, name), getattr(theirs, name))
+        assert getattr(ours, name) == getattr(theirs, name), (
+            path.name,
+            name,
+            getattr(ours, name),
+            getattr(theirs, name),
+        )
     # Durations to the millisecond (ffprobe prints six decimals); bitrates to the bit per second,
     # but for the rounding of a division both make.
     assert ours.duration == pytest.approx(theirs.duration, abs=1e-3), (path.name, ours.duration, theirs.duration)

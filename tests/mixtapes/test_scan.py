@@ -320,3 +320,33 @@ def test_scan_never_writes_under_music_root(make_audio, music_root):
     scan_library(full=True)
     after = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in music_root.rglob("*")}
     assert before == after
+
+
+def test_ffprobe_runs_only_for_what_the_headers_cannot_tell(make_audio, music_root, settings, tmp_path):
+    # A real ffprobe behind a wrapper that notes each file it is asked about.
+    log = tmp_path / "ffprobe.log"
+    wrapper = tmp_path / "ffprobe"
+    wrapper.write_text(f'#!/bin/sh\nfor a; do last="$a"; done\necho "$last" >> {log}\nexec ffprobe "$@"\n')
+    wrapper.chmod(0o755)
+    settings.AUDIO_CACHE_FFPROBE = str(wrapper)
+    for kind, name in [("flac", "a.flac"), ("alac", "b.m4a"), ("wav24", "c.wav"), ("aiff", "d.aiff"),
+                       ("wavpack", "e.wv"), ("mp3", "f.mp3"), ("opus", "g.opus"), ("tta", "h.tta")]:  # fmt: skip
+        make_audio(name, kind=kind, sample_rate=48000 if kind == "opus" else 44100)
+    (music_root / "junk.flac").write_text("not audio\n" * 50)
+    report = scan_library()
+    assert report.added == 8 and set(unreadable_reasons(report)) == {"junk.flac"}
+    asked = sorted(line.rsplit("/", 1)[1] for line in log.read_text().split())
+    assert asked == ["h.tta", "junk.flac"]  # TTA: no bit depth in mutagen; junk: ffprobe's verdict
+    assert Track.objects.get(path="h.tta").codec == "tta"
+
+
+def test_the_progress_line_says_how_many_files_are_left(make_audio):
+    for n in range(5):
+        make_audio(f"a/{n}.flac")
+    err = StringIO()
+    call_command("scanlibrary", "--batch-size", "2", stdout=StringIO(), stderr=err)
+    lines = [line.strip() for line in err.getvalue().split("\r") if line.strip()]
+    assert [line.split(" (")[0] for line in lines] == [
+        "2 of about 5 files", "4 of about 5 files", "5 of about 5 files"
+    ]  # fmt: skip
+    assert all(line.endswith("s to go)") for line in lines)

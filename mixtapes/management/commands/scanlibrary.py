@@ -3,12 +3,13 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from mixtapes.library import DEFAULT_BATCH_SIZE, ScanError, ScanReport, display_path, scan_library
+from mixtapes.library import DEFAULT_BATCH_SIZE, ScanError, ScanReport, count_audio_files, display_path, scan_library
 
 
 class Command(BaseCommand):
     help = (
-        "Walk MUSIC_ROOT, probe every audio file with ffprobe, read its tags with mutagen and bring the "
+        "Walk MUSIC_ROOT, read every audio file's stream facts and tags (in-process with mutagen, ffprobe "
+        "where the headers do not say enough) and bring the "
         "track list up to date. Unchanged files (same size and mtime) are not probed again. Files that "
         "disappeared are marked missing, never deleted. Nothing under MUSIC_ROOT is written."
     )
@@ -25,7 +26,7 @@ class Command(BaseCommand):
             "--workers",
             type=int,
             default=None,
-            help=f"ffprobe processes at once (default: LIBRARY_SCAN_WORKERS = {settings.LIBRARY_SCAN_WORKERS}).",
+            help=f"Files probed at once (default: LIBRARY_SCAN_WORKERS = {settings.LIBRARY_SCAN_WORKERS}).",
         )
         parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="Files per database write.")
 
@@ -40,6 +41,9 @@ class Command(BaseCommand):
             start = root if root.is_absolute() else (Path.cwd() / root)
         verbosity = options["verbosity"]
         self.stdout.write(f"Scanning {start or music_root} ...")
+        self._expected = (
+            count_audio_files(start or music_root) if verbosity >= 1 and (start or music_root).is_dir() else 0
+        )
         try:
             report = scan_library(
                 music_root,
@@ -55,7 +59,12 @@ class Command(BaseCommand):
 
     def _progress(self, report: ScanReport) -> None:
         # One line per batch on stderr keeps stdout a clean summary for scripts and cron mail.
-        self.stderr.write(f"  {report.files_seen:,} files ({report.files_per_second:,.0f}/s)", ending="\r")
+        line = f"  {report.files_seen:,} files ({report.files_per_second:,.0f}/s)"
+        expected = max(self._expected, report.files_seen)
+        if expected and report.files_per_second:
+            eta = (expected - report.files_seen) / report.files_per_second
+            line = f"  {report.files_seen:,} of about {expected:,} files ({report.files_per_second:,.0f}/s, {eta:,.0f} s to go)"
+        self.stderr.write(line.ljust(72), ending="\r")
         self.stderr.flush()
 
     def _print_report(self, report: ScanReport, verbosity: int) -> None:
