@@ -10,7 +10,13 @@ class AudioCacheConfig(AppConfig):
     verbose_name = "Audio cache"
 
     def ready(self):
+        from mixtapes.signals import tracks_changed
+
+        from .services.precache import requeue_changed_tracks
+
         check_quality_settings()
+        # A file on a mixtape changed (seen by a scan or the watcher): make its renditions again.
+        tracks_changed.connect(requeue_changed_tracks, dispatch_uid="audiocache.requeue_changed_tracks")
 
 
 def check_quality_settings() -> None:

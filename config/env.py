@@ -19,6 +19,8 @@ SUPPORTED_DATABASE_ENGINES = ("django.db.backends.sqlite3", "django.db.backends.
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+_INTERVAL_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
+_INTERVAL_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _invalid(name: str, raw: str, expected: str) -> ImproperlyConfigured:
@@ -74,6 +76,20 @@ def seconds(name: str, default: float, *, maximum: float) -> float:
         raise _invalid(name, value, "a number of seconds") from None
     if not 0 <= number <= maximum:  # also refuses nan and inf
         raise _invalid(name, value, f"a number of seconds from 0 to {maximum:g}")
+    return number
+
+
+def interval(name: str, default: float, *, maximum: float = 30 * 86400) -> float:
+    """A period such as ``90s``, ``15m``, ``1h``, ``1d`` or a plain number of seconds, in seconds."""
+    value = raw(name)
+    if value is None:
+        return default
+    match = _INTERVAL_RE.match(value)
+    if not match:
+        raise _invalid(name, value, "a period such as 0, 90s, 15m, 1h or 1d")
+    number = float(match.group(1)) * _INTERVAL_UNITS[match.group(2).lower()]
+    if number > maximum:
+        raise _invalid(name, value, f"a period of at most {maximum / 86400:g} days")
     return number
 
 

@@ -260,10 +260,18 @@ def _check_cache_dir() -> None:
 
 _check_cache_dir()
 
-# How many files scanlibrary probes at once. Each ffprobe run is a separate process that
-# spends most of its ~65 ms starting up (loading libraries, reading the file), so two per CPU
-# keep every core busy (measured: 25 files/s with 4 on 2 cores, 18 files/s with 2).
+# How many files scanlibrary probes at once. Most are read in-process from their headers
+# (mutagen, mostly waiting on the disk); the rest start an ffprobe process each, which spends
+# most of its ~65 ms starting up, so two per CPU keep every core busy.
 LIBRARY_SCAN_WORKERS = env.integer("LIBRARY_SCAN_WORKERS", 2 * (os.cpu_count() or 2), minimum=1, maximum=64)
+
+# The library keeps itself in step (mixtapes/watcher.py): inotify through watchfiles where it
+# works, a periodic rescan where it cannot (network mounts, too many folders) or as well.
+# It runs where the workers run, in one process at a time (docs in the README).
+LIBRARY_WATCH = env.boolean("LIBRARY_WATCH", True)
+LIBRARY_RESCAN_INTERVAL = env.interval("LIBRARY_RESCAN_INTERVAL", 0)
+# With watching on but impossible, rescan this often even when LIBRARY_RESCAN_INTERVAL is 0.
+LIBRARY_FALLBACK_RESCAN_INTERVAL = 3600
 
 # --- Logging ------------------------------------------------------------------------
 

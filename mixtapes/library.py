@@ -2,8 +2,14 @@
 
 Memory stays flat on any library size: files stream out of the walk in batches, each
 batch is looked up, probed (mixtapes/probe: in-process from the headers where they say
-everything, else by ffprobe, in parallel) and written in one transaction. Rows not seen by the scan are found afterwards with one query on
-``scanned_at``, not by holding every path in memory.
+everything, else by ffprobe, in parallel) and written in one transaction. Rows not seen by
+the scan are found afterwards with one query on ``scanned_at``, not by holding every path in
+memory. ``scan_paths`` does the same for a handful of paths the watcher saw change.
+
+A new path whose size and modification time (to the nanosecond) are those of a known track
+whose file is gone is that track moved or renamed: its row follows the file, so mixtapes
+and cached renditions keep it. Tracks whose file's content changed are announced with the
+``tracks_changed`` signal once the scan has written them (the cache re-queues its renditions).
 
 The scan only reads. It never writes, moves or deletes anything under MUSIC_ROOT, and a
 file that vanished is marked ``missing_since`` rather than deleted, so an unmounted disk
@@ -15,7 +21,7 @@ import os
 import shutil
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +36,12 @@ from config.paths import is_inside
 from .models import MAX_PATH_LENGTH, Track
 from .probe import ProbeError, ToolMissing, probe
 from .search import search_text_for
+from .signals import tracks_changed
 from .tags import read_tags
 
 logger = logging.getLogger(__name__)
 
-# What the walk hands to ffprobe. Lossless or not is decided later from the codec.
+# What the walk hands to the probe. Lossless or not is decided later from the codec.
 AUDIO_EXTENSIONS = frozenset(
     {
         ".flac", ".wav", ".wave", ".aif", ".aiff", ".aifc", ".m4a", ".mp4", ".caf", ".ape", ".wv", ".tta",
@@ -64,6 +71,7 @@ class Problem:
 class ScanReport:
     added: int = 0
     updated: int = 0
+    moved: int = 0
     unchanged: int = 0
     missing: int = 0
     files_seen: int = 0
@@ -72,6 +80,9 @@ class ScanReport:
     unreadable: list[Problem] = field(default_factory=list)
     skipped: list[Problem] = field(default_factory=list)
     missing_paths: list[str] = field(default_factory=list)
+    # Tracks whose file's size or mtime changed: their renditions are stale (4 bytes each,
+    # so even a retag of a whole 100,000-track library keeps this under a megabyte).
+    changed_track_ids: list[int] = field(default_factory=list)
     seconds: float = 0.0
 
     def note_unreadable(self, problem: Problem) -> None:
@@ -279,18 +290,111 @@ def scan_library(
     workers = workers or settings.LIBRARY_SCAN_WORKERS
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scan") as pool:
-        for batch in _batched(walk_audio_files(music_root, start, report), batch_size):
-            _scan_batch(batch, pool, scan_time, full, report)
-            report.seconds = time.monotonic() - began
-            if on_progress:
-                on_progress(report)
+        _scan_tree(music_root, start, pool, scan_time, full, batch_size, report, began, on_progress)
 
-    _mark_missing(music_root, start, scan_time, report)
+    _announce_changes(report)
     report.seconds = time.monotonic() - began
     return report
 
 
-def _scan_batch(batch: list[Candidate], pool: ThreadPoolExecutor, scan_time, full: bool, report: ScanReport) -> None:
+def _scan_tree(music_root: Path, start: Path, pool, scan_time, full, batch_size, report, began, on_progress=None):
+    for batch in _batched(walk_audio_files(music_root, start, report), batch_size):
+        _scan_batch(batch, pool, scan_time, full, report, music_root)
+        report.seconds = time.monotonic() - began
+        if on_progress:
+            on_progress(report)
+    _mark_missing(music_root, start, scan_time, report)
+
+
+# Extensions of the files that sit next to music: a path with one of these that vanished is
+# not a folder, so no look for tracks under it is needed.
+SIDECAR_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".gif", ".webp", ".txt", ".log", ".cue", ".m3u", ".m3u8", ".nfo", ".pdf",
+     ".part", ".tmp", ".accurip", ".sfv", ".md5", ".db", ".ini"}
+)  # fmt: skip
+
+
+def scan_paths(
+    paths: Iterable[Path | str], music_root: Path | None = None, *, workers: int | None = None
+) -> ScanReport:
+    """Bring the tracks of these paths up to date: what the watcher saw change.
+
+    An existing folder is scanned whole (as ``scanlibrary --root`` would), an existing audio
+    file is probed when it is new or changed, and a path that no longer exists marks its
+    track, or every track under it (a folder moved away), missing. Paths outside MUSIC_ROOT
+    and files that are no audio are ignored; the same rules as the full scan apply otherwise.
+    """
+    music_root = Path(music_root or settings.MUSIC_ROOT)
+    root = os.path.abspath(music_root)
+    real_root = os.path.realpath(root)
+    report = ScanReport()
+    began = time.monotonic()
+    scan_time = timezone.now()
+
+    folders: list[str] = []
+    files: list[str] = []
+    gone: list[str] = []
+    for path in sorted({os.path.abspath(p) for p in paths}):
+        if not is_inside(path, root):
+            continue
+        if os.path.isdir(path):
+            folders.append(path)
+        elif os.path.lexists(path):
+            if os.path.splitext(path)[1].lower() in AUDIO_EXTENSIONS:
+                files.append(path)
+        else:
+            gone.append(path)
+    # A folder scanned whole covers whatever changed inside it.
+    folders = [f for f in folders if not any(f != g and is_inside(f, g) for g in folders)]
+    files = [f for f in files if not any(is_inside(f, g) for g in folders)]
+
+    with ThreadPoolExecutor(max_workers=workers or settings.LIBRARY_SCAN_WORKERS, thread_name_prefix="scan") as pool:
+        candidates = []
+        for full in files:
+            rel = os.path.relpath(full, root).replace(os.sep, "/")
+            if not is_inside(os.path.realpath(full), real_root):
+                report.note_skipped(Problem(rel, "symlink leads outside MUSIC_ROOT"))
+                continue
+            candidate = _inspect_file(full, rel, real_root, report)
+            if candidate is not None:
+                candidates.append(candidate)
+        # Files first: a file moved in the same burst finds its old row before that is marked missing.
+        for batch in _batched(iter(candidates), DEFAULT_BATCH_SIZE):
+            _scan_batch(batch, pool, scan_time, False, report, music_root)
+        for folder in folders:
+            _scan_tree(music_root, Path(folder), pool, scan_time, False, DEFAULT_BATCH_SIZE, report, began)
+    for full in gone:
+        _mark_gone(os.path.relpath(full, root).replace(os.sep, "/"), scan_time, report)
+
+    _announce_changes(report)
+    report.seconds = time.monotonic() - began
+    return report
+
+
+def _mark_gone(rel: str, scan_time, report: ScanReport) -> None:
+    """A path that vanished: its track, or the tracks under it when it was a folder."""
+    gone = Track.objects.filter(path=rel, missing_since__isnull=True)
+    paths = list(gone.values_list("path", flat=True))
+    count = gone.update(missing_since=scan_time)
+    if not count and os.path.splitext(rel)[1].lower() not in AUDIO_EXTENSIONS | SIDECAR_EXTENSIONS:
+        head = rel + "/"
+        under = (
+            Track.objects.filter(missing_since__isnull=True).alias(head=Substr("path", 1, len(head))).filter(head=head)
+        )
+        paths = list(under.order_by("path").values_list("path", flat=True)[:MAX_LISTED_PROBLEMS])
+        count = under.update(missing_since=scan_time)
+    report.missing += count
+    report.missing_paths.extend(paths[: MAX_LISTED_PROBLEMS - len(report.missing_paths)])
+
+
+def _announce_changes(report: ScanReport) -> None:
+    if report.changed_track_ids:
+        tracks_changed.send(sender=Track, track_ids=list(report.changed_track_ids))
+
+
+def _scan_batch(
+    batch: list[Candidate], pool: ThreadPoolExecutor, scan_time, full: bool, report: ScanReport, music_root: Path
+) -> None:
     report.files_seen += len(batch)
     existing = {
         t.path: t
@@ -300,23 +404,26 @@ def _scan_batch(batch: list[Candidate], pool: ThreadPoolExecutor, scan_time, ful
     }
     unchanged_ids = []
     to_probe = []
+    changed: dict[str, int] = {}  # path -> id of a known track whose file's content changed
     for candidate in batch:
         track = existing.get(candidate.relative_path)
-        if (
-            not full
-            and track is not None
-            and track.missing_since is None
-            and track.file_size == candidate.size
-            and track.file_mtime_ns == candidate.mtime_ns
-        ):
+        same_file = track is not None and (track.file_size, track.file_mtime_ns) == (candidate.size, candidate.mtime_ns)
+        if not full and same_file and track.missing_since is None:
             unchanged_ids.append(track.id)
         else:
             to_probe.append(candidate)
+            if track is not None and not same_file:
+                changed[candidate.relative_path] = track.id
 
     try:
         probed = list(pool.map(_probe_candidate, to_probe))
     except ToolMissing as exc:
         raise ScanError(str(exc)) from None
+
+    new_files = [
+        item.candidate for item in probed if item.error is None and item.candidate.relative_path not in existing
+    ]
+    moved_from = _moved_tracks(new_files, music_root)
 
     rows = []
     for item in probed:
@@ -328,16 +435,44 @@ def _scan_batch(batch: list[Candidate], pool: ThreadPoolExecutor, scan_time, ful
         rows.append(row)
         if item.candidate.relative_path in existing:
             report.updated += 1
+            if item.candidate.relative_path in changed:
+                report.changed_track_ids.append(changed[item.candidate.relative_path])
+        elif item.candidate.relative_path in moved_from:
+            report.moved += 1
         else:
             report.added += 1
 
     with transaction.atomic():
+        for new_path, track_id in moved_from.items():
+            # The row takes the new path; the upsert below then refreshes it like any other.
+            Track.objects.filter(pk=track_id).update(path=new_path)
         if rows:
             # An upsert, so a second scan running at the same time cannot fail on the unique path.
             Track.objects.bulk_create(rows, update_conflicts=True, unique_fields=["path"], update_fields=UPSERT_FIELDS)
         if unchanged_ids:
             Track.objects.filter(id__in=unchanged_ids).update(scanned_at=scan_time)
     report.unchanged += len(unchanged_ids)
+
+
+def _moved_tracks(new_files: list[Candidate], music_root: Path) -> dict[str, int]:
+    """New path -> id of the known track it is (same size and nanosecond mtime, old file gone).
+
+    ``mv`` and renames keep both; a copy has its own mtime, and a file whose old path still
+    exists is a copy whatever its times say. One indexed query per batch of new files."""
+    if not new_files:
+        return {}
+    by_identity: dict[tuple[int, int], list[Track]] = {}
+    for track in Track.objects.filter(file_size__in={c.size for c in new_files}).only(
+        "id", "path", "file_size", "file_mtime_ns"
+    ):
+        by_identity.setdefault((track.file_size, track.file_mtime_ns), []).append(track)
+    moved: dict[str, int] = {}
+    for candidate in new_files:
+        for track in by_identity.get((candidate.size, candidate.mtime_ns), []):
+            if track.id not in moved.values() and not os.path.lexists(os.path.join(music_root, track.path)):
+                moved[candidate.relative_path] = track.id
+                break
+    return moved
 
 
 def _mark_missing(music_root: Path, start: Path, scan_time, report: ScanReport) -> None:

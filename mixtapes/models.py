@@ -57,6 +57,8 @@ class Track(models.Model):
             models.Index(fields=["album_artist", "album", "disc_number", "track_number"], name="track_album_order_idx"),
             models.Index(fields=["is_lossless"], name="track_lossless_idx"),
             models.Index(fields=["scanned_at"], name="track_scanned_idx"),
+            # A moved file is recognised by its size and mtime (mixtapes/library.py).
+            models.Index(fields=["file_size", "file_mtime_ns"], name="track_file_identity_idx"),
         ]
 
     def __str__(self):
@@ -144,3 +146,14 @@ class MixtapeTrack(models.Model):
 
     def __str__(self):
         return f"{self.mixtape} #{self.position}: {self.track}"
+
+
+class LibraryWatchLease(models.Model):
+    """Which process watches the library (one row): the holder renews it while it runs, and
+    another process takes it over once it expires (the holder died) or is given up."""
+
+    holder = models.CharField(max_length=200, blank=True, help_text="host:pid of the watching process.")
+    expires_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.holder or 'nobody'} until {self.expires_at:%Y-%m-%d %H:%M:%S}"

@@ -275,7 +275,7 @@ def database_url() -> str:
 @pytest.fixture
 def manage_env(settings, tmp_path, music_root):
     """Environment for a ``manage.py`` subprocess sharing this test's database, library and cache."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "AUDIO_CACHE_"))}
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "AUDIO_CACHE_", "LIBRARY_"))}
     environment.update(
         DJANGO_SETTINGS_MODULE="config.settings",
         DATABASE_URL=database_url(),
@@ -284,6 +284,7 @@ def manage_env(settings, tmp_path, music_root):
         AUDIO_CACHE_DIR=str(settings.AUDIO_CACHE_DIR),
         AUDIO_CACHE_LEASE_SECONDS=str(settings.AUDIO_CACHE_LEASE_SECONDS),
         AUDIO_CACHE_RETRY_DELAY="0",
+        LIBRARY_WATCH="false",  # tests that watch the library turn it on
         SECRET_KEY=settings.SECRET_KEY,  # sessions made by the test client must verify in the server
         PYTHONUNBUFFERED="1",
     )

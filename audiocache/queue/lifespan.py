@@ -1,8 +1,10 @@
 """The worker pool inside the web process (single-node topology), started by ASGI lifespan.
 
 Django's ASGI handler ignores the ASGI lifespan protocol, so ``config/asgi.py`` wraps the
-application in ``Lifespan``, which starts the pool when uvicorn starts and, when it stops,
-hands running tasks back to the queue and writes the last play counts.
+application in ``Lifespan``, which starts the pool and the library watcher when uvicorn
+starts and, when it stops, hands running tasks back to the queue, stops the watcher and
+writes the last play counts. A web process with ``AUDIO_CACHE_MAX_WORKERS=0`` (scale-out)
+runs neither: there the ``cacheworker`` processes do.
 """
 
 import asyncio
@@ -10,6 +12,8 @@ import logging
 
 from django.conf import settings
 from django.db import connection
+
+from mixtapes import watcher
 
 from ..services import play_counts
 from ..transcode.ffmpeg import CacheUnwritable, FFmpegMissing
@@ -32,6 +36,12 @@ def start_pool() -> WorkerPool | None:
         logger.error("transcoding is off: %s", exc)
         _pool = None
     return _pool
+
+
+def start_watcher() -> None:
+    """The library watcher runs where the workers run (one process at a time holds its lease)."""
+    if settings.AUDIO_CACHE_MAX_WORKERS >= 1:
+        watcher.start_watcher()
 
 
 def stop_pool(timeout: float = 30) -> None:
@@ -66,8 +76,10 @@ class Lifespan:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await loop.run_in_executor(None, start_pool)
+                await loop.run_in_executor(None, start_watcher)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await loop.run_in_executor(None, watcher.stop_watcher)
                 await loop.run_in_executor(None, stop_pool)
                 await loop.run_in_executor(None, flush_counts)
                 await send({"type": "lifespan.shutdown.complete"})

@@ -71,3 +71,24 @@ def precache_mixtape(mixtape: Mixtape, user) -> PrecacheResult:
     if counts.finished:
         return PrecacheResult(note=f"Every track is ready to stream ({counts}).")
     return PrecacheResult(batch=batch)
+
+
+def requeue_changed_tracks(sender=None, *, track_ids: list[int], **kwargs) -> CacheBatch | None:
+    """Tracks whose file changed (``mixtapes.signals.tracks_changed``): those on a mixtape are
+    queued again at the precache qualities, as one batch, so a listener gets the new audio
+    cached. Their old renditions are stale already (a play compares the file with the one the
+    rendition was made from), and tracks on no mixtape wait for their next play."""
+    if not (settings.AUDIO_CACHE_ENABLED and settings.AUDIO_CACHE_PRECACHE_ON_UPLOAD):
+        return None
+    on_mixtapes: set[int] = set()
+    for start in range(0, len(track_ids), 1000):  # a retagged library can send 100,000 ids
+        chunk = track_ids[start : start + 1000]
+        on_mixtapes.update(MixtapeTrack.objects.filter(track_id__in=chunk).values_list("track_id", flat=True))
+    if not on_mixtapes:
+        return None
+    label = f"Changed files ({len(on_mixtapes)} track{'s' if len(on_mixtapes) != 1 else ''} on mixtapes)"
+    try:
+        return precache_tracks(sorted(on_mixtapes), label=label)
+    except DatabaseError:
+        logger.exception("could not queue the renditions of %d changed tracks", len(on_mixtapes))
+        return None

@@ -195,6 +195,23 @@ def test_byte_sizes(monkeypatch, text, expected):
     assert env.byte_size("SOME_SIZE", 7) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("0", 0), ("90", 90), ("90s", 90), ("15m", 900), ("1h", 3600), ("1.5H", 5400), ("1d", 86400), (" 2 h ", 7200)],
+)
+def test_intervals(monkeypatch, text, expected):
+    monkeypatch.setenv("LIBRARY_RESCAN_INTERVAL", text)
+    assert env.interval("LIBRARY_RESCAN_INTERVAL", 0) == expected
+
+
+@pytest.mark.parametrize("text", ["soon", "1w", "-1h", "1h30m", "nan", "31d"])
+def test_bad_intervals_say_what_is_accepted(monkeypatch, text):
+    monkeypatch.setenv("LIBRARY_RESCAN_INTERVAL", text)
+    with pytest.raises(ImproperlyConfigured) as excinfo:
+        env.interval("LIBRARY_RESCAN_INTERVAL", 0)
+    assert str(excinfo.value).startswith(f"LIBRARY_RESCAN_INTERVAL={text!r} is invalid: expected a period")
+
+
 def test_unset_and_empty_values_take_the_default(monkeypatch):
     monkeypatch.delenv("SOME_INT", raising=False)
     assert env.integer("SOME_INT", 4, minimum=0) == 4

@@ -6,14 +6,16 @@ from django.core.management.base import BaseCommand, CommandError
 
 from audiocache.queue.pool import WorkerPool
 from audiocache.transcode.ffmpeg import CacheUnwritable, FFmpegMissing
+from mixtapes import watcher
 
 
 class Command(BaseCommand):
     help = (
         "Run transcoding workers: each claims one task at a time from the queue and drives one ffmpeg, "
         "so never more than --workers ffmpeg processes run. Start as many of these, on as many hosts, "
-        "as you like (they share the database and the cache folder). SIGTERM or Ctrl+C stops ffmpeg and "
-        "hands running tasks back to the queue before exiting."
+        "as you like (they share the database and the cache folder). One of them at a time also keeps the "
+        "library in step with MUSIC_ROOT (LIBRARY_WATCH, LIBRARY_RESCAN_INTERVAL). SIGTERM or Ctrl+C stops "
+        "ffmpeg and hands running tasks back to the queue before exiting."
     )
 
     def add_arguments(self, parser):
@@ -24,6 +26,12 @@ class Command(BaseCommand):
             help=f"Transcodes at once (default: AUDIO_CACHE_MAX_WORKERS = {settings.AUDIO_CACHE_MAX_WORKERS}, at least 1).",
         )
         parser.add_argument("--burst", action="store_true", help="Exit once no task is pending or running.")
+        parser.add_argument(
+            "--no-watch",
+            action="store_true",
+            help="Never watch the library in this process (by default one cacheworker at a time does, "
+            "as LIBRARY_WATCH and LIBRARY_RESCAN_INTERVAL say; not with --burst).",
+        )
         parser.add_argument("--name", help="Worker name shown in the admin (default: host:pid:random).")
         parser.add_argument(
             "--poll-interval",
@@ -34,7 +42,7 @@ class Command(BaseCommand):
             "woken at once when a task is queued anywhere.",
         )
 
-    def handle(self, *args, workers=None, burst=False, name=None, poll_interval=1.0, **options):
+    def handle(self, *args, workers=None, burst=False, no_watch=False, name=None, poll_interval=1.0, **options):
         workers = workers if workers is not None else max(1, settings.AUDIO_CACHE_MAX_WORKERS)
         if workers < 1:
             raise CommandError("--workers must be at least 1")
@@ -47,6 +55,8 @@ class Command(BaseCommand):
             raise CommandError(f"cannot start workers: {exc}") from None
         self.stdout.write(f"cacheworker {pool.name}: {workers} worker(s){' (burst)' if burst else ''}")
         self.stdout.flush()
+        if not (burst or no_watch):
+            watcher.start_watcher()
 
         stopped = threading.Event()
 
@@ -62,4 +72,5 @@ class Command(BaseCommand):
         # Wake up regularly so the signal handler runs promptly on the main thread.
         while not pool.join(timeout=0.5):
             pass
+        watcher.stop_watcher()
         self.stdout.write(f"cacheworker {pool.name}: stopped after {pool.processed} task(s)")
