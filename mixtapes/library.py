@@ -364,11 +364,21 @@ def scan_paths(
         for folder in folders:
             _scan_tree(music_root, Path(folder), pool, scan_time, False, DEFAULT_BATCH_SIZE, report, began)
     for full in gone:
-        _mark_gone(os.path.relpath(full, root).replace(os.sep, "/"), scan_time, report)
+        rel = os.path.relpath(full, root).replace(os.sep, "/")
+        if _encodes(rel):  # a name that is not UTF-8 never became a track
+            _mark_gone(rel, scan_time, report)
 
     _announce_changes(report)
     report.seconds = time.monotonic() - began
     return report
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _mark_gone(rel: str, scan_time, report: ScanReport) -> None:

@@ -27,6 +27,7 @@ if ! $missing_python && ! "$python" -c 'import ensurepip, venv' >/dev/null 2>&1;
 fi
 if $want_test; then
     command -v curl >/dev/null 2>&1 || packages+=(curl)          # live-server tests
+    command -v wavpack >/dev/null 2>&1 || packages+=(wavpack)    # hybrid WavPack files (ffmpeg cannot make them)
     command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || packages+=(nginx-light)  # X-Accel-Redirect test
     # Browser tests (Playwright drives the system Chromium). Debian ships it as "chromium";
     # where apt has no such package (Ubuntu's is a snap), the browser test skips and says why.

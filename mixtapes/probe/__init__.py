@@ -4,10 +4,11 @@
 ``probe(path)`` is the one way in; the scan calls it for every new or changed file.
 """
 
+import dataclasses
 from pathlib import Path
 
 from .ffprobe import ffmpeg_input, last_line, parse_probe, run_ffprobe, stderr_tail
-from .headers import read_headers
+from .headers import read_headers, wavpack_is_hybrid
 from .result import LOSSLESS_CODECS, ProbeError, ProbeResult, ToolMissing, is_lossless_codec
 
 __all__ = [
@@ -23,9 +24,14 @@ __all__ = [
     "read_headers",
     "run_ffprobe",
     "stderr_tail",
+    "wavpack_is_hybrid",
 ]
 
 
 def probe(path: Path) -> ProbeResult:
     """Facts about ``path`` (an absolute path to a regular file). Raises ``ProbeError`` with a reason."""
-    return read_headers(path) or run_ffprobe(path)
+    result = read_headers(path) or run_ffprobe(path)
+    if result.codec == "wavpack" and wavpack_is_hybrid(path):
+        # Both probes say "wavpack"; a hybrid file is lossy without its .wvc, which ffmpeg never reads.
+        result = dataclasses.replace(result, lossy_variant=True)
+    return result

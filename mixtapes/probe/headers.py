@@ -6,8 +6,8 @@ own terms (codec and format names, how it computes a duration or a bitrate), so 
 same whichever probe read it (tests/mixtapes/test_headers.py compares the two field by field).
 It returns ``None`` (ask ffprobe) for anything else: a container it does not know, a file
 mutagen rejects but ffmpeg might still decode, a WAV that is not PCM, an AIFF-C, a FLAC that
-does not say its length, an MP4 holding a codec other than ALAC or AAC-LC, a multichannel,
-floating-point or hybrid WavPack, Monkey's Audio (no encoder here to make a file that would show
+does not say its length, an MP4 holding a codec other than ALAC or AAC-LC, a multichannel or
+floating-point WavPack, Monkey's Audio (no encoder here to make a file that would show
 both probes agree). A zero-byte, text or random file is never read as audio here: mutagen
 finds no header in it, and ffprobe's verdict stands as before.
 """
@@ -139,10 +139,27 @@ def _wavpack(audio: WavPack, path: Path):
     # several blocks. Float and DSD data need ffprobe's view of the decoder.
     if flags & 0x1800 != 0x1800 or flags & 0x80 or flags >> 31:
         return None
-    hybrid = bool(flags & 0x8)
-    if hybrid:
-        return None  # lossy unless its .wvc correction file is used, which ffmpeg never reads
+    # A hybrid file reads the same; probe() marks it lossy (wavpack_is_hybrid).
     return _Facts("wavpack", "wv", audio.info.length, audio.info.bits_per_sample)
+
+
+WAVPACK_HYBRID_FLAG = 0x8
+
+
+def wavpack_is_hybrid(path: Path) -> bool:
+    """Whether a WavPack file was made in hybrid mode (``wavpack -b``): lossy on its own, exact
+    only with its ``.wvc`` correction file, which ffmpeg never reads. Every block says so in its
+    header's flags; the first is found within the first 64 KiB (after an ID3 or APE tag, if any)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(65536)
+    except OSError:
+        return False
+    at = head.find(b"wvpk")
+    if at < 0 or len(head) < at + 28:
+        return False
+    flags = struct.unpack("<I", head[at + 24 : at + 28])[0]
+    return bool(flags & WAVPACK_HYBRID_FLAG)
 
 
 def _mp3(audio: MP3, path: Path):

@@ -1,6 +1,8 @@
 """scanlibrary: real files made with ffmpeg, real ffprobe, real database."""
 
 import os
+import shutil
+import subprocess
 from io import StringIO
 
 import pytest
@@ -77,6 +79,28 @@ def test_lossless_is_decided_by_codec_not_extension(make_audio, kind, name, code
     track = Track.objects.get()
     assert (track.codec, track.is_lossless, track.bit_depth) == (codec, lossless, bit_depth)
     assert track.title == f"{kind} tune"
+
+
+@pytest.mark.skipif(
+    shutil.which("wavpack") is None, reason="needs the wavpack tool (make system-deps-test installs it)"
+)
+def test_a_hybrid_wavpack_is_lossy_with_or_without_its_correction_file(make_audio, music_root):
+    """ffmpeg cannot make hybrid WavPack files; the reference encoder can (``-b``: bitrate mode)."""
+    for channels in (2, 6):  # stereo is read from the headers, 5.1 by ffprobe
+        source = make_audio(f"source{channels}.wav", kind="wav", channels=channels)
+        for name, extra in ((f"plain{channels}.wv", []), (f"hybrid{channels}.wv", ["-b256"]),
+                            (f"corrected{channels}.wv", ["-b256", "-c"])):  # fmt: skip
+            subprocess.run(["wavpack", "-q", "-y", *extra, str(source), "-o", str(music_root / name)], check=True)
+        source.unlink()
+    assert (music_root / "corrected2.wvc").exists()
+
+    scan_library()
+
+    assert dict(Track.objects.values_list("path", "is_lossless")) == {
+        "plain2.wv": True, "hybrid2.wv": False, "corrected2.wv": False,
+        "plain6.wv": True, "hybrid6.wv": False, "corrected6.wv": False,
+    }  # fmt: skip
+    assert set(Track.objects.values_list("codec", flat=True)) == {"wavpack"}
 
 
 def test_alac_and_aac_in_m4a_are_told_apart(make_audio):

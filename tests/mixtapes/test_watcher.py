@@ -176,6 +176,18 @@ def test_a_symlink_to_a_file_outside_the_library_is_ignored(make_audio, music_ro
     assert [(p.relative_path, p.reason) for p in report.skipped] == [("link.flac", "symlink leads outside MUSIC_ROOT")]
 
 
+def test_names_that_are_not_utf8_are_reported_coming_and_ignored_going(make_audio, music_root):
+    song = make_audio("x.flac", duration=1)
+    odd = music_root / os.fsdecode(b"caf\xe9.flac")  # Latin-1 bytes, as an old Windows copy leaves them
+    os.rename(song, odd)
+
+    report = scan_paths([odd])
+    assert [p.reason for p in report.unreadable] == ["file name is not valid UTF-8; rename the file"]
+    odd.unlink()
+    report = scan_paths([odd])  # gone: nothing to look up, and no error from the database
+    assert (report.missing, report.unreadable_count, Track.objects.count()) == (0, 0, 0)
+
+
 # --- the cache's answer to a changed file --------------------------------------------------------
 
 
