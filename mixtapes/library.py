@@ -472,9 +472,9 @@ def _moved_tracks(new_files: list[Candidate], music_root: Path) -> dict[str, int
     if not new_files:
         return {}
     by_identity: dict[tuple[int, int], list[Track]] = {}
-    for track in Track.objects.filter(file_size__in={c.size for c in new_files}).only(
-        "id", "path", "file_size", "file_mtime_ns"
-    ):
+    sizes, mtimes = {c.size for c in new_files}, {c.mtime_ns for c in new_files}
+    look = Track.objects.filter(file_size__in=sizes, file_mtime_ns__in=mtimes)
+    for track in look.only("id", "path", "file_size", "file_mtime_ns"):
         by_identity.setdefault((track.file_size, track.file_mtime_ns), []).append(track)
     moved: dict[str, int] = {}
     for candidate in new_files:
