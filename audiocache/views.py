@@ -70,6 +70,9 @@ def batch_events(request, batch_id):
         raise Http404("No such batch.")
     if not may_follow(request.user, batch):
         return HttpResponseForbidden("This batch belongs to someone else.", content_type="text/plain")
+    problem = _unusable_stream_parameters(request)
+    if problem:
+        return HttpResponseBadRequest(problem, content_type="text/plain")
     resuming = request.META.get("HTTP_LAST_EVENT_ID") or request.GET.get("lastEventId")
     response = events(request, channels=[channel_for(batch_id)])
     if resuming or not getattr(response, "streaming", False):
@@ -86,3 +89,26 @@ def batch_events(request, batch_id):
 
     response.streaming_content = with_snapshot()
     return response
+
+
+MAX_LAST_EVENT_ID = 200  # "batch-<uuid>:<number>" is about 60 characters
+
+
+def _unusable_stream_parameters(request) -> str:
+    """What django-eventstream would choke on, said as a 400 before it starts a stream.
+
+    ``es-meta`` (a signed token) and ``recover`` belong to a GRIP proxy (Pushpin, Fanout),
+    which this app does not use; a ``Last-Event-ID`` is ``channel:number`` as we sent it, and a
+    malformed one would start a 200 that breaks off at its first read."""
+    if "es-meta" in request.GET or "recover" in request.GET:
+        return "es-meta and recover are for a GRIP proxy, which this server does not use."
+    last_ids = [request.META.get("HTTP_LAST_EVENT_ID", ""), *request.GET.getlist("lastEventId")]
+    for last_id in filter(None, last_ids):
+        if len(last_id) > MAX_LAST_EVENT_ID or not all(_is_event_position(part) for part in last_id.split(",")):
+            return "Last-Event-ID must be an id this stream sent, such as batch-<id>:12."
+    return ""
+
+
+def _is_event_position(part: str) -> bool:
+    channel, sep, number = part.partition(":")
+    return bool(channel) and sep == ":" and number.isascii() and number.isdigit() and len(number) <= 18

@@ -185,3 +185,28 @@ def test_the_stream_thread_keeps_a_clean_connection_and_drops_others(monkeypatch
     monkeypatch.setattr(time, "monotonic", lambda: later)
     next_request()
     assert connection.connection is None  # not kept past its age
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/stream/" + "9" * 4301 + "/",  # past Python's int-conversion limit
+        "/stream/9223372036854775808/",  # past a 64-bit column
+        "/stream/9999999999999999999/",
+        "/stream/%EF%BC%93/",  # a full-width 3, percent-encoded
+        "/stream/\uff13/",
+        "/stream/\u0663/",  # Arabic-Indic 3
+        "/stream/-3/",
+        "/stream/+3/",
+        "/stream/3.0/",
+    ],
+)
+def test_ids_are_ascii_digits_of_bounded_length_and_anything_else_is_a_404(public_track, settings, path):
+    """Even with DEBUG on (the ``make run`` default), a hostile id is a plain 404, never a 500."""
+    settings.DEBUG = True
+    app = StreamFastPath(_not_here)
+    status, _, _, _ = call(app, path)
+    assert status == 404
+    # The same track under its plain id plays (so the 404s above are the ids', not the route's).
+    assert call(app, f"/stream/{public_track.pk}/")[0] == 200
+    assert call(app, f"/stream/{public_track.pk:018d}/")[0] == 200  # 18 digits, leading zeros: still an id

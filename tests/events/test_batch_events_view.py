@@ -77,3 +77,56 @@ def test_a_page_follows_a_batch_from_where_it_read_it(async_client, file_track):
     text = async_to_sync(first_event)()
     event = json.loads(text.split(b"data: ", 1)[1].split(b"\n", 1)[0])
     assert (event["step"], event["status"], event["track_id"]) == ("track", "completed", track.pk)
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "message"),
+    [
+        ("es-meta=x", {}, "es-meta and recover are for a GRIP proxy, which this server does not use."),
+        ("recover=true", {}, "es-meta and recover are for a GRIP proxy, which this server does not use."),
+        ("", {"Last-Event-ID": "batch-{pk}:abc"}, "Last-Event-ID must be an id this stream sent, such as batch-<id>:12."),
+        ("", {"Last-Event-ID": "batch-{pk}"}, "Last-Event-ID must be an id this stream sent, such as batch-<id>:12."),
+        ("", {"Last-Event-ID": "batch-{pk}:1:2"}, "Last-Event-ID must be an id this stream sent, such as batch-<id>:12."),
+        ("", {"Last-Event-ID": "batch-{pk}:" + "\uff13".encode().decode("latin-1")}, "Last-Event-ID must be an id this stream sent, such as batch-<id>:12."),
+        ("", {"Last-Event-ID": "batch-{pk}:" + "9" * 300}, "Last-Event-ID must be an id this stream sent, such as batch-<id>:12."),
+        ("lastEventId=batch-{pk}:-1", {}, "Last-Event-ID must be an id this stream sent, such as batch-<id>:12."),
+    ],
+)  # fmt: skip
+def test_malformed_stream_parameters_are_a_clean_400(async_client, file_track, query, headers, message):
+    """Before: es-meta and recover were 500s, and a bad Last-Event-ID a 200 cut off by a ValueError."""
+    from asgiref.sync import async_to_sync
+
+    owner = UserFactory()
+    batch = batches.create_batch([file_track()], ["medium"], label="hostile", user=owner)
+
+    async def ask():
+        await async_client.aforce_login(owner)
+        address = f"/events/batches/{batch.pk}/?{query.format(pk=batch.pk)}"
+        return await async_client.get(address, headers={k: v.format(pk=batch.pk) for k, v in headers.items()})
+
+    response = async_to_sync(ask)()
+    assert (response.status_code, response.content.decode()) == (400, message)
+
+
+def test_a_well_formed_last_event_id_still_resumes(async_client, file_track):
+    from asgiref.sync import async_to_sync
+
+    owner = UserFactory()
+    batch = batches.create_batch([file_track()], ["medium"], label="resume", user=owner)
+
+    async def ask():
+        await async_client.aforce_login(owner)
+        response = await async_client.get(
+            f"/events/batches/{batch.pk}/", headers={"Last-Event-ID": f"batch-{batch.pk}:0"}
+        )
+        text = b""
+        async for chunk in response.streaming_content:
+            text += chunk
+            if b"data: " in text and text.endswith(b"\n\n"):
+                break
+        await response.streaming_content.aclose()
+        return response.status_code, text
+
+    status, text = async_to_sync(ask)()
+    assert status == 200
+    assert json.loads(text.split(b"data: ", 1)[1].split(b"\n", 1)[0])["step"] == "start"  # replayed from storage, no snapshot first

@@ -1,0 +1,22 @@
+"""The one path converter for database ids in URLs: ``<id:track_id>``.
+
+Django's ``int`` converter takes any run of digits, so a 4,301-digit id reaches ``int()`` (and
+Python's conversion limit) and a 19-digit one reaches the database (past a 64-bit column: an
+error, not a 404). Ids here are 1 to 18 ASCII digits, which always fit; anything else does
+not match the URL, which is a 404.
+"""
+
+from django.urls import register_converter
+
+
+class IdConverter:
+    regex = "[0-9]{1,18}"  # "[0-9]", not "\d": \d would also match other scripts' digits
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value) -> str:
+        return str(int(value))
+
+
+register_converter(IdConverter, "id")
