@@ -291,7 +291,21 @@ def test_pixel_bomb_is_refused_without_decoding(client, alice):
     # A tiny PNG that declares 20000 x 20000 pixels.
     response = save(client, title="Bomb", cover_upload=image_file("PNG", size=(20000, 20000), mode="1"))
     assert response.status_code == 400
-    assert "too large" in response.content.decode()
+    assert "The image has far too many pixels; covers may have at most 16 megapixels." in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "size", "message"),
+    [
+        ("PNG", (5000, 5000), "The image is 5000×5000 pixels (25 megapixels); covers may have at most 16 megapixels."),
+        ("WEBP", (3000, 3000), "The image is 3000×3000 pixels (9 megapixels); WebP covers may have at most 6 megapixels."),
+    ],
+)  # fmt: skip
+def test_a_cover_over_the_pixel_limit_is_refused_with_the_limit_said(client, alice, fmt, size, message):
+    response = save(client, title="Huge", cover_upload=image_file(fmt, size=size, mode="L"))
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Mixtape.objects.exists()
 
 
 # --- Delete ------------------------------------------------------------------------------
