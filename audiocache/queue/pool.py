@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 
 from ..models import CacheTask
+from ..services.cleanup import sweep_temporary_files
 from ..services.transcoding import run_task
 from ..transcode.ffmpeg import CacheUnwritable, check_ffmpeg
 from . import batches, doorbell, tasks
@@ -78,6 +79,9 @@ class WorkerPool:
         except OSError as exc:  # e.g. a regular file where a folder should be: say so, no traceback
             raise CacheUnwritable.from_os_error(self.cache_dir, exc) from None
         logger.info("worker pool %s: %d workers, %s", self.name, self.size, version)
+        swept = sweep_temporary_files(self.cache_dir)
+        if swept:
+            logger.info("worker pool %s: removed %d temporary files of transcodes that died", self.name, swept)
         doorbell.on_ring(self.wake)
         for n in range(self.size):
             thread = threading.Thread(

@@ -200,6 +200,33 @@ def rows_without_file(*, limit: int | None = None, cache_dir: Path | None = None
     return missing[:limit] if limit is not None else missing
 
 
+def temporary_file_grace() -> float:
+    """Long enough for any running transcode, anywhere: its temporary file must not vanish under it."""
+    return settings.AUDIO_CACHE_TRANSCODE_TIMEOUT + settings.AUDIO_CACHE_LEASE_SECONDS
+
+
+def sweep_temporary_files(cache_dir: Path | None = None) -> int:
+    """Delete the temporary files of transcodes that died (a killed worker's), as a worker
+    starts: those older than any transcode may run. Returns how many went."""
+    cache_dir = _cache_dir(cache_dir)
+    oldest = time.time() - temporary_file_grace()
+    swept = 0
+    try:
+        entries = list(os.scandir(cache_dir))
+    except OSError:
+        return 0  # no folder yet, or unreadable: the pool's own check says so
+    for entry in entries:
+        if not (entry.name.startswith(TEMP_PREFIX) and OWN_FILE.match(entry.name)):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < oldest:
+                os.unlink(entry.path)
+                swept += 1
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove
+    return swept
+
+
 def reconcile(*, dry_run: bool = False, cache_dir: Path | None = None, grace: float = ORPHAN_GRACE_SECONDS) -> Report:
     """Make the folder and the table agree: delete files no row names (older than ``grace``
     seconds, temporary files of crashed workers included) and drop rows whose file is gone."""
@@ -211,8 +238,7 @@ def reconcile(*, dry_run: bool = False, cache_dir: Path | None = None, grace: fl
     # whose file is not listed below really lost its file.
     rows = list(CachedRendition.objects.values_list("pk", "file_name"))
     known = {name for _pk, name in rows}
-    # Long enough for any running transcode: its temporary file must not vanish under it.
-    temp_grace = max(grace, settings.AUDIO_CACHE_TRANSCODE_TIMEOUT + settings.AUDIO_CACHE_LEASE_SECONDS)
+    temp_grace = max(grace, temporary_file_grace())
     now = time.time()
     on_disk = set()  # one listing serves both directions
     with os.scandir(cache_dir) as entries:

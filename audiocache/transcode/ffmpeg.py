@@ -4,11 +4,15 @@ Safety rules (DESIGN.md): ffmpeg runs from an argument list (never a shell) with
 ``-nostdin`` and a timeout; the input is ``file:<absolute path>`` so no name is ever read
 as an option or a protocol; the output goes to a temporary file in the cache directory,
 is fsynced and only then renamed into place, so a rendition is never seen half-written and
-the MP3 keeps the Xing/LAME header ffmpeg writes at the end.
+the MP3 keeps the Xing/LAME header ffmpeg writes at the end. ffmpeg dies with the thread
+that started it (the parent-death signal, through util-linux's ``setpriv``), so a worker or web
+process killed outright leaves no ffmpeg running on.
 """
 
+import functools
 import hashlib
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -166,13 +170,33 @@ def transcode(
         temp.unlink(missing_ok=True)
 
 
+@functools.cache
+def dies_with_parent() -> list[str]:
+    """A prefix that makes the command receive SIGKILL when the thread that started it dies:
+    ``setpriv --pdeathsig`` sets PR_SET_PDEATHSIG and then becomes the command (exec), so it
+    costs no process. A ``preexec_fn`` could do the same, but is unsafe in a threaded process.
+    Empty where util-linux's setpriv is missing (not Linux): ffmpeg then outlives a killed
+    parent until its timeout, and the worker's start-up sweep removes its file."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return []
+    probe = subprocess.run([setpriv, "--pdeathsig", "KILL", "--", "true"], capture_output=True, check=False)
+    return [setpriv, "--pdeathsig", "KILL", "--"] if probe.returncode == 0 else []
+
+
 def _run_ffmpeg(command, source, duration, timeout, on_progress, should_stop) -> None:
     deadline = time.monotonic() + timeout
+    executable = shutil.which(command[0])
+    if executable is None:  # said here: setpriv would only report that it could not run it
+        if os.path.exists(command[0]):
+            raise FFmpegMissing(f"{command[0]!r} is not executable: check AUDIO_CACHE_FFMPEG")
+        raise FFmpegMissing(f"{command[0]!r} was not found: install ffmpeg or set AUDIO_CACHE_FFMPEG")
     with tempfile.TemporaryFile() as stderr:
         try:
             process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, text=True, bufsize=1
-            )
+                [*dies_with_parent(), executable, *command[1:]],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, text=True, bufsize=1,
+            )  # fmt: skip
         except FileNotFoundError:
             raise FFmpegMissing(f"{command[0]!r} was not found: install ffmpeg or set AUDIO_CACHE_FFMPEG") from None
         except PermissionError:

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from django.db.models import Count
@@ -14,7 +15,7 @@ from audiocache.models import CachedRendition, CacheTask
 from audiocache.queue import tasks
 from mixtapes.library import scan_library
 from mixtapes.models import Track
-from tests.conftest import REPO, wait_until
+from tests.conftest import REPO, SLOW_FFMPEG, wait_until
 from tests.e2e.conftest import REDIS_URL, redis_available
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -183,3 +184,60 @@ def test_cacheworker_poll_interval_is_checked(spawn):
     worker = spawn("cacheworker", "--poll-interval", "0")
     _out, err = worker.communicate(timeout=60)
     assert worker.returncode != 0 and "--poll-interval must be between 0.05 and 3600 seconds" in err
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every living process below ``pid`` (zombies count as gone)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if state != "Z":
+            children.setdefault(int(ppid), []).append(int(entry))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_ffmpeg_dies_with_a_worker_killed_outright_and_its_file_is_swept_at_the_next_start(
+    make_audio, spawn, settings, tmp_path
+):
+    """Before: the ffmpeg of a SIGKILLed worker went on (reparented to PID 1) until its timeout."""
+    make_audio("long.flac", duration=300, channels=1, noise=True)
+    scan_library()
+    tasks.enqueue(Track.objects.all(), ["medium"])
+    victim = spawn("cacheworker", "--workers", "1", AUDIO_CACHE_FFMPEG=SLOW_FFMPEG, SLOW_FFMPEG_RATE="1")
+    wait_until(lambda: list(settings.AUDIO_CACHE_DIR.glob(".tmp-*")), message="ffmpeg to start writing")
+    ffmpegs = [pid for pid in _descendants(victim.pid) if "ffmpeg" in Path(f"/proc/{pid}/cmdline").read_text()]
+    assert ffmpegs, "no ffmpeg below the worker"
+
+    victim.kill()  # the worker alone (not its process group), as the OOM killer picks one process
+    victim.wait(timeout=10)
+    wait_until(lambda: not any(_alive(pid) for pid in ffmpegs), timeout=10, message="the orphaned ffmpeg to die")
+
+    # Its temporary file stays until it is older than any transcode may run; then a starting
+    # worker sweeps it.
+    (partial,) = settings.AUDIO_CACHE_DIR.glob(".tmp-*")
+    old = time.time() - settings.AUDIO_CACHE_TRANSCODE_TIMEOUT - settings.AUDIO_CACHE_LEASE_SECONDS - 60
+    os.utime(partial, (old, old))
+    CacheTask.objects.update(status=Status.DONE)  # nothing for the next worker to do but start
+    sweeper = spawn("cacheworker", "--burst", "--workers", "1")
+    out, err = sweeper.communicate(timeout=60)
+    assert sweeper.returncode == 0, err
+    assert not partial.exists()
+    assert "removed 1 temporary files of transcodes that died" in err + out
