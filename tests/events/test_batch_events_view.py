@@ -129,4 +129,6 @@ def test_a_well_formed_last_event_id_still_resumes(async_client, file_track):
 
     status, text = async_to_sync(ask)()
     assert status == 200
-    assert json.loads(text.split(b"data: ", 1)[1].split(b"\n", 1)[0])["step"] == "start"  # replayed from storage, no snapshot first
+    assert (
+        json.loads(text.split(b"data: ", 1)[1].split(b"\n", 1)[0])["step"] == "start"
+    )  # replayed from storage, no snapshot first
