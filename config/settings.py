@@ -7,6 +7,7 @@ value stops start-up with a message that names the variable.
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -98,6 +99,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_eventstream",
+    "axes",
     "mixtapes",
     "audiocache",
 ]
@@ -111,6 +113,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -170,6 +174,10 @@ if REDIS_URL:
     # (No socket_timeout: django-eventstream's listener waits on an idle connection.)
     EVENTSTREAM_REDIS = {**_parse_redis_url(REDIS_URL), "socket_connect_timeout": 2}
 
+# Who may make a mixtape public, i.e. let anyone with its link play its tracks (mixtapes/sharing.py):
+# every account, staff accounts only, or nobody.
+MIXTAPES_PUBLIC_SHARING = env.choice("MIXTAPES_PUBLIC_SHARING", "all", ("all", "staff", "none"))
+
 # --- Auth, i18n ---------------------------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -179,6 +187,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+# Failed logins (django-axes): after LOGIN_FAILURE_LIMIT failures for one username, or from one
+# address, that username or address may not log in for LOGIN_LOCKOUT_MINUTES. This covers the
+# login page and the admin's; staff see and clear the attempts in the admin ("Axes"), or run
+# `manage.py axes_reset`. The client address is uvicorn's (it reads X-Forwarded-For only from
+# the proxies --forwarded-allow-ips names).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_FAILURE_LIMIT = env.integer("LOGIN_FAILURE_LIMIT", 10, minimum=1, maximum=1000)
+LOGIN_LOCKOUT_MINUTES = env.integer("LOGIN_LOCKOUT_MINUTES", 15, minimum=1, maximum=7 * 24 * 60)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False  # one warning per lockout is enough (axes logs every failure otherwise)
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
 
