@@ -19,11 +19,13 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count, F, Max, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
+from mixtapes import sharing
 from mixtapes.files import SourceState, SourceUnavailable, source_state
 from mixtapes.models import Mixtape, MixtapeTrack, Track
 
@@ -41,41 +43,56 @@ _MAX_ID = 2**63 - 1
 _RENDITION_FIELDS = ("id", "file_name", "source_size", "source_mtime_ns", "encoder_profile")
 # What progressive streaming needs to know whether a transcode's length can be planned.
 _TRACK_LENGTH_FIELDS = ("duration", "sample_rate", "file_size", "file_mtime_ns")
-_SQL: dict[str, str] = {}
+_SQL: dict[tuple[str, str], tuple[str, list]] = {}
 
 
-def _stream_sql() -> str:
-    sql = _SQL.get(connection.vendor)
-    if sql is None:
-        sql = _SQL[connection.vendor] = _build_stream_sql()
-    return sql
+def _stream_sql() -> tuple[str, list]:
+    """The stream query and its leading parameters, for this database and sharing mode."""
+    key = (connection.vendor, sharing.mode())
+    built = _SQL.get(key)
+    if built is None:
+        built = _SQL[key] = _build_stream_sql(key[1])
+    return built
 
 
-def _build_stream_sql() -> str:
-    """One query for everything a play needs from the database: the track, whether a public
-    mixtape holds it, and its rendition row at the asked quality (NULLs when none).
+def _build_stream_sql(sharing_mode: str) -> tuple[str, list]:
+    """One query for everything a play needs from the database: the track, whether a shared
+    mixtape holds it (mixtapes/sharing.py), and its rendition row at the asked quality (NULLs
+    when none).
 
     Written out because this answers every range request of every player: the ORM's three
     separate queries cost about 1 ms of query building per request."""
     q = connection.ops.quote_name
-    t, mt, m, r = (q(model._meta.db_table) for model in (Track, MixtapeTrack, Mixtape, CachedRendition))
+    t, mt, m, r, u = (
+        q(model._meta.db_table) for model in (Track, MixtapeTrack, Mixtape, CachedRendition, get_user_model())
+    )
 
     def col(model, name):
         return q(model._meta.get_field(name).column)
 
     track_id = f"{t}.{col(Track, 'id')}"
     # Only quoted table and column names of the models are formatted in; values are parameters.
-    public = (
+    shared = (
         f"SELECT 1 FROM {mt} INNER JOIN {m} ON {m}.{col(Mixtape, 'id')} = {mt}.{col(MixtapeTrack, 'mixtape')}"  # noqa: S608
         f" WHERE {mt}.{col(MixtapeTrack, 'track')} = {track_id} AND {m}.{col(Mixtape, 'is_public')} = %s"
     )
+    shared_params = [True]
+    if sharing_mode == sharing.STAFF:
+        shared += (
+            f" AND EXISTS (SELECT 1 FROM {u} WHERE {u}.{col(get_user_model(), 'id')} = {m}.{col(Mixtape, 'owner')}"  # noqa: S608
+            f" AND {u}.{col(get_user_model(), 'is_staff')} = %s)"
+        )
+        shared_params.append(True)
+    is_shared = f"EXISTS ({shared})"
+    if sharing_mode == sharing.NONE:
+        is_shared, shared_params = "1 = 0", []
     columns = ", ".join(
         [
             track_id,
             f"{t}.{col(Track, 'path')}",
             f"{t}.{col(Track, 'is_lossless')}",
             *(f"{t}.{col(Track, f)}" for f in _TRACK_LENGTH_FIELDS),
-            f"EXISTS ({public})",
+            is_shared,
             *(f"{r}.{col(CachedRendition, f)}" for f in _RENDITION_FIELDS),
         ]
     )
@@ -83,18 +100,19 @@ def _build_stream_sql() -> str:
         f"{t} LEFT OUTER JOIN {r} ON {r}.{col(CachedRendition, 'track')} = {track_id}"
         f" AND {r}.{col(CachedRendition, 'quality')} = %s"
     )
-    return f"SELECT {columns} FROM {joined} WHERE {track_id} = %s"  # noqa: S608
+    return f"SELECT {columns} FROM {joined} WHERE {track_id} = %s", shared_params  # noqa: S608
 
 
 def stream_lookup(track_id: int, quality: str) -> tuple[Track, bool, CachedRendition | None] | None:
-    """``(track, on a public mixtape, rendition row at quality or None)``, or None for an unknown id.
+    """``(track, on a shared mixtape, rendition row at quality or None)``, or None for an unknown id.
 
     The rows are read fresh on every request (no caching: access follows the database at once);
     whether a rendition may be served is still decided by the files themselves."""
     if not 0 < track_id <= _MAX_ID:
         return None
     with connection.cursor() as cursor:
-        cursor.execute(_stream_sql(), [True, quality, track_id])
+        sql, shared_params = _stream_sql()
+        cursor.execute(sql, [*shared_params, quality, track_id])
         row = cursor.fetchone()
     if row is None:
         return None

@@ -3,6 +3,7 @@ from django.core.exceptions import ValidationError
 
 from config.numbers import MAX_ID, whole_number
 
+from . import sharing
 from .covers import ACCEPTED_FORMATS, process_cover
 from .models import Mixtape, Track
 
@@ -31,6 +32,12 @@ class MixtapeForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["title"].widget.attrs.update({"autocomplete": "off", "maxlength": 200})
         self.track_ids: list[int] = []
+        if not sharing.may_publish(self.instance.owner):
+            # A disabled field ignores what is posted and keeps its initial value: saving
+            # makes a mixtape private when its owner may no longer publish.
+            self.fields["is_public"].disabled = True
+            self.fields["is_public"].help_text = sharing.refusal()
+            self.initial["is_public"] = False
 
     def clean_cover_upload(self):
         upload = self.cleaned_data.get("cover_upload")

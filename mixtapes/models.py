@@ -6,6 +6,8 @@ from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Lower
 from django.utils.text import slugify
 
+from . import sharing
+
 # Longest relative path we store; a longer one is reported by the scan, not truncated.
 # (PostgreSQL's B-tree entries top out near 2.7 kB, which rules out a unique index on longer keys.)
 MAX_PATH_LENGTH = 1024
@@ -119,6 +121,11 @@ class Mixtape(models.Model):
                 if attempt == 4 or not Mixtape.objects.filter(slug=self.slug).exists():
                     raise
                 self.slug = ""
+
+    @property
+    def is_shared(self) -> bool:
+        """Public, and its owner may publish on this server (MIXTAPES_PUBLIC_SHARING)."""
+        return sharing.is_shared(self)
 
     def clean(self):
         if self.slug in RESERVED_SLUGS:

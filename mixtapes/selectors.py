@@ -7,8 +7,10 @@ from .models import Mixtape, MixtapeTrack
 
 def mixtapes_of(owner):
     """The owner's mixtapes with their track count and total seconds."""
-    return Mixtape.objects.filter(owner=owner).annotate(
-        track_count=Count("entries"), total_seconds=Sum("entries__track__duration")
+    return (
+        Mixtape.objects.filter(owner=owner)
+        .select_related("owner")
+        .annotate(track_count=Count("entries"), total_seconds=Sum("entries__track__duration"))
     )
 
 

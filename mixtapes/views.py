@@ -37,7 +37,11 @@ def home(request):
             bytes=Sum("file_size"),
         )
         context["recent_tracks"] = Track.objects.filter(missing_since__isnull=True).order_by("-added_at")[:10]
-        context["mixtapes"] = Mixtape.objects.filter(owner=request.user).annotate(track_count=Count("entries"))[:20]
+        context["mixtapes"] = (
+            Mixtape.objects.filter(owner=request.user)
+            .select_related("owner")
+            .annotate(track_count=Count("entries"))[:20]
+        )
     return render(request, "mixtapes/home.html", context)
 
 
@@ -143,9 +147,9 @@ def _track_json(track: Track) -> dict:
 
 
 def _visible_mixtape(request, slug) -> Mixtape:
-    """A public mixtape, or a private one to its owner; 404 for everyone else."""
+    """A shared mixtape, or any of one's own; 404 for everyone else."""
     mixtape = get_object_or_404(Mixtape.objects.select_related("owner"), slug=slug)
-    if not mixtape.is_public and mixtape.owner_id != request.user.pk:
+    if not mixtape.is_shared and mixtape.owner_id != request.user.pk:
         raise Http404("No such mixtape.")
     return mixtape
 
@@ -174,9 +178,16 @@ def share(request, slug):
             "total_seconds": sum(entry.track.duration or 0 for entry in entries),
         },
     )
-    if not mixtape.is_public:
-        response["Cache-Control"] = "private, no-cache"
+    response["Cache-Control"] = _share_cache_control(request, mixtape)
     return response
+
+
+def _share_cache_control(request, mixtape: Mixtape) -> str:
+    """A shared page seen signed out is the same for everyone: caches may keep it briefly (its
+    player reads the cache state at load). Anything else is personal: revalidate every time."""
+    if mixtape.is_shared and not request.user.is_authenticated:
+        return "public, max-age=300"
+    return "private, no-cache"
 
 
 @require_GET
@@ -196,7 +207,7 @@ def cover(request, slug):
     etag = f'"{st.st_size:x}-{st.st_mtime_ns:x}"'
     response["ETag"] = etag
     response["Last-Modified"] = http_date(st.st_mtime)
-    response["Cache-Control"] = "public, max-age=3600" if mixtape.is_public else "private, no-cache"
+    response["Cache-Control"] = "public, max-age=3600" if mixtape.is_shared else "private, no-cache"
     answer = get_conditional_response(request, etag=etag, last_modified=int(st.st_mtime), response=response)
     if answer is not response:
         response.close()

@@ -130,6 +130,9 @@ def test_every_setting_is_read_from_the_environment(checkout, tmp_path):
         ("HTTPS", "sometimes"),
         ("AUDIO_CACHE_DIR", "."),  # holds DATA_ROOT (./data) and the music
         ("LOG_FORMAT", "xml"),
+        ("LOGIN_FAILURE_LIMIT", "0"),
+        ("LOGIN_LOCKOUT_MINUTES", "soon"),
+        ("MIXTAPES_PUBLIC_SHARING", "friends"),
     ],
 )
 def test_invalid_value_stops_start_up_naming_the_variable(checkout, variable, value):
