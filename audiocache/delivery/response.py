@@ -15,7 +15,7 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseNotModified, StreamingHttpResponse
 
 from .conditional import FileIdentity, if_range_allows, precondition_status
 from .files import OpenFile, read_chunks
@@ -141,18 +141,32 @@ def file_response(
     return response
 
 
+def _refusal(status: int, message: str, common: dict, keep: tuple[str, ...]) -> HttpResponse:
+    """A 412 or 416: a short plain-text reason, never stored by a cache (the next request, with
+    other preconditions or another range, deserves a fresh answer)."""
+    response = HttpResponse(message + "\n", status=status, content_type="text/plain; charset=utf-8")
+    for key in keep:
+        if key in common:
+            response[key] = common[key]
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 def _respond(request, file, ident: FileIdentity, content_type, headers, growing) -> HttpResponse:
     common = {"Accept-Ranges": "bytes", "ETag": ident.etag, **headers}
     if ident.last_modified is not None:
         common["Last-Modified"] = ident.last_modified
 
     status = precondition_status(request, ident)
-    if status is not None:
-        response = HttpResponse(status=status)
+    if status == 304:
+        # Django's own 304 (no body, no Content-Type); RFC 9110 section 15.4.5 lists what it repeats.
+        response = HttpResponseNotModified()
         for key in ("ETag", "Last-Modified", "Cache-Control", "Vary", "X-Audio-Cache"):
             if key in common:
                 response[key] = common[key]
         return response
+    if status == 412:
+        return _refusal(412, "Precondition failed: the file has changed.", common, ("ETag", "Last-Modified", "Vary"))
 
     ranges = None
     # RFC 9110 section 14.2: range handling is defined for GET only (HEAD gets the 200 headers).
@@ -160,10 +174,13 @@ def _respond(request, file, ident: FileIdentity, content_type, headers, growing)
         try:
             ranges = parse_range(request.headers.get("Range"), ident.size)
         except Unsatisfiable:
-            response = HttpResponse(status=416)
+            response = _refusal(
+                416,
+                f"Range not satisfiable: the file has {ident.size} bytes.",
+                common,
+                ("Accept-Ranges", "ETag", "Last-Modified", "Vary", "X-Audio-Cache"),
+            )
             response["Content-Range"] = f"bytes */{ident.size}"
-            for key, value in common.items():
-                response[key] = value
             return response
     if ranges is not None and needs_whole_file(ranges):
         ranges = None

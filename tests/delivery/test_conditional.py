@@ -60,3 +60,21 @@ def test_etag_changes_with_the_bytes(user_client, library):
     # A client holding ranges of the FLAC cannot continue them from the MP3.
     response = user_client.get(address, HTTP_RANGE="bytes=100-", HTTP_IF_RANGE=original)
     assert response.status_code == 200 and response["Content-Type"] == "audio/mpeg"
+
+
+def test_refusals_say_what_they_are_and_are_never_stored(user_client, hit):
+    """A 304 has no Content-Type (it has no body); a 412 or 416 is plain text a cache must not keep:
+    they carried text/html and "max-age=86400"."""
+    address, data = hit
+    etag = user_client.get(address)["ETag"]
+    not_modified = user_client.get(address, HTTP_IF_NONE_MATCH=etag)
+    assert not_modified.status_code == 304 and "Content-Type" not in not_modified
+    assert not_modified["Cache-Control"] == "private, max-age=86400"  # repeats the 200's, as RFC 9110 asks
+    failed = user_client.get(address, HTTP_IF_MATCH='"other"')
+    assert failed.status_code == 412
+    assert failed["Content-Type"].startswith("text/plain") and failed["Cache-Control"] == "no-store"
+    assert body(failed).startswith(b"Precondition failed")
+    beyond = user_client.get(address, HTTP_RANGE=f"bytes={len(data) + 10}-")
+    assert beyond.status_code == 416 and beyond["Content-Range"] == f"bytes */{len(data)}"
+    assert beyond["Content-Type"].startswith("text/plain") and beyond["Cache-Control"] == "no-store"
+    assert body(beyond) == f"Range not satisfiable: the file has {len(data)} bytes.\n".encode()
