@@ -12,6 +12,7 @@ import string
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -192,6 +193,27 @@ def artifacts(request):
     return folder
 
 
+class PolicyWatchedBrowser:
+    """Playwright's browser, whose every context reports Content Security Policy violations:
+    the browser test of any page then fails on one (the app sends a strict policy, config/settings.py)."""
+
+    def __init__(self, browser):
+        self._browser = browser
+        self.csp_violations: list[str] = []
+
+    def new_context(self, **options):
+        context = self._browser.new_context(**options)
+        context.on("console", self._console)
+        return context
+
+    def _console(self, message):
+        if "Content Security Policy" in message.text:
+            self.csp_violations.append(f"{message.page.url if message.page else '?'}: {message.text}")
+
+    def __getattr__(self, name):
+        return getattr(self._browser, name)
+
+
 @pytest.fixture
 def browser(monkeypatch):
     # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
@@ -201,9 +223,25 @@ def browser(monkeypatch):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (make test installs it)")
     with sync_api.sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        instance = PolicyWatchedBrowser(playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS))
         yield instance
         instance.close()
+    assert instance.csp_violations == [], "the page broke its Content Security Policy"
+
+
+def wait_in_page(page, expression: str, *, timeout: float = 30.0, interval: float = 0.05):
+    """Wait until a JavaScript expression is true in ``page``.
+
+    Playwright's ``wait_for_function`` builds a function from the text inside the page, which a
+    policy without 'unsafe-eval' refuses; ``evaluate`` runs through the debugging protocol and is
+    not subject to it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if page.evaluate(expression):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {expression}")
+        page.wait_for_timeout(interval * 1000)
 
 
 # --- Redis and Server-Sent Events ---------------------------------------------------------------------

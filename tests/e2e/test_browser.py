@@ -17,6 +17,7 @@ from django.db import connections
 from mixtapes.demo import make_demo_library
 from mixtapes.library import scan_library
 from mixtapes.models import Mixtape
+from tests.e2e.conftest import wait_in_page
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -126,7 +127,7 @@ def _walk_through(page, browser, base, artifacts, problems):
     assert tracks.all_text_contents() == ["Après minuit", "Morning Chord"]
     assert page.locator("#tracklist-summary").text_content() == "2 tracks · 1:10"
     page.get_by_role("button", name="Preview Morning Chord").click()  # preview plays in the page
-    page.wait_for_function("document.getElementById('preview-player').currentTime > 0.2")
+    wait_in_page(page, "document.getElementById('preview-player').currentTime > 0.2")
     assert page.evaluate("document.getElementById('preview-player').error") is None
     page.get_by_role("button", name="Stop the preview").click()
     assert_accessible_names(page)
@@ -174,26 +175,26 @@ def _walk_through(page, browser, base, artifacts, problems):
     listen.get_by_label("Quality").select_option("medium")
     listen.get_by_role("button", name="Play Après minuit").click()
     audio = "document.getElementById('player-audio')"
-    listen.wait_for_function(f"{audio}.currentTime > 0.3")
+    wait_in_page(listen, f"{audio}.currentTime > 0.3")
     assert listen.evaluate(f"{audio}.currentSrc").endswith("?quality=medium")
-    listen.wait_for_function("document.getElementById('player-source').textContent.includes('from the cache')")
+    wait_in_page(listen, "document.getElementById('player-source').textContent.includes('from the cache')")
 
     duration = listen.evaluate(f"{audio}.duration")
     assert 39 < duration < 41
     middle = duration / 2
     listen.locator("#player-seek").fill(str(middle))  # the seek bar, as a user drags it
-    listen.wait_for_function(f"{audio}.currentTime > {middle + 0.5}")
+    wait_in_page(listen, f"{audio}.currentTime > {middle + 0.5}")
     assert listen.evaluate(f"{audio}.error") is None and not listen.evaluate(f"{audio}.paused")
     listen.screenshot(path=artifacts / "06-share-playing.png", full_page=True)
 
     position = listen.evaluate(f"{audio}.currentTime")
     listen.get_by_label("Quality").select_option("high")  # not cached: the original FLAC plays meanwhile
-    listen.wait_for_function(f"{audio}.currentSrc.includes('quality=high')")
-    listen.wait_for_function(f"{audio}.currentTime > {position + 0.5}")
+    wait_in_page(listen, f"{audio}.currentSrc.includes('quality=high')")
+    wait_in_page(listen, f"{audio}.currentTime > {position + 0.5}")
     assert listen.evaluate(f"{audio}.currentTime") < position + 10  # kept the position, no restart
     assert listen.evaluate(f"{audio}.error") is None
     listen.get_by_role("button", name="Next track").click()
-    listen.wait_for_function(f"{audio}.currentSrc.includes('/stream/') && {audio}.currentTime > 0.3")
+    wait_in_page(listen, f"{audio}.currentSrc.includes('/stream/') && {audio}.currentTime > 0.3")
     assert listen.locator("#player-title").text_content() == "Morning Chord"
     listen.get_by_role("button", name="Pause").click()
     assert listen.evaluate(f"{audio}.paused")

@@ -23,6 +23,7 @@ from audiocache.models import CachedRendition, CacheTask
 from mixtapes.library import scan_library
 from mixtapes.models import Track
 from tests.conftest import SLOW_FFMPEG, dying_ffmpeg, wait_until
+from tests.e2e.conftest import wait_in_page
 from tests.factories import MixtapeFactory, MixtapeTrackFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -88,10 +89,10 @@ def _listen(page, base, track, mixtape, streams, shots):
     assert page.locator(".cache-badge").text_content() == "Not cached yet"
     page.get_by_label("Quality").select_option(QUALITY)
     page.get_by_role("button", name="Play Long Noise").click()
-    page.wait_for_function(f"{AUDIO}.currentTime > 0.5")
+    wait_in_page(page, f"{AUDIO}.currentTime > 0.5")
     assert page.evaluate(f"{AUDIO}.error") is None
     # The player asks the server (HEAD) what it streams and says so.
-    page.wait_for_function("document.getElementById('player-source').textContent !== ''")
+    wait_in_page(page, "document.getElementById('player-source').textContent !== ''")
     assert page.locator("#player-source").text_content() == f"Streaming the {QUALITY} MP3 as it is being made."
 
     first = streams[0]
@@ -113,7 +114,7 @@ def _listen(page, base, track, mixtape, streams, shots):
 
     middle = duration / 2
     seek_to(page, middle)
-    page.wait_for_function(f"{AUDIO}.currentTime > {middle + 0.5}")
+    wait_in_page(page, f"{AUDIO}.currentTime > {middle + 0.5}")
     assert page.evaluate(f"{AUDIO}.error") is None and not page.evaluate(f"{AUDIO}.paused")
     # The seek was a range request beyond what ffmpeg had written when the listener seeked.
     ranged = [r for r in streams[1:] if range_start(r) > written]
@@ -123,7 +124,7 @@ def _listen(page, base, track, mixtape, streams, shots):
 
     # Still playing a few seconds on, past the seek's first buffered bytes.
     position = page.evaluate(f"{AUDIO}.currentTime")
-    page.wait_for_function(f"{AUDIO}.currentTime > {position + 2}")
+    wait_in_page(page, f"{AUDIO}.currentTime > {position + 2}")
 
     wait_until(
         lambda: CacheTask.objects.get(pk=task.pk).status == CacheTask.Status.DONE, timeout=30, message="the transcode"
@@ -186,15 +187,15 @@ def test_when_the_mp3_being_made_fails_the_player_goes_on_with_the_original(
         page.evaluate(RECORD_EVENTS)
         page.get_by_label("Quality").select_option(QUALITY)
         page.get_by_role("button", name="Play Long Noise").click()
-        page.wait_for_function("document.getElementById('player-source').textContent.includes('being made')")
+        wait_in_page(page, "document.getElementById('player-source').textContent.includes('being made')")
         wait_until(
             lambda: CacheTask.objects.filter(status=CacheTask.Status.FAILED).exists(), timeout=30, message="the failure"
         )
-        page.wait_for_function(
-            "document.getElementById('player-source').textContent.startsWith('Streaming the original file')"
+        wait_in_page(
+            page, "document.getElementById('player-source').textContent.startsWith('Streaming the original file')"
         )
         # Playing on, past everything the dead ffmpeg wrote (3 s at 1.5 x real time).
-        page.wait_for_function(f"{AUDIO}.currentTime > 6 && !{AUDIO}.paused && {AUDIO}.error === null")
+        wait_in_page(page, f"{AUDIO}.currentTime > 6 && !{AUDIO}.paused && {AUDIO}.error === null")
         page.screenshot(path=artifacts / "01-original-after-failure.png", full_page=True)
         assert not CachedRendition.objects.exists()
     except Exception:
