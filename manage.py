@@ -7,12 +7,13 @@ import sys
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    from config.startup import exit_on_bad_settings
+    from config.startup import exit_on_bad_settings, exit_on_unreachable_database
 
     exit_on_bad_settings()
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    with exit_on_unreachable_database():
+        execute_from_command_line(sys.argv)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from django_eventstream.views import events
 
 from . import selectors, services
 from .delivery import backends, fast_path
+from .events import fanout
 from .events.access import may_follow
 from .events.payload import channel_for, sse_snapshot
 from .models import CacheBatch
@@ -73,6 +74,7 @@ def batch_events(request, batch_id):
     problem = _unusable_stream_parameters(request)
     if problem:
         return HttpResponseBadRequest(problem, content_type="text/plain")
+    fanout.start_listening()  # events sent by other processes (REDIS_URL); once per process
     resuming = request.META.get("HTTP_LAST_EVENT_ID") or request.GET.get("lastEventId")
     response = events(request, channels=[channel_for(batch_id)])
     if resuming or not getattr(response, "streaming", False):

@@ -182,17 +182,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.url("REDIS_URL", "", schemes=("redis", "rediss", "unix"))
 
-# Progress events (django-eventstream): stored in the database for replay on reconnect;
-# with REDIS_URL, published through Redis so every web process delivers events sent anywhere.
+# Progress events (django-eventstream): stored in the database for replay on reconnect and
+# delivered in-process; with REDIS_URL, audiocache/events/fanout.py tells the other processes
+# through Redis (not django-eventstream's Redis mode: see that module for why).
 EVENTSTREAM_STORAGE_CLASS = "django_eventstream.storage.DjangoModelStorage"
 EVENTSTREAM_CHANNELMANAGER_CLASS = "audiocache.events.access.BatchChannelManager"
-if REDIS_URL:
-    from redis.connection import parse_url as _parse_redis_url
-
-    # django-eventstream checks hasattr(settings, "EVENTSTREAM_REDIS"): define it only when used.
-    # A Redis host that drops packets must not hold a publish for the kernel's connect timeout.
-    # (No socket_timeout: django-eventstream's listener waits on an idle connection.)
-    EVENTSTREAM_REDIS = {**_parse_redis_url(REDIS_URL), "socket_connect_timeout": 2}
 
 # Who may make a mixtape public, i.e. let anyone with its link play its tracks (mixtapes/sharing.py):
 # every account, staff accounts only, or nobody.
@@ -333,5 +327,9 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # django-axes logs every login at INFO; lockouts and failures come at WARNING.
+        "axes": {"level": "WARNING"},
+    },
 }

@@ -8,7 +8,8 @@ from . import health
 @require_safe
 @never_cache
 def healthz(request):
-    """Health for load balancers and the Docker HEALTHCHECK: 200 when every part works, 503
-    naming the failing parts otherwise (database, cache folder, ffmpeg, Redis when set)."""
-    healthy, body = health.report()
+    """Health for load balancers and the Docker HEALTHCHECK: 200 when the app can serve (also
+    "degraded": Redis away), 503 naming the failing parts otherwise (database, cache folder,
+    ffmpeg). ``?strict=1``, for monitoring: 503 when any part fails, Redis included."""
+    healthy, body = health.report(strict=request.GET.get("strict", "").lower() in ("1", "true", "yes"))
     return JsonResponse(body, status=200 if healthy else 503)

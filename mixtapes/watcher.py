@@ -37,6 +37,7 @@ from django.db.models import Q
 from django.utils import timezone
 from watchfiles import DefaultFilter, watch
 
+from config import database
 from config.paths import is_inside
 
 from .library import SIDECAR_EXTENSIONS, ScanError, ScanReport, scan_library, scan_paths
@@ -179,22 +180,25 @@ class LibraryWatcher:
     # --- the thread ---------------------------------------------------------------
 
     def _run(self) -> None:
-        waiting_logged = False
+        waiting_logged = ""  # what was said last while waiting: said once each time it changes
         try:
             while not self._stop.is_set():
                 close_old_connections()
                 try:
                     held = self.lease.acquire()
                 except DatabaseError as exc:
-                    logger.warning("library watcher: cannot reach the database (%s); trying again", exc)
-                    held = False
-                if not held:
-                    if not waiting_logged:
-                        logger.info("library watcher: another process watches the library; standing by")
-                        waiting_logged = True
+                    if waiting_logged != "database":
+                        logger.warning("library watcher: %s; trying again", database.message(database.reason(exc)))
+                        waiting_logged = "database"
                     self._stop.wait(self.lease.seconds / 3)
                     continue
-                waiting_logged = False
+                if not held:
+                    if waiting_logged != "lease":
+                        logger.info("library watcher: another process watches the library; standing by")
+                        waiting_logged = "lease"
+                    self._stop.wait(self.lease.seconds / 3)
+                    continue
+                waiting_logged = ""
                 self._lost.clear()
                 keeper = threading.Thread(target=self._keep_lease, name="library-watch-lease", daemon=True)
                 keeper.start()

@@ -1,9 +1,10 @@
 """Sending progress events: stored, delivered live, throttled, and heard in this process.
 
 Every event is stored by django-eventstream's ``DjangoModelStorage`` (a client that
-reconnects with Last-Event-ID, or connects late, gets what it missed) and delivered live
-in-process, or through Redis when ``REDIS_URL`` is set (so events sent by a ``cacheworker``
-on another host reach every web process). Code in the sending process may also listen to a
+reconnects with Last-Event-ID, or connects late, gets what it missed), and the open streams
+read it from there at once: in this process directly, in others (``REDIS_URL``) through
+``fanout``, so events sent by a ``cacheworker`` on another host reach every web process in
+order, and Redis away stops nothing. Code in the sending process may also listen to a
 batch (``listen``): ``precache --inline`` draws its progress bar from the events its own
 pool sends, instead of asking the database. Progress ticks are throttled per batch;
 per-track outcomes and the final event never are.
@@ -17,6 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
+from . import fanout
 from .payload import (
     COMPLETED,
     EVENT_TYPE,
@@ -33,12 +35,6 @@ from .payload import (
 logger = logging.getLogger(__name__)
 
 MIN_TICK_INTERVAL = 0.25  # at most 4 progress ticks per second per batch
-# When Redis cannot be reached, django-eventstream's client retries with backoff inside every
-# send_event (about 4 s per event with redis-py 8), which stalled each worker thread on every
-# progress event. After such a failure, events are only stored (browsers get them on reconnect,
-# from storage) for this many seconds, then Redis is tried again.
-REDIS_RETRY_AFTER = 30.0
-
 _lock = threading.Lock()
 _last_tick: dict[str, float] = {}
 _listeners: dict[str, list[Callable[[dict], None]]] = {}
@@ -47,7 +43,6 @@ _listeners: dict[str, list[Callable[[dict], None]]] = {}
 # Batches another process finishes are never forgotten here: keep the newest few hundred.
 _known_counts: "OrderedDict[str, Counts]" = OrderedDict()
 KNOWN_COUNTS_KEPT = 500
-_redis_down_until = 0.0  # monotonic time
 
 
 def send(batch_id, data: dict) -> bool:
@@ -69,36 +64,15 @@ def send(batch_id, data: dict) -> bool:
 
 
 def _deliver(channel: str, data: dict) -> None:
-    global _redis_down_until
-    from django_eventstream import eventstream, send_event
-
-    if eventstream.redis_client is not None and time.monotonic() < _redis_down_until:
-        _store_only(channel, data)
-        return
-    try:
-        send_event(channel, EVENT_TYPE, data)
-    except Exception as exc:
-        from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import TimeoutError as RedisTimeoutError
-
-        if not isinstance(exc, RedisConnectionError | RedisTimeoutError):
-            raise
-        # send_event stores the event before it publishes to Redis: it is kept for replay.
-        _redis_down_until = time.monotonic() + REDIS_RETRY_AFTER
-        logger.warning(
-            "Redis is unreachable (%s): progress events are stored for replay only, not delivered live; "
-            "trying Redis again in %d s",
-            exc,
-            REDIS_RETRY_AFTER,
-        )
-
-
-def _store_only(channel: str, data: dict) -> None:
-    """What send_event does before publishing: the stored copy that reconnecting clients replay."""
     from django.core.serializers.json import DjangoJSONEncoder
     from django_eventstream.utils import get_storage
 
+    # Stored first (the same encoding django-eventstream's send_event uses); the streams then
+    # read it from storage, here and in other processes (fanout). Not send_event: it hands the
+    # event to this process's streams directly, so two threads sending at once could deliver
+    # event 8 before event 7, and a stream caught up from storage in between would skip one.
     get_storage().append_event(channel, EVENT_TYPE, json.dumps(data, cls=DjangoJSONEncoder))
+    fanout.announce(channel)
 
 
 def _remember(batch_id, counts: Counts) -> None:
@@ -150,11 +124,6 @@ def listen(batch_id, callback: Callable[[dict], None]) -> Iterator[None]:
                 callbacks.remove(callback)
             if not callbacks:
                 _listeners.pop(key, None)
-
-
-def redis_down() -> bool:
-    """Whether Redis was found unreachable in the last REDIS_RETRY_AFTER seconds (tests, health)."""
-    return time.monotonic() < _redis_down_until
 
 
 class BatchEvents:

@@ -13,6 +13,7 @@ import logging
 from django.conf import settings
 from django.db import connection
 
+from config import database
 from mixtapes import watcher
 
 from ..services import play_counts
@@ -22,6 +23,15 @@ from .pool import WorkerPool
 logger = logging.getLogger(__name__)
 
 _pool: WorkerPool | None = None
+
+
+def say_if_database_unreachable() -> None:
+    """One clear line at start-up when the database cannot be reached: the process serves on
+    (pages answer 500 and /healthz 503 until it is back) rather than refusing to start."""
+    why = database.unreachable()
+    if why is not None:
+        logger.error("%s; pages fail and /healthz says 503 until it is back", database.message(why))
+    connection.close()
 
 
 def start_pool() -> WorkerPool | None:
@@ -75,6 +85,7 @@ class Lifespan:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                await loop.run_in_executor(None, say_if_database_unreachable)
                 await loop.run_in_executor(None, start_pool)
                 await loop.run_in_executor(None, start_watcher)
                 await send({"type": "lifespan.startup.complete"})

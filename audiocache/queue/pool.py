@@ -21,6 +21,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import close_old_connections, connection
 
+from config import database
+
 from ..models import CacheTask
 from ..services.cleanup import sweep_temporary_files
 from ..services.transcoding import run_task
@@ -51,6 +53,7 @@ class WorkerPool:
         name: str | None = None,
         poll_interval: float = 1.0,
         cache_dir: Path | None = None,
+        give_up_after: float | None = None,
     ):
         self.size = settings.AUDIO_CACHE_MAX_WORKERS if workers is None else workers
         if self.size < 1:
@@ -66,6 +69,11 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
         self._idle_workers = 0
         self.processed = 0
+        # The database away: one thread at a time probes it (and logs), the others wait their turn.
+        self.give_up_after = give_up_after  # seconds of outage before the pool stops (None: never)
+        self.gave_up: str | None = None  # why it stopped, when it did
+        self._database_lock = threading.Lock()
+        self._database_back_at = 0.0
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -125,7 +133,9 @@ class WorkerPool:
                 close_old_connections()
                 try:
                     task = tasks.claim(worker_id)
-                except Exception:
+                except Exception as exc:
+                    if self._wait_for_database(exc):
+                        continue
                     logger.exception("claim failed; retrying")
                     self._stopping.wait(self.poll_interval)
                     continue
@@ -136,9 +146,11 @@ class WorkerPool:
                         self._idle()
                         continue
                     self._run(task, worker_id)
-                except Exception:
+                except Exception as exc:
                     # The database went away mid-task (restart, "database is locked"): keep the
                     # thread; the task's lease expires and it is retried.
+                    if self._wait_for_database(exc):
+                        continue
                     logger.exception("worker %s: database error; going on", worker_id)
                     self._stopping.wait(self.poll_interval)
         finally:
@@ -148,6 +160,47 @@ class WorkerPool:
                     self._idle_workers += 1
                     if self._idle_workers >= self.size:
                         self._stopping.set()  # the housekeeper may go too
+
+    def _wait_for_database(self, exc: BaseException) -> bool:
+        """When ``exc`` means the database cannot be reached: wait until it can, trying again
+        with backoff and one log line per try, and return True (False for any other error).
+
+        Every thread of the pool meets the outage; the first probes and logs, the others queue
+        behind it and go on once it has seen the database back. With ``give_up_after`` the pool
+        stops after that long (``cacheworker --exit-on-db-loss``)."""
+        if not isinstance(exc, database.UNREACHABLE_ERRORS):
+            return False
+        failed_at = time.monotonic()
+        with self._database_lock:
+            if self._database_back_at > failed_at or self._stopping.is_set():
+                return True  # another thread waited it out meanwhile, or we are stopping
+            why = database.unreachable()
+            if why is None:
+                return False  # reachable: a real error of the query, logged as such
+            delay, attempt = 1.0, 1
+            while why is not None and not self._stopping.is_set():
+                waited = time.monotonic() - failed_at
+                if self.give_up_after is not None and waited >= self.give_up_after:
+                    self.gave_up = f"{database.message(why)}; gave up after {waited:.0f} s"
+                    logger.error("worker pool %s: %s", self.name, self.gave_up)
+                    self.stop()
+                    return True
+                if self.give_up_after is not None:
+                    delay = min(delay, max(0.1, self.give_up_after - waited))
+                logger.warning(
+                    "worker pool %s: %s; try %d, next in %.0f s", self.name, database.message(why), attempt, delay
+                )
+                self._stopping.wait(delay)
+                delay, attempt = min(delay * 2, 30.0), attempt + 1
+                why = database.unreachable()
+            if why is None:
+                self._database_back_at = time.monotonic()
+                logger.warning(
+                    "worker pool %s: the database is back after %.0f s; going on",
+                    self.name,
+                    self._database_back_at - failed_at,
+                )
+        return True
 
     def _idle(self) -> None:
         """Wait for a ring, at most one poll interval. The bell is shared by every worker of the
@@ -175,6 +228,8 @@ class WorkerPool:
                         logger.info("task %s was cancelled or taken over; stopping its ffmpeg", lost)
                         held[lost].stop.set()
                     tasks.reclaim_expired(self.cache_dir)
+                except database.UNREACHABLE_ERRORS as exc:  # the workers report the outage
+                    logger.debug("lease housekeeping: %s", database.reason(exc))
                 except Exception:
                     logger.exception("lease housekeeping failed; will retry")
         finally:

@@ -47,3 +47,20 @@ def test_healthz_names_what_fails(client, settings, tmp_path, monkeypatch):
     assert "was not found" in body["checks"]["ffmpeg"]["error"]
     assert "redis://" not in response.content.decode()  # no URLs or secrets in the answer
     monkeypatch.setattr(selectors, "_ffmpeg_checked", {})
+
+
+def test_redis_away_is_degraded_not_down(client, settings, tmp_path):
+    """A load balancer keeps the app in service without Redis (it answered 503, and Compose's
+    nginx, which waits for a healthy web service, kept the whole site down); monitoring asks
+    with ?strict=1 and hears about it."""
+    settings.AUDIO_CACHE_DIR = tmp_path / "cache"
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded" and body["failing"] == ["redis"]
+    assert body["checks"]["redis"] == {"ok": False, "error": "ConnectionError"}
+    strict = client.get("/healthz?strict=1")
+    assert strict.status_code == 503 and strict.json()["status"] == "degraded"
+    settings.REDIS_URL = ""
+    assert client.get("/healthz?strict=1").status_code == 200

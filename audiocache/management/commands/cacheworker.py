@@ -41,14 +41,34 @@ class Command(BaseCommand):
             help="How often idle workers look for new tasks (default: 1). With REDIS_URL they are also "
             "woken at once when a task is queued anywhere.",
         )
+        parser.add_argument(
+            "--exit-on-db-loss",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="Exit with status 1 once the database has been unreachable this long (default: wait for it "
+            "as long as it takes, trying again with backoff, and go on when it is back).",
+        )
 
-    def handle(self, *args, workers=None, burst=False, no_watch=False, name=None, poll_interval=1.0, **options):
+    def handle(
+        self,
+        *args,
+        workers=None,
+        burst=False,
+        no_watch=False,
+        name=None,
+        poll_interval=1.0,
+        exit_on_db_loss=None,
+        **options,
+    ):
         workers = workers if workers is not None else max(1, settings.AUDIO_CACHE_MAX_WORKERS)
         if workers < 1:
             raise CommandError("--workers must be at least 1")
         if not 0.05 <= poll_interval <= 3600:
             raise CommandError("--poll-interval must be between 0.05 and 3600 seconds")
-        pool = WorkerPool(workers, burst=burst, name=name, poll_interval=poll_interval)
+        if exit_on_db_loss is not None and not 1 <= exit_on_db_loss <= 7 * 86400:
+            raise CommandError("--exit-on-db-loss must be between 1 second and 7 days")
+        pool = WorkerPool(workers, burst=burst, name=name, poll_interval=poll_interval, give_up_after=exit_on_db_loss)
         try:
             pool.start()
         except (FFmpegMissing, CacheUnwritable) as exc:
@@ -73,4 +93,6 @@ class Command(BaseCommand):
         while not pool.join(timeout=0.5):
             pass
         watcher.stop_watcher()
+        if pool.gave_up:
+            raise CommandError(f"{pool.gave_up} (--exit-on-db-loss)")
         self.stdout.write(f"cacheworker {pool.name}: stopped after {pool.processed} task(s)")
