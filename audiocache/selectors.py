@@ -32,9 +32,10 @@ from mixtapes.models import Mixtape, MixtapeTrack, Track
 from .events.payload import channel_for, payload
 from .models import CacheBatch, CacheBatchItem, CachedRendition, CacheTask, StreamDay
 from .qualities import BITRATES, QUALITY_NAMES
+from .queue import tasks
 from .queue.batches import batch_counts
 from .renditions import cache_file_name, is_fresh, rendition_path
-from .transcode.ffmpeg import ENCODER_PROFILE, FFmpegMissing, check_ffmpeg
+from .transcode.ffmpeg import DISK_FULL_TEXT, ENCODER_PROFILE, FFmpegMissing, check_ffmpeg
 
 # --- The stream look-up -------------------------------------------------------------------------
 
@@ -264,6 +265,30 @@ def disk_usage(path: Path):
         return None
 
 
+@dataclass(frozen=True)
+class MachineTrouble:
+    """Transcodes waiting because the cache folder failed them (not their sources)."""
+
+    waiting: int
+    reason: str  # the newest failure's message
+    disk_full: bool
+
+    @property
+    def title(self) -> str:
+        return "Cache disk full" if self.disk_full else "Cache folder not writable"
+
+
+def machine_trouble() -> MachineTrouble | None:
+    """One clear state for the dashboard: the cache folder is full or unwritable, and this many
+    transcodes wait for it (they resume by themselves, attempts intact, once it is fixed)."""
+    waiting = CacheTask.objects.filter(status=CacheTask.Status.PENDING, error__startswith=tasks.WAITING_PREFIX)
+    newest = waiting.order_by("-available_at").values_list("error", flat=True).first()
+    if newest is None:
+        return None
+    reason = newest.removeprefix(tasks.WAITING_PREFIX)
+    return MachineTrouble(waiting=waiting.count(), reason=reason, disk_full=any(t in reason for t in DISK_FULL_TEXT))
+
+
 def cache_size() -> int:
     """Bytes held by every rendition, from the rows (no walk of the folder)."""
     return CachedRendition.objects.aggregate(total=Sum("size"))["total"] or 0
@@ -301,6 +326,7 @@ def dashboard() -> dict:
     cap = settings.AUDIO_CACHE_MAX_SIZE
     cache_dir = Path(settings.AUDIO_CACHE_DIR)
     return {
+        "machine_trouble": machine_trouble(),
         "qualities": qualities,
         "total_bytes": total_bytes,
         "total_count": total_count,

@@ -49,16 +49,18 @@ def ring() -> None:
 # --- Other processes, through Redis --------------------------------------------------------------
 
 _client = None
+_client_url = None
 _client_lock = threading.Lock()
 _down_until = 0.0
 
 
 def _redis():
-    global _client
-    if _client is None:  # only the ringing thread gets here
+    global _client, _client_url
+    if _client is None or _client_url != settings.REDIS_URL:  # only the ringing thread gets here
         import redis
 
-        _client = redis.Redis.from_url(settings.REDIS_URL, **_TIMEOUTS)
+        # (The URL only ever changes in tests, which point several servers at one process.)
+        _client, _client_url = redis.Redis.from_url(settings.REDIS_URL, **_TIMEOUTS), settings.REDIS_URL
     return _client
 
 
@@ -72,7 +74,7 @@ def publish() -> None:
     Returns at once: a thread of its own talks to Redis, so a slow or unreachable Redis never
     holds up the request that queued the work. Rings that come while it is busy make one."""
     global _ringer
-    if not settings.REDIS_URL or time.monotonic() < _down_until:
+    if not settings.REDIS_URL or (time.monotonic() < _down_until and _client_url == settings.REDIS_URL):
         return
     _ring.set()
     with _client_lock:

@@ -74,6 +74,10 @@ class WorkerPool:
         self.gave_up: str | None = None  # why it stopped, when it did
         self._database_lock = threading.Lock()
         self._database_back_at = 0.0
+        # The cache folder full or unwritable: the whole pool pauses (one task tries per pause),
+        # doubling while it lasts, instead of running ffmpeg on every queued task in turn.
+        self._machine_failures = 0
+        self._paused_until = 0.0
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -130,6 +134,10 @@ class WorkerPool:
     def _work(self, worker_id: str) -> None:
         try:
             while not self._stopping.is_set():
+                pause = self._paused_until - time.monotonic()
+                if pause > 0:
+                    self._stopping.wait(min(pause, self.poll_interval * 5))
+                    continue
                 close_old_connections()
                 try:
                     task = tasks.claim(worker_id)
@@ -213,8 +221,13 @@ class WorkerPool:
                 self._wakeup.set()
 
     def _queue_is_drained(self) -> bool:
-        """Burst mode ends when nothing is pending or running (a retry waiting for its backoff counts)."""
-        return not CacheTask.objects.filter(status__in=CacheTask.ACTIVE_STATUSES).exists()
+        """Burst mode ends when nothing is pending or running (a retry waiting for its backoff
+        counts; a task waiting for the machine to be fixed does not: it could wait for days)."""
+        return (
+            not CacheTask.objects.filter(status__in=CacheTask.ACTIVE_STATUSES)
+            .exclude(status=CacheTask.Status.PENDING, error__startswith=tasks.WAITING_PREFIX)
+            .exists()
+        )
 
     def _housekeeping(self) -> None:
         interval = max(0.5, settings.AUDIO_CACHE_LEASE_SECONDS / 4)
@@ -246,6 +259,7 @@ class WorkerPool:
                 cancelled=running.stop.is_set,
                 shutting_down=self._stopping.is_set,
                 cache_dir=self.cache_dir,
+                machine_delay=tasks.machine_retry_delay(self._machine_failures + 1),
             )
         finally:
             with self._lock:
@@ -254,6 +268,18 @@ class WorkerPool:
             self.processed += 1
         if outcome.ffmpeg_missing:
             self.stop()  # not the task's fault: run_task handed it back; stop this pool loudly
+        with self._lock:
+            if outcome.machine_trouble and self.burst:
+                # Nothing more can be done now: the task waits for the machine, --burst does not.
+                logger.warning("worker pool %s: the cache folder failed; ending the burst", self.name)
+                self._stopping.set()
+                self._wakeup.set()
+            elif outcome.machine_trouble:
+                self._machine_failures += 1
+                delay = tasks.machine_retry_delay(self._machine_failures).total_seconds()
+                self._paused_until = time.monotonic() + delay
+            elif outcome.status == CacheTask.Status.DONE:
+                self._machine_failures = 0
 
 
 def run_batch_inline(batch, workers: int, on_progress=None, *, ffmpeg_version: str | None = None):

@@ -222,6 +222,33 @@ def fail(task: CacheTask, worker_id: str, error: str, *, permanent: bool = False
     return Status.PENDING if updated else ""
 
 
+# A pending task's error starts with this while it waits for the machine to be fixed (a full
+# or unwritable cache folder): the dashboard shows it, and ``cacheworker --burst`` does not wait.
+WAITING_PREFIX = "waiting for the machine: "
+
+
+def machine_retry_delay(times: int = 1) -> timedelta:
+    """How long a task waits after the machine failed it the ``times``-th time in a row:
+    AUDIO_CACHE_RETRY_DELAY (at least a second), doubling, at most five minutes."""
+    base = max(1, settings.AUDIO_CACHE_RETRY_DELAY)
+    return timedelta(seconds=min(300, base * 2 ** max(0, times - 1)))
+
+
+def postpone(task: CacheTask, worker_id: str, error: str, delay: timedelta) -> str:
+    """The machine failed the attempt, not the source: back to pending after ``delay``, and the
+    attempt does not count. Returns the status ("" if the worker had lost the task)."""
+    updated = _held_by(task, worker_id).update(
+        status=Status.PENDING,
+        worker_id="",
+        lease_expires_at=None,
+        attempts=F("attempts") - 1,
+        available_at=timezone.now() + delay,
+        error=WAITING_PREFIX + error,
+        progress=0.0,
+    )
+    return Status.PENDING if updated else ""
+
+
 def hand_back(task: CacheTask, worker_id: str) -> bool:
     """Return a task untouched (worker shutting down): the attempt does not count."""
     return bool(

@@ -4,7 +4,8 @@ worker from start to outcome (``run_task``).
 ``run_task`` is the policy the pool applies to every task it claims: lossy and missing
 sources are settled without ffmpeg, a fresh rendition is not made twice, ffmpeg's failures
 are retried with backoff and then quarantined, a source that changed mid-transcode is tried
-again, a pool shutting down hands its tasks back; then the batches waiting for the task hear
+again, a full or unwritable cache folder makes the task wait without spending its attempts
+(the source is not to blame), a pool shutting down hands its tasks back; then the batches waiting for the task hear
 how it ended, and the cache's size cap and age limit are applied.
 """
 
@@ -12,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -27,7 +29,15 @@ from ..models import CachedRendition, CacheTask
 from ..qualities import BITRATES, QUALITY_NAMES
 from ..queue import batches, tasks
 from ..renditions import cache_file_name, check_planned_size, is_fresh, planned_frames, rendition_path
-from ..transcode.ffmpeg import ENCODER_PROFILE, FFmpegMissing, SourceFacts, TranscodeError, TranscodeTimeout, transcode
+from ..transcode.ffmpeg import (
+    ENCODER_PROFILE,
+    CacheUnwritable,
+    FFmpegMissing,
+    SourceFacts,
+    TranscodeError,
+    TranscodeTimeout,
+    transcode,
+)
 from . import cleanup
 
 logger = logging.getLogger(__name__)
@@ -125,6 +135,7 @@ class TaskOutcome:
     detail: str = ""
     size: int | None = None
     ffmpeg_missing: bool = False  # not the task's fault: the pool should stop
+    machine_trouble: bool = False  # the cache folder failed (full, unwritable): the pool should pause
 
     @property
     def settled(self) -> bool:
@@ -139,12 +150,14 @@ def run_task(
     cancelled: Callable[[], bool],
     shutting_down: Callable[[], bool],
     cache_dir: Path | None = None,
+    machine_delay: timedelta | None = None,
 ) -> TaskOutcome:
-    """Run a claimed task to its outcome (see the module's docstring); never raises."""
+    """Run a claimed task to its outcome (see the module's docstring); never raises.
+    ``machine_delay``: how long the task waits if the cache folder fails it (the pool backs off)."""
     _announce_start(task)
     started = time.monotonic()
     try:
-        outcome = _execute(task, worker_id, cancelled, shutting_down, cache_dir)
+        outcome = _execute(task, worker_id, cancelled, shutting_down, cache_dir, machine_delay)
     except Exception as exc:  # never let one task kill the worker thread
         logger.exception("task %s crashed", task.pk)
         outcome = TaskOutcome(tasks.fail(task, worker_id, f"internal error: {exc}") or "lost", str(exc))
@@ -164,7 +177,7 @@ def run_task(
     return outcome
 
 
-def _execute(task, worker_id, cancelled, shutting_down, cache_dir) -> TaskOutcome:
+def _execute(task, worker_id, cancelled, shutting_down, cache_dir, machine_delay=None) -> TaskOutcome:
     track = task.track
     if not track.is_lossless:
         tasks.finish(task, worker_id, Status.SKIPPED, "lossy source: streamed as is")
@@ -203,11 +216,20 @@ def _execute(task, worker_id, cancelled, shutting_down, cache_dir) -> TaskOutcom
         tasks.hand_back(task, worker_id)
         logger.error("%s", exc)
         return TaskOutcome("handed back", str(exc), ffmpeg_missing=True)
+    except CacheUnwritable as exc:
+        # Not the source's fault: it waits, with its attempts intact, until the folder takes
+        # files again (an admin frees space, remounts it read-write...).
+        delay = machine_delay or tasks.machine_retry_delay()
+        status = tasks.postpone(task, worker_id, str(exc), delay) or "lost"
+        logger.warning("%s; task %s waits %d s", exc, task.pk, delay.total_seconds())
+        return TaskOutcome(status, str(exc), machine_trouble=True)
     except SourceChanged as exc:
         return TaskOutcome(tasks.fail(task, worker_id, str(exc)), str(exc))
     except SourceUnavailable as exc:
         return TaskOutcome(tasks.fail(task, worker_id, str(exc), permanent=True), str(exc))
     except TranscodeTimeout as exc:
+        if shutting_down() and tasks.hand_back(task, worker_id):  # the stop, not the source, ran out the clock
+            return TaskOutcome("handed back", "pool stopping")
         return TaskOutcome(tasks.fail(task, worker_id, str(exc)), str(exc))
     except TranscodeError as exc:
         if cancelled() or shutting_down():

@@ -9,6 +9,7 @@ that started it (the parent-death signal, through util-linux's ``setpriv``), so 
 process killed outright leaves no ffmpeg running on.
 """
 
+import errno
 import functools
 import hashlib
 import os
@@ -48,16 +49,32 @@ class TranscodeTimeout(TranscodeError):
     pass
 
 
-class FFmpegMissing(TranscodeError):
+class MachineTrouble(TranscodeError):
+    """The machine failed, not the source: no ffmpeg, a full or unwritable cache folder. The
+    task waits for it to be fixed instead of spending the attempts meant for a bad source."""
+
+
+class FFmpegMissing(MachineTrouble):
     pass
 
 
-class CacheUnwritable(TranscodeError):
+class CacheUnwritable(MachineTrouble):
     """The cache folder cannot be created or written (read-only mount, a file in its path...)."""
 
     @classmethod
     def from_os_error(cls, directory: Path, exc: OSError) -> "CacheUnwritable":
-        return cls(f"cannot write to the cache folder {directory} (AUDIO_CACHE_DIR): {exc.strerror or exc}")
+        kind = CacheDiskFull if exc.errno in DISK_FULL_ERRORS else cls
+        return kind(f"cannot write to the cache folder {directory} (AUDIO_CACHE_DIR): {exc.strerror or exc}")
+
+
+class CacheDiskFull(CacheUnwritable):
+    """No space (or quota) left where the cache folder is."""
+
+
+DISK_FULL_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT})
+# What ffmpeg prints (strerror) when writing its output fails for a reason of the machine.
+DISK_FULL_TEXT = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))
+_UNWRITABLE_TEXT = (os.strerror(errno.EROFS), os.strerror(errno.EACCES))
 
 
 @dataclass(frozen=True)
@@ -157,17 +174,45 @@ def transcode(
     try:
         if on_output is not None:
             on_output(temp)
-        _run_ffmpeg(command, source, facts.duration, timeout, on_progress, should_stop)
-        size = _fsync(temp)
-        if size == 0:
-            raise TranscodeError("ffmpeg produced an empty file")
-        if before_publish is not None:
-            before_publish()
-        os.replace(temp, destination)
-        _fsync_dir(destination.parent)
+        try:
+            _run_ffmpeg(command, source, facts.duration, timeout, on_progress, should_stop)
+        except (MachineTrouble, TranscodeTimeout):
+            raise
+        except TranscodeError as exc:
+            if str(exc) == "stopped":
+                raise
+            raise _machine_trouble(destination.parent, str(exc)) or exc from None
+        try:
+            size = _fsync(temp)
+            if size == 0:
+                raise TranscodeError("ffmpeg produced an empty file")
+            if before_publish is not None:
+                before_publish()
+            os.replace(temp, destination)
+            _fsync_dir(destination.parent)
+        except OSError as exc:  # the disk filled up or went read-only at the last moment
+            raise CacheUnwritable.from_os_error(destination.parent, exc) from None
         return size
     finally:
         temp.unlink(missing_ok=True)
+
+
+PROBE_BYTES = 64 * 1024
+
+
+def _machine_trouble(folder: Path, ffmpeg_message: str) -> MachineTrouble | None:
+    """After ffmpeg failed: was it the cache folder rather than the source? Its message says so
+    (no space, read-only, permission), or the folder refuses a small write right now."""
+    if any(text in ffmpeg_message for text in DISK_FULL_TEXT):
+        return CacheDiskFull(f"cannot write to the cache folder {folder} (AUDIO_CACHE_DIR): {DISK_FULL_TEXT[0]}")
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=f"{TEMP_PREFIX}probe-") as probe:
+            probe.write(b"\0" * PROBE_BYTES)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        return CacheUnwritable.from_os_error(folder, exc)
+    return None
 
 
 @functools.cache

@@ -13,10 +13,13 @@ import time
 
 import pytest
 from django.db import connection
+from django.db.models import Max
+from django.utils import timezone
 
 from audiocache.events.payload import decode_stored
 from audiocache.models import CacheBatch, CachedRendition, CacheTask
 from audiocache.queue import batches, tasks
+from audiocache.queue.pool import WorkerPool
 from audiocache.seed_api import AudioCache
 from audiocache.transcode.ffmpeg import TEMP_PREFIX
 from mixtapes.library import scan_library
@@ -359,26 +362,99 @@ def cache_dir_under_a_file(tmp_path, settings):
     return settings.AUDIO_CACHE_DIR
 
 
-def test_a_read_only_cache_folder_fails_the_task_clearly_and_the_original_plays(
+def run_burst_pool():
+    pool = WorkerPool(1, burst=True).start()
+    assert pool.join(60)
+
+
+def wait_for_postponed_tasks():
+    """Until every postponed task may be claimed again (its pause is a second or two in tests)."""
+    latest = CacheTask.objects.filter(status=Status.PENDING).aggregate(latest=Max("available_at"))["latest"]
+    if latest is not None:
+        time.sleep(max(0.0, (latest - timezone.now()).total_seconds()) + 0.1)
+
+
+def test_a_read_only_cache_folder_makes_tasks_wait_without_spending_attempts(
     make_audio, read_only_cache_dir, settings, client
 ):
-    from audiocache.queue.pool import WorkerPool
-
+    """The source is not to blame: the task waits, attempts intact, the original plays meanwhile,
+    and once the folder is writable again the task is made (it used to fail for good after
+    AUDIO_CACHE_MAX_ATTEMPTS tries, then stay quarantined)."""
     make_audio("a.flac", duration=1)
     scan_library()
     track = Track.objects.get()
     tasks.enqueue([track], ["low"])
-    pool = WorkerPool(1, burst=True).start()
-    assert pool.join(60)
+    run_burst_pool()
     task = CacheTask.objects.get()
-    assert task.status == Status.FAILED and task.attempts == settings.AUDIO_CACHE_MAX_ATTEMPTS
-    assert task.error.startswith(f"cannot write to the cache folder {read_only_cache_dir} (AUDIO_CACHE_DIR)")
+    assert task.status == Status.PENDING and task.attempts == 0
+    assert task.error.startswith(
+        f"{tasks.WAITING_PREFIX}cannot write to the cache folder {read_only_cache_dir} (AUDIO_CACHE_DIR)"
+    )
     assert "Read-only file system" in task.error and "internal error" not in task.error
     assert list(read_only_cache_dir.iterdir()) == [] and CachedRendition.objects.count() == 0
     client.force_login(UserFactory())
     response = client.get(f"/stream/{track.pk}/?quality=low")
     assert response.status_code == 200 and response["X-Audio-Cache"] == "miss"
     assert body(response) == (settings.MUSIC_ROOT / "a.flac").read_bytes()
+
+    subprocess.run(["mount", "-o", "remount,rw", str(read_only_cache_dir)], check=True)
+    wait_for_postponed_tasks()
+    run_burst_pool()
+    task.refresh_from_db()
+    assert (task.status, task.attempts, task.error) == (Status.DONE, 1, "")
+    assert client.get(f"/stream/{track.pk}/?quality=low")["X-Audio-Cache"] == "hit"
+
+
+def test_a_full_cache_disk_is_one_clear_state_and_work_resumes_when_space_is_freed(
+    make_audio, tmp_path, settings, admin_client
+):
+    mount_point = tmp_path / "small-cache"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root): " + mounted.stderr.decode().strip())
+    settings.AUDIO_CACHE_DIR = mount_point
+    try:
+        for n in range(3):
+            make_audio(f"{n}.flac", duration=10, noise=True)  # ~320 KB at high: more than 64 KiB each
+        scan_library()
+        batch = batches.create_batch(Track.objects.all(), ["high"], label="disk full", user=UserFactory())
+        # A running pool (not --burst, which ends at the first such failure) pauses after each
+        # failure, doubling: the three tasks are tried once each, not in a loop.
+        pool = WorkerPool(2).start()
+        try:
+            wait_until(
+                lambda: CacheTask.objects.filter(error__startswith=tasks.WAITING_PREFIX).count() == 3,
+                timeout=60, message="every task tried once",
+            )  # fmt: skip
+        finally:
+            pool.stop()
+            assert pool.join(30)
+        waiting = CacheTask.objects.all()
+        assert {(t.status, t.attempts) for t in waiting} == {(Status.PENDING, 0)}
+        assert all("No space left on device" in t.error for t in waiting)
+        assert list(mount_point.iterdir()) == []  # no partial file
+        page = admin_client.get("/admin/audiocache/cachedrendition/dashboard/").content.decode()
+        assert "Cache disk full." in page and "3 transcodes wait for it" in page
+        batch.refresh_from_db()
+        assert batch.finished_at is None  # the batch waits too: nothing failed
+
+        # An admin grows the disk (or frees space): the same tasks are made, first try.
+        subprocess.run(["mount", "-o", "remount,size=8m", str(mount_point)], check=True)
+        pool = WorkerPool(2).start()
+        try:
+            wait_until(lambda: CacheTask.objects.filter(status=Status.DONE).count() == 3, timeout=60, message="done")
+        finally:
+            pool.stop()
+            assert pool.join(30)
+        assert {(t.status, t.attempts) for t in CacheTask.objects.all()} == {(Status.DONE, 1)}
+        assert (
+            "Cache disk full" not in admin_client.get("/admin/audiocache/cachedrendition/dashboard/").content.decode()
+        )
+        batch.refresh_from_db()
+        assert batch.finished_at is not None
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 def test_a_cache_folder_under_a_regular_file(make_audio, cache_dir_under_a_file, manage_env, uvicorn_server, settings):
