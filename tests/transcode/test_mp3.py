@@ -15,6 +15,7 @@ from audiocache.renditions import planned_frames
 from audiocache.seed_api import AudioCache
 from audiocache.transcode import mp3
 from audiocache.transcode.ffmpeg import SourceFacts, build_command
+from mixtapes.demo import FORMATS
 from mixtapes.files import source_state
 from mixtapes.library import scan_library
 from mixtapes.models import Track
@@ -177,3 +178,52 @@ def test_padding_is_spread_as_lame_spreads_it():
     assert mp3.audio_bytes(40, frame) == 40 * 626 + 37
     at_48k = mp3.parse_frame_header(frame_header(rate_index=1))  # 576 bytes exactly: never padded
     assert mp3.audio_bytes(1000, at_48k) == 576_000
+
+
+def exact_wav(path, samples: int, sample_rate: int):
+    """A WAV of exactly ``samples`` samples (ffmpeg's generators round up to their block size)."""
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+         f"sine=frequency=440:sample_rate={sample_rate},atrim=end_sample={samples}", "-ac", "2", str(path)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize(("sample_rate", "frame"), [(44100, 1152), (48000, 1152), (22050, 576), (8000, 576)])
+def test_the_frame_count_is_right_around_every_step(tmp_path, sample_rate, frame):
+    """LAME adds a frame exactly when samples + 1152 passes a multiple of the frame size. The 47
+    lengths before each step were planned one frame short (a 25 s ALAC track was one of them:
+    listeners following its transcode lost the end)."""
+    step = 40 * frame + 1  # the first length of the next frame count
+    for samples in (step - 48, step - 47, step - 20, step - 1, step, step + 1):
+        source = exact_wav(tmp_path / f"{samples}.wav", samples, sample_rate)
+        output = tmp_path / f"{samples}.mp3"
+        facts = SourceFacts(sample_rate, 2, False, None)
+        subprocess.run(build_command(source, output, "low", facts), check=True, capture_output=True, timeout=60)
+        made = len(frame_lengths(output.read_bytes())) - 1
+        assert made == mp3.audio_frames(samples, frame), (samples, made)
+
+
+@pytest.mark.parametrize(
+    ("kind", "sample_rate", "channels", "duration"),
+    [
+        ("alac", 44100, 2, 25.0),  # the demo library's "04 - Apple Orchard.m4a": 1,102,500 samples
+        ("alac", 48000, 2, 3.3),
+        ("wavpack", 44100, 2, 2.5),
+        ("aiff", 44100, 2, 2.1),
+        ("aiff24", 96000, 2, 1.7),  # 24-bit/96 kHz, resampled to 48 kHz
+        ("flac24", 96000, 2, 2.2),
+        ("flac", 44100, 6, 1.9),  # 5.1, downmixed to stereo
+        ("wav", 44100, 1, 2.3),  # mono
+        ("wav8", 22050, 1, 1.6),  # 8-bit, 22.05 kHz
+    ],
+)
+def test_the_planned_size_holds_for_every_lossless_format(make_audio, kind, sample_rate, channels, duration):
+    make_audio("a" + FORMATS[kind][0], kind=kind, sample_rate=sample_rate, channels=channels, duration=duration)
+    scan_library()
+    track = Track.objects.get()
+    frames = planned_frames(track, source_state(track))
+    assert frames is not None, track.codec
+    data = AudioCache().transcode_file(track, "medium").read_bytes()
+    assert mp3.final_size(mp3.read_layout(data), frames) == len(data), (track.codec, track.duration)
