@@ -26,10 +26,17 @@ def stream(request, track_id: int):
         return HttpResponseBadRequest(
             f"Unknown quality {quality[:40]!r}: use one of {', '.join(REQUESTABLE)}.", content_type="text/plain"
         )
+    return play_response(request, track_id, quality)
+
+
+def play_response(request, track_id: int, quality: str, user=None):
+    """The answer to a play of ``track_id`` at ``quality`` (a name or "original") by ``user``
+    (default: the request's): hit, progressive, miss or original, with ranges. Shared by
+    ``/stream/`` and the Subsonic API's ``stream``, so both follow the same rules."""
     wanted = services.PlayRequest(
         track_id,
         quality,
-        request.user,
+        request.user if user is None else user,
         method=request.method,
         range_header=request.headers.get("Range"),
         may_wait=not fast_path.has_waited(),

@@ -25,4 +25,5 @@ from audiocache.queue.lifespan import Lifespan  # noqa: E402
 # through WhiteNoise.
 warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
 
-application = Lifespan(StreamFastPath(ASGIHandler()))
+# The Subsonic API's stream and download answer like /stream/ (they call the same view code).
+application = Lifespan(StreamFastPath(ASGIHandler(), prefix=("/stream/", "/rest/stream", "/rest/download")))

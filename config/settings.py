@@ -121,6 +121,7 @@ INSTALLED_APPS = [
     "csp",
     "mixtapes",
     "audiocache",
+    "subsonic",
 ]
 
 MIDDLEWARE = [
@@ -151,6 +152,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "subsonic.context_processors.subsonic",
             ],
         },
     },
@@ -191,6 +193,11 @@ EVENTSTREAM_CHANNELMANAGER_CLASS = "audiocache.events.access.BatchChannelManager
 # Who may make a mixtape public, i.e. let anyone with its link play its tracks (mixtapes/sharing.py):
 # every account, staff accounts only, or nobody.
 MIXTAPES_PUBLIC_SHARING = env.choice("MIXTAPES_PUBLIC_SHARING", "all", ("all", "staff", "none"))
+
+# The Subsonic API for phone and desktop apps (subsonic/): on by default; plain passwords (p=)
+# are refused over plain HTTP unless this says otherwise (a LAN without TLS).
+SUBSONIC_ENABLED = env.boolean("SUBSONIC_ENABLED", True)
+SUBSONIC_ALLOW_PLAIN_PASSWORD = env.boolean("SUBSONIC_ALLOW_PLAIN_PASSWORD", False)
 
 # --- Auth, i18n ---------------------------------------------------------------------
 

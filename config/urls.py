@@ -7,6 +7,7 @@ from . import views
 urlpatterns = [
     path("", include("mixtapes.urls")),
     path("", include("audiocache.urls")),
+    path("", include("subsonic.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -25,14 +25,20 @@ def save_mixtape(form: MixtapeForm, owner) -> Mixtape:
         elif form.cleaned_data.get("remove_cover"):
             mixtape.cover = ""
         mixtape.save()
-        MixtapeTrack.objects.filter(mixtape=mixtape).delete()
-        MixtapeTrack.objects.bulk_create(
-            MixtapeTrack(mixtape=mixtape, track_id=track_id, position=position)
-            for position, track_id in enumerate(form.track_ids, start=1)
-        )
+        replace_tracks(mixtape, form.track_ids)
     if old_cover and old_cover != mixtape.cover.name:
         mixtape.cover.storage.delete(old_cover)
     return mixtape
+
+
+def replace_tracks(mixtape: Mixtape, track_ids: list[int]) -> None:
+    """The mixtape's track list becomes ``track_ids``, in that order (ids already checked)."""
+    with transaction.atomic():
+        MixtapeTrack.objects.filter(mixtape=mixtape).delete()
+        MixtapeTrack.objects.bulk_create(
+            MixtapeTrack(mixtape=mixtape, track_id=track_id, position=position)
+            for position, track_id in enumerate(track_ids, start=1)
+        )
 
 
 def delete_mixtape(mixtape: Mixtape) -> None:

@@ -22,9 +22,11 @@ from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 
 from audiocache.models import CacheBatch
 from mixtapes.models import Mixtape
+from subsonic.models import ApiKey, Scrobble, StreamingPassword
 from tests.factories import (
     CacheBatchFactory,
     CachedRenditionFactory,
@@ -48,6 +50,7 @@ PUBLIC = {
     "stream": "audio: tracks on a public mixtape only, 404 for the others",
     "admin:login": "the admin's login form",
     "admin:logout": "a GET only redirects to the admin index (logging out is a POST)",
+    "subsonic": "the Subsonic API: each call authenticates itself (API key or token), else an error envelope",
 }
 # What an anonymous GET of each public URL gets, with the world's private mixtape and track in it:
 # (status, Location).
@@ -61,6 +64,7 @@ PUBLIC_ANSWERS = {
     "stream": (404, None),
     "admin:login": (200, None),
     "admin:logout": (302, "/admin/"),
+    "subsonic": (200, None),  # status="failed", code 10 (tests/subsonic/test_auth.py)
 }
 # What a superuser's GET of an admin page gets, where it is not a 200 page: (status, Location).
 STAFF_ANSWERS = {
@@ -81,6 +85,10 @@ STAFF_ANSWERS = {
     "admin:axes_accessattempt_add": (403, None),
     "admin:axes_accesslog_add": (403, None),
     "admin:axes_accessfailurelog_add": (403, None),
+    # Keys and passwords are made by their owners on the Connected apps page; scrobbles by apps.
+    "admin:subsonic_apikey_add": (403, None),
+    "admin:subsonic_streamingpassword_add": (403, None),
+    "admin:subsonic_scrobble_add": (403, None),
 }
 # A stranger's GET and POST of each non-admin URL naming the private mixtape.
 STRANGER_ANSWERS = {
@@ -89,8 +97,12 @@ STRANGER_ANSWERS = {
     "share": (404, 405),  # GET only, whoever asks
     "mixtape-cover": (404, 405),
 }
-# Views that take a POST without a CSRF token: none.
-CSRF_EXEMPT: set[str] = set()
+# Views that take a POST without a CSRF token, and why that is safe.
+CSRF_EXEMPT = {
+    # Music apps post forms (the formPost extension) with their key or token in every call; the
+    # session cookie is never read there, so a forged cross-site post has nothing to ride on.
+    "subsonic": "authenticated by parameters, never by cookie",
+}
 
 
 def walk(patterns=None, prefix="", namespace=""):
@@ -108,6 +120,7 @@ def to_path(route: str, values: dict) -> str:
     """A concrete path for a route: ``<conv:name>`` and the admin's two regular expressions filled in."""
     route = re.sub(r"\^\(\?P<app_label>[\w|]+\)/\$", "mixtapes/", route)
     route = route.replace("(?P<url>.*)$", "no-such-page/")
+    route = route.replace("^rest/(?P<name>[A-Za-z0-9]{1,40})(?:\\.view)?$", "rest/getPlaylists.view")
     assert "(?P" not in route and "^" not in route, f"unhandled pattern {route!r}: teach to_path about it"
     return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(values[m.group(1)]), route)
 
@@ -126,6 +139,9 @@ def world():
     attempt = AccessAttempt.objects.create(username="owner", ip_address="192.0.2.1", failures_since_start=3)
     access_log = AccessLog.objects.create(username="owner", ip_address="192.0.2.1")
     failure_log = AccessFailureLog.objects.create(username="owner", ip_address="192.0.2.1")
+    api_key = ApiKey.objects.create(user=owner, name="Phone", prefix="mxk_abcdefgh", digest="0" * 64)
+    streaming_password = StreamingPassword.objects.create(user=owner, ciphertext="x")
+    scrobble = Scrobble.objects.create(user=owner, track=private_track, played_at=timezone.now())
     values = {
         "slug": private.slug,
         "track_id": private_track.pk,
@@ -136,7 +152,8 @@ def world():
     return {
         "owner": owner, "private": private, "public": public, "private_track": private_track,
         "public_track": public_track, "batch": batch, "rendition": rendition, "task": task, "values": values,
-        "attempt": attempt, "access_log": access_log, "failure_log": failure_log,
+        "attempt": attempt, "access_log": access_log, "failure_log": failure_log, "api_key": api_key,
+        "streaming_password": streaming_password, "scrobble": scrobble,
     }  # fmt: skip
 
 
@@ -153,6 +170,9 @@ def object_id_for(route: str, world) -> int:
         "axes/accessattempt": world["attempt"].pk,
         "axes/accesslog": world["access_log"].pk,
         "axes/accessfailurelog": world["failure_log"].pk,
+        "subsonic/apikey": world["api_key"].pk,
+        "subsonic/streamingpassword": world["streaming_password"].pk,
+        "subsonic/scrobble": world["scrobble"].pk,
         "r/": world["private"].pk,
     }
     for key, pk in by_model.items():

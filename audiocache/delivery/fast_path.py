@@ -67,9 +67,10 @@ class TranscodeStarting(HttpResponse):
 
 
 class StreamFastPath:
-    """ASGI application: requests under ``prefix`` through the fast path, all others to ``app``."""
+    """ASGI application: requests under ``prefix`` (one or a tuple) through the fast path, all
+    others to ``app``."""
 
-    def __init__(self, app, prefix: str = "/stream/"):
+    def __init__(self, app, prefix: str | tuple[str, ...] = "/stream/"):
         self.app = app
         self.prefix = prefix
         self.handler = StreamHandler()
@@ -107,6 +108,9 @@ def reuse_connections() -> None:
             _seen[conn] = raw
             conn.close_at = now + STREAM_CONN_MAX_AGE
         conn.close_if_unusable_or_obsolete()
+
+
+REPLAYED_BODY_LIMIT = 64 * 1024  # a form post of API parameters is a few hundred bytes
 
 
 class StreamHandler(ASGIHandler):
@@ -150,6 +154,11 @@ class StreamHandler(ASGIHandler):
         except RequestAborted:
             return
         set_script_prefix(get_script_prefix(scope))
+        # The second pass asks the same question again: a form post (the Subsonic API's
+        # formPost extension) carries its parameters in the body. Small bodies only.
+        kept = body_file.read(REPLAYED_BODY_LIMIT + 1)
+        body_file.seek(0)
+        replay = kept if len(kept) <= REPLAYED_BODY_LIMIT else b""
 
         async def process_request():
             response = None
@@ -159,8 +168,7 @@ class StreamHandler(ASGIHandler):
                     first, response = response, None
                     first.close()  # its request_finished, as for any response (nothing here blocks)
                     await await_followable(first.task_id)
-                    # The first request closed its body; a play is a GET or HEAD, whose body means nothing.
-                    response = await self._run(scope, io.BytesIO(), _AFTER_WAIT)
+                    response = await self._run(scope, io.BytesIO(replay), _AFTER_WAIT)
                 await send_response(self, scope, response, send)
             except asyncio.CancelledError:
                 pass  # the client left (the listener saw it), or the server is shutting down

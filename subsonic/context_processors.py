@@ -1,0 +1,5 @@
+from django.conf import settings
+
+
+def subsonic(request) -> dict:
+    return {"subsonic_enabled": settings.SUBSONIC_ENABLED}

@@ -1,0 +1,255 @@
+"""Reads behind the API: the library seen as artists, albums and songs (from the tags), and
+mixtapes seen as playlists. Each returns plain data in the API's shapes (``protocol.render``
+turns it into XML or JSON)."""
+
+import threading
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Max, Q, Sum
+from django.utils import timezone
+
+from mixtapes import sharing
+from mixtapes.models import Mixtape, MixtapeTrack, Track
+
+from . import ids
+from .models import Scrobble
+
+LOSSLESS_TRANSCODE = {"transcodedContentType": "audio/mpeg", "transcodedSuffix": "mp3"}
+IGNORED_ARTICLES = "The El La Los Las Le Les"
+SONG_FIELDS = (
+    "id", "path", "title", "artist", "album", "album_artist", "track_number", "disc_number", "duration",
+    "codec", "container", "sample_rate", "bit_depth", "channels", "bitrate", "is_lossless", "has_cover",
+    "file_size", "added_at",
+)  # fmt: skip
+
+CONTENT_TYPES = {
+    "flac": ("audio/flac", "flac"), "alac": ("audio/mp4", "m4a"), "aac": ("audio/mp4", "m4a"),
+    "mp3": ("audio/mpeg", "mp3"), "wavpack": ("audio/x-wavpack", "wv"), "ape": ("audio/x-ape", "ape"),
+    "opus": ("audio/ogg", "opus"), "vorbis": ("audio/ogg", "ogg"),
+}  # fmt: skip
+
+
+def artist_name(track) -> str:
+    return track.album_artist or track.artist or ids.UNKNOWN_ARTIST
+
+
+def album_name(track) -> str:
+    return track.album or ids.UNKNOWN_ALBUM
+
+
+def _content_type(track) -> tuple[str, str]:
+    if track.codec in CONTENT_TYPES:
+        return CONTENT_TYPES[track.codec]
+    if track.codec.startswith("pcm_"):
+        return ("audio/aiff", "aiff") if "be" in track.codec[-2:] else ("audio/wav", "wav")
+    suffix = track.path.rsplit(".", 1)[-1].lower() if "." in track.path else ""
+    return "application/octet-stream", suffix
+
+
+def song(track) -> dict:
+    artist, album = artist_name(track), album_name(track)
+    content_type, suffix = _content_type(track)
+    data = {
+        "id": str(track.pk),
+        "parent": ids.album_id(artist, album),
+        "isDir": False,
+        "title": track.title or track.path.rsplit("/", 1)[-1],
+        "album": album,
+        "artist": track.artist or artist,
+        "track": track.track_number,
+        "discNumber": track.disc_number,
+        "size": track.file_size,
+        "contentType": content_type,
+        "suffix": suffix,
+        "duration": round(track.duration or 0),
+        "bitRate": round((track.bitrate or 0) / 1000) or None,
+        "samplingRate": track.sample_rate,
+        "bitDepth": track.bit_depth,
+        "channelCount": track.channels,
+        "path": track.path,
+        "isVideo": False,
+        "type": "music",
+        "mediaType": "song",
+        "created": track.added_at.isoformat(timespec="seconds"),
+        "albumId": ids.album_id(artist, album),
+        "artistId": ids.artist_id(artist),
+        # Embedded pictures come with the image service of the covers issue; until then no
+        # song or album names a cover that getCoverArt could not serve.
+    }
+    if track.is_lossless:
+        data.update(LOSSLESS_TRANSCODE)
+    return data
+
+
+def present_tracks():
+    return Track.objects.filter(missing_since__isnull=True).only(*SONG_FIELDS)
+
+
+# --- artists and albums (grouped from the tags; cached until the library changes) --------------
+
+
+@dataclass
+class Album:
+    id: str
+    name: str
+    artist: str
+    song_count: int = 0
+    duration: float = 0.0
+    created: object = None
+    cover_track: int | None = None
+
+
+@dataclass
+class Artist:
+    id: str
+    name: str
+    albums: dict[str, Album] = field(default_factory=dict)
+
+
+@dataclass
+class LibraryIndex:
+    artists: dict[str, Artist]
+    albums: dict[str, Album]
+
+
+_index_lock = threading.Lock()
+_index: tuple[tuple, LibraryIndex] | None = None
+
+
+def library_index() -> LibraryIndex:
+    """Artists and albums by id. Rebuilt when the library changed (count, newest scan), so a
+    lookup by id costs a dict access; on 100,000 tracks a rebuild reads one grouped query."""
+    global _index
+    present = Track.objects.filter(missing_since__isnull=True)
+    version = tuple(present.aggregate(n=Count("id"), scanned=Max("scanned_at"), top=Max("id")).values())
+    with _index_lock:
+        if _index is not None and _index[0] == version:
+            return _index[1]
+    rows = (
+        present.values("album_artist", "artist", "album")
+        .annotate(songs=Count("id"), seconds=Sum("duration"), created=Max("added_at"),
+                  cover=Max("id", filter=Q(has_cover=True)))
+        .order_by()
+    )  # fmt: skip
+    artists: dict[str, Artist] = {}
+    albums: dict[str, Album] = {}
+    for row in rows:
+        name = row["album_artist"] or row["artist"] or ids.UNKNOWN_ARTIST
+        title = row["album"] or ids.UNKNOWN_ALBUM
+        artist = artists.setdefault(ids.artist_id(name), Artist(ids.artist_id(name), name))
+        album_key = ids.album_id(name, title)
+        album = artist.albums.get(album_key)
+        if album is None:
+            album = artist.albums[album_key] = albums[album_key] = Album(album_key, title, name)
+        album.song_count += row["songs"]
+        album.duration += row["seconds"] or 0
+        album.created = max(filter(None, [album.created, row["created"]]), default=None)
+        album.cover_track = album.cover_track or row["cover"]
+    index = LibraryIndex(artists, albums)
+    with _index_lock:
+        _index = (version, index)
+    return index
+
+
+def album_data(album: Album) -> dict:
+    return {
+        "id": album.id,
+        "name": album.name,
+        "artist": album.artist,
+        "artistId": ids.artist_id(album.artist),
+        "songCount": album.song_count,
+        "duration": round(album.duration),
+        "created": (album.created or timezone.now()).isoformat(timespec="seconds"),
+    }
+
+
+def _sort_name(name: str) -> str:
+    lowered = name.casefold()
+    for article in IGNORED_ARTICLES.casefold().split():
+        if lowered.startswith(article + " "):
+            return lowered[len(article) + 1 :]
+    return lowered
+
+
+def artist_groups(*, with_album_count: bool = True) -> list[dict]:
+    """Artists under index letters (A-Z, "#" for the rest), articles ignored."""
+    groups: dict[str, list[dict]] = {}
+    for artist in sorted(library_index().artists.values(), key=lambda a: _sort_name(a.name)):
+        first = _sort_name(artist.name)[:1].upper()
+        letter = first if first.isalpha() and first.isascii() else "#"
+        entry = {"id": artist.id, "name": artist.name}
+        if with_album_count:
+            entry["albumCount"] = len(artist.albums)
+        groups.setdefault(letter, []).append(entry)
+    return [{"name": letter, "artist": entries} for letter, entries in sorted(groups.items())]
+
+
+def album_tracks(album: Album) -> list:
+    artist_filter = Q(album_artist=album.artist) | Q(album_artist="", artist=album.artist)
+    if album.artist == ids.UNKNOWN_ARTIST:
+        artist_filter = Q(album_artist="", artist="")
+    album_filter = Q(album="") if album.name == ids.UNKNOWN_ALBUM else Q(album=album.name)
+    rows = present_tracks().filter(artist_filter, album_filter).order_by("disc_number", "track_number", "path")
+    # The tags compare without case in the ids: keep only this album's exact spelling group.
+    return [t for t in rows if ids.album_id(artist_name(t), album_name(t)) == album.id]
+
+
+# --- album lists ------------------------------------------------------------------------------
+
+
+def album_list(kind: str, size: int, offset: int, user) -> list[Album]:
+    albums = list(library_index().albums.values())
+    if kind == "random":
+        import random
+
+        random.shuffle(albums)
+    elif kind == "newest":
+        albums.sort(key=lambda a: a.created or timezone.now(), reverse=True)
+    elif kind == "alphabeticalByName":
+        albums.sort(key=lambda a: _sort_name(a.name))
+    elif kind == "alphabeticalByArtist":
+        albums.sort(key=lambda a: (_sort_name(a.artist), _sort_name(a.name)))
+    elif kind in ("recent", "frequent"):
+        plays = Scrobble.objects.filter(user=user).values("track")
+        if kind == "recent":
+            ranked = plays.annotate(last=Max("played_at")).order_by("-last")
+        else:
+            ranked = plays.annotate(n=Count("id")).order_by("-n")
+        order: dict[str, int] = {}
+        for row in ranked[:5000]:
+            track = Track.objects.filter(pk=row["track"]).only("album_artist", "artist", "album").first()
+            if track is not None:
+                order.setdefault(ids.album_id(artist_name(track), album_name(track)), len(order))
+        albums = sorted((a for a in albums if a.id in order), key=lambda a: order[a.id])
+    return albums[offset : offset + size]
+
+
+# --- playlists (mixtapes) ---------------------------------------------------------------------
+
+
+def visible_mixtapes(user):
+    """The user's own mixtapes and every shared one."""
+    return Mixtape.objects.filter(Q(owner=user) | sharing.shared_q()).select_related("owner").distinct()
+
+
+def playlist(mixtape: Mixtape, *, with_songs: bool) -> dict:
+    entries = list(
+        MixtapeTrack.objects.filter(mixtape=mixtape, track__missing_since__isnull=True)
+        .select_related("track")
+        .order_by("position")
+    )
+    data = {
+        "id": str(mixtape.pk),
+        "name": mixtape.title,
+        "comment": mixtape.liner_notes or None,
+        "owner": mixtape.owner.get_username(),
+        "public": mixtape.is_shared,
+        "songCount": len(entries),
+        "duration": round(sum(e.track.duration or 0 for e in entries)),
+        "created": mixtape.created_at.isoformat(timespec="seconds"),
+        "changed": mixtape.updated_at.isoformat(timespec="seconds"),
+        "coverArt": ids.MIXTAPE_COVER + str(mixtape.pk) if mixtape.cover else None,
+    }
+    if with_songs:
+        data["entry"] = [song(e.track) for e in entries]
+    return data
