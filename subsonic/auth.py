@@ -9,7 +9,10 @@ and a locked username or address gets code 40 whatever it sends.
 import hashlib
 import hmac
 import logging
+import threading
+import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
@@ -44,7 +47,7 @@ def authenticate(request, params) -> Caller:
     if not username:
         raise SubsonicError(SubsonicError.MISSING_PARAMETER, "Required parameter is missing: u (or apiKey)")
     credentials = {"username": username}
-    if AxesProxyHandler.is_locked(request, credentials):
+    if not _recently_verified(request, username) and AxesProxyHandler.is_locked(request, credentials):
         raise SubsonicError(SubsonicError.WRONG_CREDENTIALS, "Too many failed logins: try again later")
     if token and salt:
         return _by_token(request, username, token, salt, client)
@@ -53,7 +56,32 @@ def authenticate(request, params) -> Caller:
     raise SubsonicError(SubsonicError.MISSING_PARAMETER, "Required parameter is missing: t and s (or p)")
 
 
+# Apps make a call per song, cover and scrobble: a username and address that logged in a moment
+# ago are not asked about a lockout again for a few seconds (the lockout queries cost more than
+# the rest of a stream hit). Only successful logins are remembered, and a failure forgets them,
+# so guessing always meets the real check.
+VERIFIED_FOR = 5.0
+_verified: dict[tuple[str, str], float] = {}
+_verified_lock = threading.Lock()
+
+
+def _recently_verified(request, username: str) -> bool:
+    key = (username, request.META.get("REMOTE_ADDR", ""))
+    with _verified_lock:
+        return _verified.get(key, 0.0) > time.monotonic()
+
+
+def _remember_verified(request, username: str) -> None:
+    key = (username, request.META.get("REMOTE_ADDR", ""))
+    with _verified_lock:
+        if len(_verified) > 10_000:
+            _verified.clear()
+        _verified[key] = time.monotonic() + VERIFIED_FOR
+
+
 def _failed(request, username: str, message: str, code: int = SubsonicError.WRONG_CREDENTIALS) -> SubsonicError:
+    with _verified_lock:
+        _verified.pop((username, request.META.get("REMOTE_ADDR", "")), None)
     user_login_failed.send(sender=__name__, credentials={"username": username}, request=request)
     # django-axes marks the request that reaches the limit, and its middleware would answer it
     # with the login page's 429: the API answers in its own envelope (and the next calls too).
@@ -70,20 +98,29 @@ def _by_api_key(request, key: str, client: str) -> Caller:
     row = ApiKey.objects.select_related("user").filter(digest=secrets.api_key_digest(key)).first()
     if row is None or not row.user.is_active:
         raise _failed(request, "", "Invalid API key", SubsonicError.INVALID_API_KEY)
-    ApiKey.objects.filter(pk=row.pk).update(last_used_at=timezone.now())
+    if _stale(row.last_used_at):
+        ApiKey.objects.filter(pk=row.pk).update(last_used_at=timezone.now())
     return Caller(row.user, client, "apiKey")
 
 
+USE_RECORDED_EVERY = timedelta(minutes=1)  # "last used" is a hint: not a write per request
+
+
+def _stale(last_used_at) -> bool:
+    return last_used_at is None or timezone.now() - last_used_at > USE_RECORDED_EVERY
+
+
 def _streaming_password(username: str):
-    user = get_user_model().objects.filter(username=username, is_active=True).first()
-    if user is None:
-        return None, None
-    row = StreamingPassword.objects.filter(user=user).first()
-    return user, (secrets.decrypt(row.ciphertext) if row else None)
+    """(user, their streaming password or None, its row), in one query."""
+    row = StreamingPassword.objects.select_related("user").filter(user__username=username, user__is_active=True).first()
+    if row is None:
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        return user, None, None
+    return row.user, secrets.decrypt(row.ciphertext), row
 
 
 def _by_token(request, username: str, token: str, salt: str, client: str) -> Caller:
-    user, password = _streaming_password(username)
+    user, password, row = _streaming_password(username)
     if user is not None and password is None:
         raise _failed(
             request, username,
@@ -93,7 +130,8 @@ def _by_token(request, username: str, token: str, salt: str, client: str) -> Cal
     expected = hashlib.md5((password or "").encode() + salt.encode(), usedforsecurity=False).hexdigest()
     if user is None or not hmac.compare_digest(expected, token.lower()):
         raise _failed(request, username, "Wrong username or password")
-    _used(user)
+    _used(row)
+    _remember_verified(request, username)
     return Caller(user, client, "token")
 
 
@@ -108,12 +146,14 @@ def _by_password(request, username: str, password: str, client: str) -> Caller:
             password = bytes.fromhex(password[4:]).decode()
         except ValueError:
             raise _failed(request, username, "Wrong username or password") from None
-    user, expected = _streaming_password(username)
+    user, expected, row = _streaming_password(username)
     if user is None or expected is None or not hmac.compare_digest(expected.encode(), password.encode()):
         raise _failed(request, username, "Wrong username or password")
-    _used(user)
+    _used(row)
+    _remember_verified(request, username)
     return Caller(user, client, "password")
 
 
-def _used(user) -> None:
-    StreamingPassword.objects.filter(user=user).update(last_used_at=timezone.now())
+def _used(row: StreamingPassword) -> None:
+    if _stale(row.last_used_at):
+        StreamingPassword.objects.filter(pk=row.pk).update(last_used_at=timezone.now())

@@ -9,6 +9,7 @@ import random
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db.models import Max, Min
 from django.http import FileResponse, Http404, HttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
@@ -210,14 +211,20 @@ def get_album_list2(call):
 def get_random_songs(call):
     size = min(call.number("size", default=10, limit=10**6), MAX_LIST)
     tracks = selectors.present_tracks()
-    top = tracks.order_by("-pk").values_list("pk", flat=True).first() or 0
+    bounds = tracks.aggregate(low=Min("pk"), high=Max("pk"))
     picked: dict[int, Track] = {}
-    for _ in range(4):  # random ids, not ORDER BY RANDOM(): a fixed cost on 100,000 tracks
-        wanted = random.sample(range(1, top + 1), min(top, size * 2)) if top else []
-        for track in tracks.filter(pk__in=wanted)[: size - len(picked)]:
-            picked[track.pk] = track
-        if len(picked) >= size or not top:
-            break
+    if bounds["low"] is not None:
+        ids_range = range(bounds["low"], bounds["high"] + 1)
+        # Random ids, not ORDER BY RANDOM(): a fixed cost on a large library, where ids are dense.
+        for _ in range(4):
+            wanted = random.sample(ids_range, min(len(ids_range), size * 4))
+            for track in tracks.filter(pk__in=wanted).exclude(pk__in=list(picked))[: size - len(picked)]:
+                picked[track.pk] = track
+            if len(picked) >= size:
+                break
+        if len(picked) < size:  # sparse ids (a small library after deletions): the database picks
+            for track in tracks.exclude(pk__in=list(picked)).order_by("?")[: size - len(picked)]:
+                picked[track.pk] = track
     return {"randomSongs": {"song": [selectors.song(t) for t in picked.values()]}}
 
 

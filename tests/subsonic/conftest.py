@@ -3,10 +3,18 @@ from xml.etree import ElementTree
 
 import pytest
 
-from subsonic import services
+from subsonic import selectors, services
 from tests.factories import UserFactory
 
 NS = {"s": "http://subsonic.org/restapi"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_library_index():
+    """The API's artist and album index is kept for seconds: each test reads its own library."""
+    selectors.forget_index()
+    yield
+    selectors.forget_index()
 
 
 @pytest.fixture
