@@ -5,17 +5,20 @@ selector, and renders."""
 from dataclasses import replace
 
 from django.conf import settings
-from django.http import Http404, HttpResponseBadRequest, HttpResponseForbidden
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 from django.views.decorators.http import require_safe
 from django_eventstream.views import events
 
 from . import selectors, services
-from .delivery import backends, fast_path
+from .delivery import backends, fast_path, live
+from .delivery.ranges import ByteRange
+from .delivery.response import AudioFileResponse, FileBody
 from .events import fanout
 from .events.access import may_follow
 from .events.payload import channel_for, sse_snapshot
 from .models import CacheBatch
 from .qualities import REQUESTABLE
+from .services import offset
 
 
 @require_safe
@@ -51,6 +54,40 @@ def play_response(request, track_id: int, quality: str, user=None):
     except services.NotPlayable as exc:
         raise Http404(str(exc)) from None
     return backends.respond(request, answer.file, _headers(answer))
+
+
+def play_response_from(request, track_id: int, quality: str, seconds: float, user):
+    """``play_response`` for a play that starts at ``seconds`` (services/offset.py): a 200 with
+    the rest of the track, no ranges (the offset already chose where it starts)."""
+    wanted = services.PlayRequest(track_id, quality, user, method=request.method)
+    try:
+        answer = offset.play_from(wanted, seconds)
+    except services.NotPlayable as exc:
+        raise Http404(str(exc)) from None
+    if isinstance(answer, services.Play):
+        return backends.respond(request, answer.file, _headers(answer))
+    headers = {"Cache-Control": "private, no-store", "Accept-Ranges": "none"}
+    if isinstance(answer, offset.FromFrame):
+        stored = answer.file
+        body = FileBody(
+            stored.file,
+            [ByteRange(answer.start, stored.stat.st_size - 1)] if answer.start < stored.stat.st_size else [],
+        )
+        response = AudioFileResponse(None if request.method == "HEAD" else body, status=200, content_type="audio/mpeg")
+        response["Content-Length"] = str(body.length)
+        if request.method == "HEAD":
+            stored.file.close()
+        return _with(response, {**headers, "X-Audio-Cache": "hit"})
+    if request.method == "HEAD":
+        answer.release()
+        return _with(HttpResponse(content_type="audio/mpeg"), {**headers, "X-Audio-Cache": "miss"})
+    return _with(live.mp3_response(answer.command, answer.release), {**headers, "X-Audio-Cache": "miss"})
+
+
+def _with(response, headers: dict):
+    for key, value in headers.items():
+        response[key] = value
+    return response
 
 
 def _headers(answer: services.Play) -> dict:

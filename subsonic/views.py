@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods
 from PIL import Image
 
 from audiocache.qualities import BITRATES
-from audiocache.views import play_response
+from audiocache.views import play_response, play_response_from
 from config.numbers import MAX_ID, whole_number
 from config.paths import resolve_inside
 from mixtapes.models import Mixtape, Track
@@ -30,6 +30,7 @@ from .protocol import SubsonicError, missing, not_found, render
 EXTENSIONS = [
     {"name": "apiKeyAuthentication", "versions": [1]},
     {"name": "formPost", "versions": [1]},
+    {"name": "transcodeOffset", "versions": [1]},
 ]
 MAX_LIST = 500  # the most items one list call returns, whatever it asks
 COVER_SIZES = (32, 2000)
@@ -338,6 +339,12 @@ def choose_quality(track: Track, format_: str | None, max_bit_rate: int) -> str:
 def stream(call):
     track = _track(call)
     quality = choose_quality(track, call.text("format"), call.number("maxBitRate", default=0, limit=10**6))
+    seconds = call.number("timeOffset", default=0, limit=10**7)
+    if seconds and quality != "original":
+        try:
+            return play_response_from(call.request, track.pk, quality, seconds, call.user)
+        except Http404:
+            raise not_found("Song") from None
     return _play(call, track, quality)
 
 

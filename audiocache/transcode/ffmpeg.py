@@ -132,6 +132,25 @@ def build_command(source: Path, output: Path, quality: str, facts: SourceFacts, 
     return command
 
 
+def live_command(source: Path, quality: str, facts: SourceFacts, start: float) -> list:
+    """ffmpeg writing an MP3 of ``source`` from second ``start`` to its standard output: a play
+    that starts mid-track before the rendition exists (nothing of it is cached). No Xing frame
+    (the length is not known up front) and no cover (the player has the track's)."""
+    command = [
+        settings.AUDIO_CACHE_FFMPEG, "-hide_banner", "-nostdin", "-nostats", "-v", "error",
+        "-ss", f"{start:.3f}",  # before -i: seeks the input, then decodes from there
+        "-i", ffmpeg_input(source),
+        "-map", "0:a:0", "-map_metadata", "-1",
+        "-c:a", "libmp3lame", "-b:a", f"{BITRATES[quality]}k",
+    ]  # fmt: skip
+    rate = output_sample_rate(facts.sample_rate)
+    if rate:
+        command += ["-ar", str(rate)]
+    if facts.channels and facts.channels > 2:
+        command += ["-ac", "2"]
+    return [*dies_with_parent(), *command, "-id3v2_version", "0", "-write_xing", "0", "-f", "mp3", "pipe:1"]
+
+
 def make_temp_path(cache_dir: Path, final_name: str, tag: str = "") -> Path:
     """A unique hidden name next to the final file (same file system, so the rename is atomic)."""
     fd, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{tag}", suffix=f"-{final_name}{TEMP_SUFFIX}", dir=cache_dir)

@@ -56,6 +56,15 @@ def test_py_sonic_logs_in_lists_streams_fetches_a_cover_and_scrobbles(make_audio
         assert probe["streams"][0]["codec_name"] == "mp3" and probe["streams"][0]["bit_rate"] == "128000"
         assert abs(float(probe["format"]["duration"]) - 3) < 0.2
 
+        # Resuming mid-track: the second song is not cached yet, so ffmpeg encodes its last 2 s live.
+        rest = tmp_path / "rest.mp3"
+        rest.write_bytes(sonic.stream(playlist["entry"][1]["id"], maxBitRate=128, timeOffset=1).read())
+        duration = subprocess.run(
+            ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(rest)],
+            capture_output=True, text=True, check=True, timeout=30,
+        ).stdout  # fmt: skip
+        assert abs(float(duration) - 2) < 0.2
+
         cover = sonic.getCoverArt(playlist["coverArt"], size=100).read()
         assert cover[:3] == b"\xff\xd8\xff"  # a JPEG
         sonic.scrobble(playlist["entry"][1]["id"])

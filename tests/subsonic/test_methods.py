@@ -3,15 +3,17 @@ browsing by tags with ids stable across rescans, mixtapes as playlists with the 
 ownership rules, and media through the same play service as /stream/."""
 
 import io
+import subprocess
 
 import pytest
 from django.core.files.base import ContentFile
 from PIL import Image
 
-from audiocache.models import CacheBatch
+from audiocache.models import CacheBatch, CachedRendition, CacheTask
 from audiocache.seed_api import AudioCache
+from audiocache.transcode import mp3
 from mixtapes.library import scan_library
-from mixtapes.models import Mixtape
+from mixtapes.models import Mixtape, Track
 from subsonic import selectors
 from subsonic.models import Scrobble
 from subsonic.views import choose_quality
@@ -211,3 +213,120 @@ def test_cover_art_of_a_mixtape_resized(client, ann, tagged):
     other = MixtapeFactory(owner=UserFactory(username="bob"), is_public=False)
     other.cover.save("d.jpg", ContentFile(picture.getvalue()))
     assert error_code(api(client, "getCoverArt", {**ann.auth, "id": f"mt-{other.pk}"})) == 70
+
+
+def xml_to_data(element) -> dict:
+    """An XML answer read back by the JSON rules: attributes are fields, child elements named
+    alike are a list (one child: compared as a list of one), text is a list item."""
+    data = {key: value for key, value in element.attrib.items() if key != "xmlns"}
+    for child in element:
+        name = child.tag.split("}", 1)[1]
+        data.setdefault(name, []).append(xml_to_data(child) if (child.attrib or len(child)) else child.text)
+    return data
+
+
+def json_as_xml_would_say(value):
+    """A JSON answer with scalars as XML writes them and every child element as a list."""
+    if isinstance(value, dict):
+        return {k: [json_as_xml_would_say(i) for i in v] if isinstance(v, list) else
+                ([json_as_xml_would_say(v)] if isinstance(v, dict) else json_as_xml_would_say(v))
+                for k, v in value.items()}  # fmt: skip
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("ping", {}), ("getLicense", {}), ("getOpenSubsonicExtensions", {}), ("getUser", {}),
+        ("getMusicFolders", {}), ("getIndexes", {}), ("getArtists", {}), ("getAlbumList2", {"type": "alphabeticalByName"}),
+        ("search3", {"query": "björk"}), ("getPlaylists", {}), ("getPlaylist", {"id": "own"}), ("getSong", {"id": "hunter"}),
+        ("getArtist", {"id": "bjork"}), ("getAlbum", {"id": "homogenic"}), ("getPlaylist", {"id": 999999}),
+    ],
+)  # fmt: skip
+def test_xml_and_json_say_the_same(client, ann, tagged, method, params):
+    own = MixtapeFactory(owner=ann, title="Mine", liner_notes="Notes")
+    MixtapeTrackFactory(mixtape=own, track=tagged["Hunter"], position=1)
+    artists = api(client, "getArtists", ann.auth)["artists"]["index"]
+    bjork = next(a["id"] for g in artists for a in g["artist"] if a["name"] == "Björk")
+    homogenic = api(client, "getArtist", {**ann.auth, "id": bjork})["artist"]["album"][0]["id"]
+    values = {"own": own.pk, "hunter": tagged["Hunter"].pk, "bjork": bjork, "homogenic": homogenic}
+    params = {k: values.get(v, v) for k, v in params.items()}
+    as_json = api(client, method, {**ann.auth, **params})
+    as_xml = xml_to_data(api_xml(client, method, {**ann.auth, **params}))
+    assert as_xml == json_as_xml_would_say(as_json)
+
+
+def probe_duration(data: bytes, tmp_path) -> float:
+    path = tmp_path / "part.mp3"
+    path.write_bytes(data)
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+                         capture_output=True, text=True, check=True, timeout=30).stdout  # fmt: skip
+    return float(out)
+
+
+def test_time_offset_on_a_hit_cuts_the_rendition_at_the_frame(client, ann, make_audio, tmp_path):
+    make_audio("long.flac", duration=3, noise=True, tags={"title": "Long"})
+    scan_library()
+    track = Track.objects.get(path="long.flac")
+    whole = AudioCache().transcode_file(track, "low").read_bytes()
+    response = client.get("/rest/stream", {**ann.auth, "id": track.pk, "maxBitRate": 128, "timeOffset": 1})
+    assert response.status_code == 200 and response["X-Audio-Cache"] == "hit"
+    data = response_body(response)
+    assert response["Content-Length"] == str(len(data)) and whole.endswith(data)
+    assert mp3.parse_frame_header(data[:4]).bitrate_kbps == 128  # starts on a frame
+    assert abs(probe_duration(data, tmp_path) - 2.0) < 0.1
+    beyond = client.get("/rest/stream", {**ann.auth, "id": track.pk, "maxBitRate": 128, "timeOffset": 60})
+    assert response_body(beyond) == b"" and beyond["Content-Length"] == "0"
+
+
+def test_time_offset_on_a_miss_encodes_the_rest_without_caching_it(client, ann, make_audio, tmp_path):
+    make_audio("long.flac", duration=3, noise=True, tags={"title": "Long"})
+    scan_library()
+    track = Track.objects.get(path="long.flac")
+    response = client.get("/rest/stream", {**ann.auth, "id": track.pk, "maxBitRate": 128, "timeOffset": 2})
+    assert response.status_code == 200 and response["X-Audio-Cache"] == "miss" and "Content-Length" not in response
+    data = response_body(response)
+    assert mp3.parse_frame_header(data[:4]).bitrate_kbps == 128
+    assert abs(probe_duration(data, tmp_path) - 1.0) < 0.15
+    assert not CachedRendition.objects.exists()  # the partial output is not kept
+    assert CacheTask.objects.filter(track=track, quality="low").exists()  # the whole one is queued
+    from audiocache.services.offset import Slot
+
+    assert Slot._taken == 0  # the encode's slot came back
+
+
+def test_time_offset_never_re_encodes_a_lossy_source(client, ann, tagged):
+    lossy = tagged["Xtal"]
+    response = client.get("/rest/stream", {**ann.auth, "id": lossy.pk, "timeOffset": 1})
+    assert response["X-Audio-Cache"] == "bypass" and response_body(response) == lossy.absolute_path().read_bytes()
+    extensions = api(client, "getOpenSubsonicExtensions", {})["openSubsonicExtensions"]
+    assert {"name": "transcodeOffset", "versions": [1]} in extensions
+
+
+def test_a_listener_who_leaves_stops_the_live_encode(client, ann, make_audio, settings):
+    from asgiref.sync import async_to_sync
+
+    from audiocache.services.offset import Slot
+
+    make_audio("long.flac", duration=3, noise=True, tags={"title": "Long"})
+    scan_library()
+    track = Track.objects.get(path="long.flac")
+    settings.AUDIO_CACHE_MAX_WORKERS = 2
+    first = client.get("/rest/stream", {**ann.auth, "id": track.pk, "maxBitRate": 128, "timeOffset": 1})
+    second = client.get("/rest/stream", {**ann.auth, "id": track.pk, "maxBitRate": 128, "timeOffset": 1})
+    assert Slot._taken == 2
+    # A third listener while both encodes run starts from the beginning instead (bounded work).
+    third = client.get("/rest/stream", {**ann.auth, "id": track.pk, "maxBitRate": 128, "timeOffset": 1})
+    assert "Content-Length" in third
+    response_body(third)
+
+    async def one_chunk_then_leave(response):
+        chunks = response.streaming_content
+        await chunks.__anext__()
+        await chunks.aclose()
+
+    for response in (first, second):
+        async_to_sync(one_chunk_then_leave)(response)
+    assert Slot._taken == 0
