@@ -32,7 +32,7 @@ class TrackSearchMixin:
 @admin.register(Track)
 class TrackAdmin(TrackSearchMixin, admin.ModelAdmin):
     track_lookup = "id"
-    list_display = ["display_title", "artist", "album", "codec", "is_lossless", "duration", "missing_since"]
+    list_display = ["display_title", "artist", "album", "format", "is_lossless", "duration", "missing_since"]
     list_filter = ["is_lossless", "codec", "has_cover", ("missing_since", admin.EmptyFieldListFilter)]
     search_fields = ["title"]  # see TrackSearchMixin: the trigram index, every word in any tag or the file name
     search_help_text = "Every word must appear in the title, artist, album or file name."
@@ -45,6 +45,10 @@ class TrackAdmin(TrackSearchMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # tracks come from scanlibrary, not from hand entry
+
+    @admin.display(description="Format", ordering="codec")
+    def format(self, track):
+        return track.format_name
 
 
 class MixtapeTrackInline(admin.TabularInline):

@@ -6,7 +6,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Lower
 from django.utils.text import slugify
 
-from . import sharing
+from . import formats, sharing
 
 # Longest relative path we store; a longer one is reported by the scan, not truncated.
 # (PostgreSQL's B-tree entries top out near 2.7 kB, which rules out a unique index on longer keys.)
@@ -79,6 +79,11 @@ class Track(models.Model):
     @property
     def display_title(self) -> str:
         return self.title or Path(self.path).stem
+
+    @property
+    def format_name(self) -> str:
+        """As people say it: "FLAC 24-bit/96 kHz", "WAV 16-bit", "MP3 320k" (mixtapes/formats.py)."""
+        return formats.track_format(self)
 
     def absolute_path(self) -> Path:
         """The file under MUSIC_ROOT; callers that open it must still check containment."""

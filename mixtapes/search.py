@@ -87,7 +87,18 @@ def search_tracks(query: str, page: int = 1, page_size: int = PAGE_SIZE) -> Sear
     # One row more than the page tells whether there is a next page, without counting.
     rows = list(
         matching_tracks(query).only(
-            "id", "path", "title", "artist", "album", "duration", "codec", "is_lossless", "bit_depth", "sample_rate"
+            "id",
+            "path",
+            "title",
+            "artist",
+            "album",
+            "duration",
+            "codec",
+            "container",
+            "is_lossless",
+            "bit_depth",
+            "sample_rate",
+            "bitrate",
         )[start : start + page_size + 1]
     )
     return SearchPage(tracks=rows[:page_size], number=page, has_next=len(rows) > page_size)

@@ -141,6 +141,7 @@ def _track_json(track: Track) -> dict:
         "album": track.album,
         "duration": track.duration,
         "codec": track.codec,
+        "format": track.format_name,
         "lossless": track.is_lossless,
         "stream_url": reverse("stream", args=[track.pk]),
     }

@@ -163,7 +163,7 @@
       text.append(title, meta);
       const badge = document.createElement("span");
       badge.className = `badge d-none d-sm-inline-block ${track.lossless ? "text-bg-success" : "text-bg-secondary"}`;
-      badge.textContent = track.codec;
+      badge.textContent = track.format;
       const length = document.createElement("span");
       length.className = "small text-body-secondary tabular-nums";
       length.textContent = formatDuration(track.duration);

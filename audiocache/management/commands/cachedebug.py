@@ -24,7 +24,9 @@ class Command(BaseCommand):
         found, write = report.track, self.stdout.write
         write(f"Track {found.pk}: {found}")
         write(f"  path           {found.path}  (under MUSIC_ROOT={settings.MUSIC_ROOT})")
-        write(f"  codec          {found.codec} ({'lossless' if found.is_lossless else 'lossy: streamed as is'})")
+        write(
+            f"  format         {found.format_name} (codec {found.codec}; {'lossless' if found.is_lossless else 'lossy: streamed as is'})"
+        )
         write(
             f"  scanned        size {found.file_size} bytes, mtime_ns {found.file_mtime_ns}, at {found.scanned_at:%Y-%m-%d %H:%M}"
         )
