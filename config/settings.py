@@ -288,16 +288,24 @@ AUDIO_CACHE_PROGRESSIVE = env.boolean("AUDIO_CACHE_PROGRESSIVE", True)
 AUDIO_CACHE_PROGRESSIVE_WAIT = env.seconds("AUDIO_CACHE_PROGRESSIVE_WAIT", 3.0, maximum=60)
 
 
+# Track pictures made small (mixtapes/artwork.py): thumbnails, never under MUSIC_ROOT.
+ARTWORK_DIR = env.path("ARTWORK_DIR", DATA_ROOT / "cache" / "artwork")
+
+
 def _check_cache_dir() -> None:
     """The cache folder is ours to delete files in: it must not overlap the music, the uploads
     or the static files, nor hold DATA_ROOT (inside DATA_ROOT, the default, is fine)."""
     cache = os.path.realpath(AUDIO_CACHE_DIR)
-    for name, value in (("MUSIC_ROOT", MUSIC_ROOT), ("MEDIA_ROOT", MEDIA_ROOT), ("STATIC_ROOT", STATIC_ROOT)):
+    for name, value in (
+        ("MUSIC_ROOT", MUSIC_ROOT), ("MEDIA_ROOT", MEDIA_ROOT), ("STATIC_ROOT", STATIC_ROOT), ("ARTWORK_DIR", ARTWORK_DIR),
+    ):  # fmt: skip
         other = os.path.realpath(value)
         if is_inside(cache, other) or is_inside(other, cache):
             raise ImproperlyConfigured(
                 f"AUDIO_CACHE_DIR={str(AUDIO_CACHE_DIR)!r} overlaps {name}={str(value)!r}: use a folder of its own."
             )
+    if is_inside(os.path.realpath(ARTWORK_DIR), os.path.realpath(MUSIC_ROOT)):
+        raise ImproperlyConfigured(f"ARTWORK_DIR={str(ARTWORK_DIR)!r} is inside MUSIC_ROOT, which is never written.")
     if is_inside(os.path.realpath(DATA_ROOT), cache):
         raise ImproperlyConfigured(
             f"AUDIO_CACHE_DIR={str(AUDIO_CACHE_DIR)!r} holds DATA_ROOT={str(DATA_ROOT)!r}: use a folder of its own."

@@ -41,13 +41,19 @@ def process_cover(upload) -> ContentFile:
         raise ValidationError(
             f"The cover is {filesizeformat(upload.size)}; the limit is {filesizeformat(limit)}.", code="too_big"
         )
+    return ContentFile(shrink_to_jpeg(upload, settings.COVER_MAX_PIXELS), name=f"{uuid.uuid4().hex}.jpg")
+
+
+def shrink_to_jpeg(source, side: int) -> bytes:
+    """Our own JPEG of at most ``side`` pixels a side made from the picture in ``source`` (a file
+    object: an upload, or a track's embedded picture in memory), within the bounds above;
+    ValidationError, with a message for people, for anything else."""
     if not _admitted.acquire(timeout=COVER_WAIT_SECONDS):
         raise ValidationError("The server is busy with other covers; please try again in a moment.", code="busy")
     try:
-        data = _decoders.submit(_reencode, upload, settings.COVER_MAX_PIXELS).result()
+        return _decoders.submit(_reencode, source, side).result()
     finally:
         _admitted.release()
-    return ContentFile(data, name=f"{uuid.uuid4().hex}.jpg")
 
 
 def _reencode(upload, side: int) -> bytes:

@@ -2,6 +2,7 @@
 
 from django.db.models import Count, Sum
 
+from . import sharing
 from .models import Mixtape, MixtapeTrack
 
 
@@ -16,3 +17,8 @@ def mixtapes_of(owner):
 
 def tracklist(mixtape: Mixtape) -> list[MixtapeTrack]:
     return list(mixtape.entries.select_related("track").order_by("position"))
+
+
+def track_is_shared(track_id: int) -> bool:
+    """Whether a shared mixtape holds the track (anyone with its link may hear and see it)."""
+    return MixtapeTrack.objects.filter(track_id=track_id).filter(sharing.shared_q("mixtape__")).exists()

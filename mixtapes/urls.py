@@ -1,5 +1,7 @@
 from django.urls import path
 
+from config import converters  # noqa: F401 (registers <id:...>)
+
 from . import views
 
 urlpatterns = [
@@ -11,4 +13,5 @@ urlpatterns = [
     path("library/search/", views.library_search, name="library-search"),
     path("share/<slug:slug>/", views.share, name="share"),
     path("share/<slug:slug>/cover/", views.cover, name="mixtape-cover"),
+    path("tracks/<id:track_id>/cover/", views.track_cover, name="track-cover"),
 ]

@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q, Sum
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.cache import get_conditional_response
 from django.utils.http import http_date
@@ -21,7 +22,7 @@ from audiocache.qualities import BITRATES, ORIGINAL, REQUESTABLE
 from config.numbers import MAX_ID, whole_number
 from config.paths import resolve_inside
 
-from . import search, selectors, services
+from . import artwork, search, selectors, services
 from .forms import MixtapeForm
 from .models import Mixtape, Track
 
@@ -144,6 +145,7 @@ def _track_json(track: Track) -> dict:
         "format": track.format_name,
         "lossless": track.is_lossless,
         "stream_url": reverse("stream", args=[track.pk]),
+        "cover_url": reverse("track-cover", args=[track.pk]),
     }
 
 
@@ -195,21 +197,52 @@ def _share_cache_control(request, mixtape: Mixtape) -> str:
 def cover(request, slug):
     """The cover image, to whoever may see the mixtape (with validators, so browsers revalidate cheaply)."""
     mixtape = _visible_mixtape(request, slug)
-    if not mixtape.cover:
-        raise Http404("This mixtape has no cover.")
-    path = resolve_inside(settings.MEDIA_ROOT, mixtape.cover.name)
+    if mixtape.cover:
+        path = resolve_inside(settings.MEDIA_ROOT, mixtape.cover.name)
+    else:  # none uploaded: a mosaic of its first albums' pictures, or a neutral picture
+        path = artwork.mosaic([entry.track for entry in selectors.tracklist(mixtape)])
+        if path is None:
+            return redirect(static("img/no-cover.svg"))
     if path is None:
         raise Http404("No such cover.")
     try:
-        response = FileResponse(open(path, "rb"), content_type="image/jpeg")  # noqa: SIM115 - the response closes it
+        st = os.stat(path)
     except OSError:
         raise Http404("The cover file is missing.") from None
-    st = os.fstat(response.file_to_stream.fileno())
     etag = f'"{st.st_size:x}-{st.st_mtime_ns:x}"'
+    # Decided before the file is opened: closing an unsent response would end the request early.
+    response = get_conditional_response(request, etag=etag, last_modified=int(st.st_mtime))
+    if response is None:
+        try:
+            response = FileResponse(open(path, "rb"), content_type="image/jpeg")  # noqa: SIM115 - the response closes it
+        except OSError:
+            raise Http404("The cover file is missing.") from None
     response["ETag"] = etag
     response["Last-Modified"] = http_date(st.st_mtime)
     response["Cache-Control"] = "public, max-age=3600" if mixtape.is_shared else "private, no-cache"
-    answer = get_conditional_response(request, etag=etag, last_modified=int(st.st_mtime), response=response)
-    if answer is not response:
-        response.close()
-    return answer
+    return response
+
+
+@require_GET
+def track_cover(request, track_id: int):
+    """``/tracks/<id>/cover/?size=N``: the track's picture as a JPEG thumbnail (mixtapes/artwork.py),
+    to whoever may hear the track; a neutral picture when it has none, so pages need no logic."""
+    track = Track.objects.filter(pk=track_id).only("id", "path", "file_size", "file_mtime_ns").first()
+    if track is None or not (request.user.is_authenticated or selectors.track_is_shared(track.pk)):
+        raise Http404("No such track.")
+    size = whole_number(request.GET.get("size", ""), 10_000)
+    path = artwork.thumbnail(track, size)
+    if path is None:
+        return redirect(static("img/no-cover.svg"))
+    headers = {
+        "ETag": f'"{path.stem}"',  # the picture's digest and size: a new picture is a new tag
+        "Cache-Control": f"{'private' if request.user.is_authenticated else 'public'}, max-age=86400",
+    }
+    # Decided before the file is opened: closing an unsent response would end the request early.
+    response = get_conditional_response(request, etag=headers["ETag"]) or FileResponse(
+        open(path, "rb"),  # noqa: SIM115 - the response closes it
+        content_type="image/jpeg",
+    )
+    for key, value in headers.items():
+        response[key] = value
+    return response

@@ -74,8 +74,7 @@ def song(track) -> dict:
         "created": track.added_at.isoformat(timespec="seconds"),
         "albumId": ids.album_id(artist, album),
         "artistId": ids.artist_id(artist),
-        # Embedded pictures come with the image service of the covers issue; until then no
-        # song or album names a cover that getCoverArt could not serve.
+        "coverArt": ids.TRACK_COVER + str(track.pk),
     }
     if track.is_lossless:
         data.update(LOSSLESS_TRANSCODE)
@@ -178,6 +177,7 @@ def album_data(album: Album) -> dict:
         "songCount": album.song_count,
         "duration": round(album.duration),
         "created": (album.created or timezone.now()).isoformat(timespec="seconds"),
+        "coverArt": album.id,
     }
 
 

@@ -20,6 +20,7 @@ from audiocache.qualities import BITRATES
 from audiocache.views import play_response, play_response_from
 from config.numbers import MAX_ID, whole_number
 from config.paths import resolve_inside
+from mixtapes import artwork
 from mixtapes.models import Mixtape, Track
 from mixtapes.search import search_tracks
 
@@ -373,18 +374,41 @@ def scrobble(call):
 
 @method("getCoverArt")
 def get_cover_art(call):
+    """``mt-<id>``: a mixtape's cover (its own, else the mosaic); ``tr-<id>``: a track's picture;
+    ``al-<id>``: its album's (the first track that has one). Thumbnails from mixtapes.artwork."""
     cover_id = call.text("id", required=True)
-    if not cover_id.startswith(ids.MIXTAPE_COVER):
+    size = call.number("size", limit=10**6)
+    if cover_id.startswith(ids.MIXTAPE_COVER):
+        return _mixtape_cover(call, whole_number(cover_id.removeprefix(ids.MIXTAPE_COVER), MAX_ID), size)
+    if cover_id.startswith(ids.TRACK_COVER):
+        tracks = Track.objects.filter(pk=whole_number(cover_id.removeprefix(ids.TRACK_COVER), MAX_ID) or 0)
+    elif cover_id.startswith(ids.ALBUM):
+        album = selectors.library_index().albums.get(cover_id)
+        tracks = selectors.album_tracks(album) if album else []
+    else:
         raise not_found("Cover art")
-    mixtape_id = whole_number(cover_id.removeprefix(ids.MIXTAPE_COVER), MAX_ID)
+    for track in tracks[:20]:
+        path = artwork.thumbnail(track, size)
+        if path is not None:
+            return _jpeg(path)
+    raise not_found("Cover art")
+
+
+def _mixtape_cover(call, mixtape_id, size):
     mixtape = selectors.visible_mixtapes(call.user).filter(pk=mixtape_id or 0).first()
-    path = resolve_inside(settings.MEDIA_ROOT, mixtape.cover.name) if mixtape and mixtape.cover else None
+    if mixtape is None:
+        raise not_found("Cover art")
+    if not mixtape.cover:
+        path = artwork.mosaic([e.track for e in mixtape.entries.select_related("track").order_by("position")])
+        if path is None:
+            raise not_found("Cover art")
+        return _jpeg(path)
+    path = resolve_inside(settings.MEDIA_ROOT, mixtape.cover.name)
     if path is None:
         raise not_found("Cover art")
-    size = call.number("size", limit=10**6)
     try:
         if not size:
-            return FileResponse(open(path, "rb"), content_type="image/jpeg")
+            return _jpeg(path)
         size = max(COVER_SIZES[0], min(size, COVER_SIZES[1]))
         with Image.open(path) as image:  # our own re-encoded JPEG, at most COVER_MAX_PIXELS a side
             image.thumbnail((size, size))
@@ -393,5 +417,14 @@ def get_cover_art(call):
     except OSError:
         raise not_found("Cover art") from None
     response = HttpResponse(out.getvalue(), content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+def _jpeg(path):
+    try:
+        response = FileResponse(open(path, "rb"), content_type="image/jpeg")  # noqa: SIM115 - the response closes it
+    except OSError:
+        raise not_found("Cover art") from None
     response["Cache-Control"] = "private, max-age=86400"
     return response

@@ -42,6 +42,7 @@ def music_root(tmp_path, settings):
     root.mkdir()
     settings.MUSIC_ROOT = root
     settings.AUDIO_CACHE_DIR = tmp_path / "cache"
+    settings.ARTWORK_DIR = tmp_path / "artwork"
     return root
 
 

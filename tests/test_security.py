@@ -48,6 +48,7 @@ PUBLIC = {
     "share": "share page: public mixtapes only, 404 for private ones",
     "mixtape-cover": "cover image: public mixtapes only, 404 for private ones",
     "stream": "audio: tracks on a public mixtape only, 404 for the others",
+    "track-cover": "a track's picture: tracks on a public mixtape only, 404 for the others",
     "admin:login": "the admin's login form",
     "admin:logout": "a GET only redirects to the admin index (logging out is a POST)",
     "subsonic": "the Subsonic API: each call authenticates itself (API key or token), else an error envelope",
@@ -62,6 +63,7 @@ PUBLIC_ANSWERS = {
     "share": (404, None),
     "mixtape-cover": (404, None),
     "stream": (404, None),
+    "track-cover": (404, None),
     "admin:login": (200, None),
     "admin:logout": (302, "/admin/"),
     "subsonic": (200, None),  # status="failed", code 10 (tests/subsonic/test_auth.py)

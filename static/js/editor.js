@@ -66,6 +66,7 @@
     item.dataset.duration = track.duration || 0;
     item.dataset.streamUrl = track.stream_url;
     item.querySelector("input[name=track]").value = track.id;
+    item.querySelector(".track-cover").src = `${track.cover_url}?size=64`;
     item.querySelector(".track-title").textContent = track.title;
     item.querySelector(".track-meta").textContent = [track.artist, track.album].filter(Boolean).join(" — ");
     item.querySelector(".track-duration").textContent = formatDuration(track.duration);
@@ -152,6 +153,12 @@
       const li = document.createElement("li");
       li.className = "list-group-item result-item d-flex align-items-center gap-2";
       li.dataset.trackId = track.id;
+      const cover = document.createElement("img");
+      cover.className = "track-cover rounded";
+      cover.alt = "";
+      cover.width = cover.height = 40;
+      cover.loading = "lazy";
+      cover.src = `${track.cover_url}?size=64`;
       const text = document.createElement("div");
       text.className = "flex-grow-1 min-w-0";
       const title = document.createElement("div");
@@ -182,7 +189,7 @@
       add.textContent = "Add";
       add.setAttribute("aria-label", `Add ${track.title} to the mixtape`);
       group.append(play, add);
-      li.append(text, badge, length, group);
+      li.append(cover, text, badge, length, group);
       results.appendChild(li);
     }
     previousButton.disabled = !data.has_previous;

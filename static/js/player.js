@@ -16,6 +16,7 @@
   const elapsed = document.getElementById("player-elapsed");
   const durationLabel = document.getElementById("player-duration");
   const title = document.getElementById("player-title");
+  const cover = document.getElementById("player-cover");
   const artist = document.getElementById("player-artist");
   const qualitySelect = document.getElementById("player-quality");
   const sourceLine = document.getElementById("player-source");
@@ -97,6 +98,7 @@
     const track = playlist[index];
     errorLine.classList.add("d-none");
     title.textContent = track.title;
+    cover.src = `${track.cover_url}?size=128`;
     artist.textContent = [track.artist, track.album].filter(Boolean).join(" — ");
     rows.forEach((row, i) => {
       row.classList.toggle("is-playing", i === index);

@@ -248,7 +248,9 @@ def test_cover_is_reencoded_resized_and_served(client, alice, settings, media_ro
     save(client, slug=mixtape.slug, title="Covered", remove_cover="on")
     mixtape.refresh_from_db()
     assert not mixtape.cover and not replaced.exists()
-    assert client.get(f"/share/{mixtape.slug}/cover/").status_code == 404
+    # No cover and no track pictures: the neutral picture (tests/mixtapes/test_artwork.py has the mosaic).
+    answer = client.get(f"/share/{mixtape.slug}/cover/")
+    assert answer.status_code == 302 and answer["Location"].endswith("img/no-cover.svg")
 
 
 def test_private_covers_are_not_served_to_strangers(client, settings, media_root):
