@@ -99,6 +99,7 @@
     errorLine.classList.add("d-none");
     title.textContent = track.title;
     cover.src = `${track.cover_url}?size=128`;
+    describeForSession(track);
     artist.textContent = [track.artist, track.album].filter(Boolean).join(" — ");
     rows.forEach((row, i) => {
       row.classList.toggle("is-playing", i === index);
@@ -263,6 +264,70 @@
   });
 
   rows.forEach((row, i) => row.querySelector(".play-track").addEventListener("click", () => load(i, { play: true })));
+
+  // --- Media Session: the lock screen, the notification shade, headset and keyboard keys ----
+
+  const session = "mediaSession" in navigator ? navigator.mediaSession : null;
+  const SKIP_SECONDS = 10;
+
+  function describeForSession(track) {
+    if (!session || typeof MediaMetadata === "undefined") return;
+    const base = new URL(track.cover_url, document.baseURI).href;
+    session.metadata = new MediaMetadata({
+      title: track.title,
+      artist: track.artist || "",
+      album: track.album || document.title,
+      artwork: [128, 256, 512].map((size) => ({ src: `${base}?size=${size}`, sizes: `${size}x${size}`, type: "image/jpeg" })),
+    });
+  }
+
+  function updatePosition() {
+    if (!session || !session.setPositionState) return;
+    const duration = Number.isFinite(audio.duration) ? audio.duration : playlist[index].duration || 0;
+    if (!duration) return;
+    try {
+      session.setPositionState({
+        duration,
+        playbackRate: audio.playbackRate || 1,
+        position: Math.min(Math.max(audio.currentTime, 0), duration),
+      });
+    } catch (error) {
+      /* a position past a duration not known yet: the next update fixes it */
+    }
+  }
+
+  function seekTo(seconds) {
+    const duration = Number.isFinite(audio.duration) ? audio.duration : playlist[index].duration || 0;
+    const target = Math.min(Math.max(seconds, 0), duration || seconds);
+    if (pendingStart) pendingStart.time = target;
+    else audio.currentTime = target;
+    updatePosition();
+  }
+
+  if (session) {
+    const actions = {
+      play: () => (audio.getAttribute("src") ? play() : load(index, { play: true })),
+      pause: () => audio.pause(),
+      previoustrack: () => previous.click(),
+      nexttrack: () => next.click(),
+      seekbackward: (details) => seekTo(audio.currentTime - ((details && details.seekOffset) || SKIP_SECONDS)),
+      seekforward: (details) => seekTo(audio.currentTime + ((details && details.seekOffset) || SKIP_SECONDS)),
+      seekto: (details) => seekTo(details.seekTime),
+    };
+    for (const [action, handler] of Object.entries(actions)) {
+      try {
+        session.setActionHandler(action, handler);
+      } catch (error) {
+        /* an action this browser does not know */
+      }
+    }
+    audio.addEventListener("play", () => (session.playbackState = "playing"));
+    audio.addEventListener("pause", () => (session.playbackState = "paused"));
+    for (const event of ["loadedmetadata", "durationchange", "seeked", "ratechange", "play", "pause"]) {
+      audio.addEventListener(event, updatePosition);
+    }
+    describeForSession(playlist[index]);
+  }
 
   try {
     const remembered = localStorage.getItem(STORAGE_KEY);

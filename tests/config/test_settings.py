@@ -134,6 +134,7 @@ def test_every_setting_is_read_from_the_environment(checkout, tmp_path):
         ("LOGIN_LOCKOUT_MINUTES", "soon"),
         ("MIXTAPES_PUBLIC_SHARING", "friends"),
         ("SUBSONIC_ENABLED", "perhaps"),
+        ("ARTWORK_DIR", "data/music/pictures"),  # inside MUSIC_ROOT (./data/music), which is never written
     ],
 )
 def test_invalid_value_stops_start_up_naming_the_variable(checkout, variable, value):
