@@ -179,10 +179,28 @@ def share(request, slug):
             "default_quality": default_quality,
             "cache_enabled": settings.AUDIO_CACHE_ENABLED,
             "total_seconds": sum(entry.track.duration or 0 for entry in entries),
+            "card": _link_card(request, mixtape, entries) if mixtape.is_shared else None,
         },
     )
     response["Cache-Control"] = _share_cache_control(request, mixtape)
     return response
+
+
+def _link_card(request, mixtape: Mixtape, entries) -> dict:
+    """OpenGraph and Twitter Card facts of a shared mixtape (absolute URLs: the card is read elsewhere)."""
+    total = sum(entry.track.duration or 0 for entry in entries)
+    count = f"{len(entries)} track{'s' if len(entries) != 1 else ''}, {round(total / 60)} min"
+    notes = " ".join(mixtape.liner_notes.split())
+    description = f"{notes[:180]}{'…' if len(notes) > 180 else ''} · {count}" if notes else f"A mixtape: {count}"
+    page = request.build_absolute_uri(reverse("share", args=[mixtape.slug]))
+    return {
+        "title": mixtape.title,
+        "description": description,
+        "url": page,
+        "image": request.build_absolute_uri(reverse("mixtape-cover", args=[mixtape.slug])),
+        # music.song objects: the tracks' places in the page (they have no pages of their own).
+        "songs": [{"url": f"{page}#track-{n}", "number": n} for n in range(1, min(len(entries), 50) + 1)],
+    }
 
 
 def _share_cache_control(request, mixtape: Mixtape) -> str:
