@@ -29,7 +29,7 @@ from mixtapes import sharing
 from mixtapes.files import SourceState, SourceUnavailable, source_state
 from mixtapes.models import Mixtape, MixtapeTrack, Track
 
-from .events.payload import channel_for, payload
+from .events.payload import channel_for, outcome_line, payload
 from .models import CacheBatch, CacheBatchItem, CachedRendition, CacheTask, StreamDay
 from .qualities import BITRATES, QUALITY_NAMES
 from .queue import tasks
@@ -219,7 +219,7 @@ def batch_log(batch: CacheBatch, limit: int = 500) -> list[dict]:
                 "track_id": item.track_id,
                 "quality": item.quality,
                 "status": {"done": "completed", "cancelled": "skipped"}.get(status, status),
-                "message": f"{verb} {item.track} @ {item.quality}" + (f": {reason}" if reason else ""),
+                "message": outcome_line(item.track, item.quality, verb, reason),
             }
         )
     return lines

@@ -81,6 +81,11 @@ class Track(models.Model):
         return self.title or Path(self.path).stem
 
     @property
+    def display_name(self) -> str:
+        """Artist, en dash, title (the title is the file's name without its extension when untagged)."""
+        return f"{self.artist} – {self.display_title}" if self.artist else self.display_title
+
+    @property
     def format_name(self) -> str:
         """As people say it: "FLAC 24-bit/96 kHz", "WAV 16-bit", "MP3 320k" (mixtapes/formats.py)."""
         return formats.track_format(self)

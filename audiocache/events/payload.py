@@ -57,6 +57,12 @@ class Counts:
         return self.summary
 
 
+def outcome_line(track, quality: str, verb: str, reason: str = "") -> str:
+    """A track's line in a batch's log, the same whether it arrives live or is read back for a
+    page opened later: "Cached <artist> - <title> @ medium" (an en dash), with the reason when there is one."""
+    return f"{verb} {track.display_name} @ {quality}" + (f": {reason}" if reason else "")
+
+
 def payload(batch_id, step: str, status: str, message: str, counts: Counts, *, track_id=None, quality=None) -> dict:
     data = {
         "task_id": str(batch_id),

@@ -29,6 +29,7 @@ from .payload import (
     Counts,
     channel_for,
     counts_of,
+    outcome_line,
     payload,
 )
 
@@ -150,12 +151,12 @@ class BatchEvents:
         if callable(counts):
             counts = known_counts(self.batch_id) or counts()
         self.emit(
-            "track", IN_PROGRESS, f"Caching track {counts.done + 1} of {counts.total}: {track} @ {quality}", counts,
+            "track", IN_PROGRESS, f"Caching track {counts.done + 1} of {counts.total}: {track.display_name} @ {quality}", counts,
             track_id=track.pk, quality=quality,
         )  # fmt: skip
 
     def _outcome(self, track, quality, counts, status, verb, reason=""):
-        message = f"{verb} {track} @ {quality} ({counts.done}/{counts.total})" + (f": {reason}" if reason else "")
+        message = outcome_line(track, quality, verb, reason)  # the counts travel in the event's own fields
         self.emit("track", status, message, counts, track_id=track.pk, quality=quality)
 
     def track_cached(self, track, quality: str, counts: Counts) -> None:

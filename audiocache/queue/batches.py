@@ -15,6 +15,8 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from mixtapes.models import Track
+
 from ..events import sending
 from ..events.payload import Counts, counts_of
 from ..events.sending import BatchEvents
@@ -57,9 +59,30 @@ def create_batch(
     counts, just_finished = check_finished(batch)
     events = BatchEvents(batch.pk)
     events.queued(counts)
+    _announce_settled(events, results, counts)
     if just_finished:  # nothing to do: it ends here, with its final event
         events.finished(counts)
     return batch
+
+
+SETTLED_LINES = 500  # as many as a page's log shows (selectors.batch_log)
+
+
+def _announce_settled(events: BatchEvents, results: dict, counts: Counts) -> None:
+    """The items settled without a task (a lossy source, a fresh rendition, a quarantined
+    failure) get their log line now, as a page opened later reads them: the same lines live."""
+    settled = [(key, reason) for key, reason in results.items() if not isinstance(reason, CacheTask)][:SETTLED_LINES]
+    if not settled:
+        return
+    tracks = Track.objects.only("id", "title", "artist", "path").in_bulk({track_id for (track_id, _), _ in settled})
+    for (track_id, quality), reason in settled:
+        track = tracks.get(track_id)
+        if track is None:
+            continue
+        if _outcome_for_reason(reason) == CacheBatchItem.Outcome.FAILED:
+            events.track_failed(track, quality, counts, reason)
+        else:
+            events.track_skipped(track, quality, counts, reason)
 
 
 def _outcome_for_reason(reason: str) -> str:

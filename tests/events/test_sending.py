@@ -31,7 +31,7 @@ def test_ticks_are_throttled_but_outcomes_and_the_end_are_not(monkeypatch):
     clock[0] += sending.MIN_TICK_INTERVAL
     assert tracker.emit(batch_id, "track", "in_progress", "later tick", Counts(total=3)) is not None
     callback = ProgressCallback(batch_id, tracker)
-    track = type("T", (), {"pk": 1, "__str__": lambda self: "Song"})()
+    track = type("T", (), {"pk": 1, "display_name": "Song"})()
     for _ in range(3):
         callback.track_cached(track, "medium", Counts(cached=1, total=3))
     callback.finished(Counts(cached=2, failed=1, total=3))
@@ -47,6 +47,8 @@ def test_a_batch_with_nothing_to_do_ends_at_once(file_track):
     lossy = file_track(is_lossless=False, codec="mp3")
     batch = batches.create_batch([lossy], ["medium"], label="nothing")
     events = stored(batch.pk)
-    assert [e["status"] for e in events] == ["pending", "completed"]
+    # The lossy track's line (as a page opened later shows it), then the end.
+    assert [e["status"] for e in events] == ["pending", "skipped", "completed"]
+    assert events[1]["message"].startswith("Skipped ") and events[1]["track_id"] == lossy.pk
     assert events[-1]["message"] == "0 cached, 1 skipped, 0 failed"
     assert events[-1]["current"] == events[-1]["total"] == 1
