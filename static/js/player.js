@@ -152,7 +152,38 @@
   audio.addEventListener("emptied", () => {
     heardUpTo = pendingStart ? pendingStart.time : 0;
   });
+  // --- The next track, prepared before this one ends ----------------------------------------
+  // Its first bytes are asked for ahead: a miss is queued (at play priority) early enough to be
+  // made by the time it plays, and a hit's first bytes come from the server's page cache. The
+  // answer is read only as far as its headers and first chunk, then the request is dropped.
+  const PREPARE_AHEAD_SECONDS = 30;
+  const prepared = new Set();
+
+  async function prepareNext() {
+    if (index >= playlist.length - 1) return;
+    const url = streamUrl(playlist[index + 1]);
+    if (prepared.has(url)) return;
+    prepared.add(url);
+    const controller = new AbortController();
+    try {
+      const response = await fetch(url, {
+        credentials: "same-origin",
+        headers: { Range: "bytes=0-65535" },
+        signal: controller.signal,
+      });
+      if (response.body) await response.body.getReader().read();
+    } catch (error) {
+      prepared.delete(url); // try again on the next tick
+    } finally {
+      controller.abort();
+    }
+  }
+
   audio.addEventListener("timeupdate", () => {
+    const length = Number.isFinite(audio.duration) ? audio.duration : playlist[index].duration || 0;
+    if (length && !audio.paused && length - audio.currentTime < Math.min(PREPARE_AHEAD_SECONDS, length / 2)) {
+      prepareNext();
+    }
     if (!audio.seeking && Math.abs(audio.currentTime - heardUpTo) < 2) heardUpTo = audio.currentTime;
     if (seeking) return;
     seek.value = String(audio.currentTime);
