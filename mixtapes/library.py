@@ -225,6 +225,10 @@ def _probe_candidate(candidate: Candidate) -> _Probed:
         "album_artist": tags.album_artist,
         "track_number": tags.track_number,
         "disc_number": tags.disc_number,
+        "replaygain_track_gain": tags.track_gain,
+        "replaygain_track_peak": tags.track_peak,
+        "replaygain_album_gain": tags.album_gain,
+        "replaygain_album_peak": tags.album_peak,
         "duration": result.duration,
         "codec": result.codec,
         "container": result.container,
@@ -243,7 +247,8 @@ def _probe_candidate(candidate: Candidate) -> _Probed:
 UPSERT_FIELDS = [
     "title", "artist", "album", "album_artist", "track_number", "disc_number", "duration", "codec",
     "container", "sample_rate", "bit_depth", "channels", "bitrate", "is_lossless", "has_cover",
-    "file_size", "file_mtime_ns", "scanned_at", "missing_since", "search_text",
+    "file_size", "file_mtime_ns", "scanned_at", "missing_since", "search_text", "replaygain_track_gain",
+    "replaygain_track_peak", "replaygain_album_gain", "replaygain_album_peak",
 ]  # fmt: skip
 
 

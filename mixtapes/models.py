@@ -37,6 +37,10 @@ class Track(models.Model):
     bitrate = models.PositiveIntegerField(null=True, blank=True, help_text="Bits per second.")
     is_lossless = models.BooleanField(help_text="Decided from the codec, never from the file extension.")
     has_cover = models.BooleanField(default=False)
+    replaygain_track_gain = models.FloatField(null=True, blank=True, help_text="dB, from the file's tags.")
+    replaygain_track_peak = models.FloatField(null=True, blank=True)
+    replaygain_album_gain = models.FloatField(null=True, blank=True, help_text="dB, from the file's tags.")
+    replaygain_album_peak = models.FloatField(null=True, blank=True)
 
     file_size = models.PositiveBigIntegerField()
     file_mtime_ns = models.BigIntegerField(help_text="Modification time in nanoseconds, as os.stat reports it.")

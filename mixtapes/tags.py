@@ -66,6 +66,33 @@ class Tags:
     album_artist: str = ""
     track_number: int | None = None
     disc_number: int | None = None
+    # ReplayGain, as the tagger measured it: gains in dB, peaks as a fraction of full scale.
+    track_gain: float | None = None
+    track_peak: float | None = None
+    album_gain: float | None = None
+    album_peak: float | None = None
+
+
+REPLAYGAIN = {
+    "track_gain": "replaygain_track_gain",
+    "track_peak": "replaygain_track_peak",
+    "album_gain": "replaygain_album_gain",
+    "album_peak": "replaygain_album_peak",
+}
+_EASY_KEYS.update({field_name: (key,) for field_name, key in REPLAYGAIN.items()})
+_DECIMAL = re.compile(r"^\s*([-+]?\d{1,3}(?:\.\d+)?)")
+
+
+def parse_replaygain(name: str, value: str) -> float | None:
+    """``"-6.54 dB"`` gives -6.54, ``"0.988553"`` 0.988553; nonsense, or a gain beyond ±60 dB or
+    a peak beyond 0-10, gives None."""
+    match = _DECIMAL.match(value or "")
+    if not match:
+        return None
+    number = float(match.group(1))
+    if name.endswith("gain"):
+        return number if -60 <= number <= 60 else None
+    return number if 0 < number <= 10 else None
 
 
 def clean_text(value: str) -> str:
@@ -105,6 +132,7 @@ def tags_of(audio, fallback: dict[str, str] | None = None) -> Tags:
         album_artist=clean_text(found.get("album_artist", "")),
         track_number=parse_number(found.get("track_number", "")),
         disc_number=parse_number(found.get("disc_number", "")),
+        **{name: parse_replaygain(name, found.get(name, "")) for name in REPLAYGAIN},
     )
 
 
@@ -117,6 +145,10 @@ def _mutagen_fields(tags) -> dict[str, str]:
             frame = tags.get(frame_id)
             if frame is not None and getattr(frame, "text", None):
                 found[field_name] = str(frame.text[0])
+        by_description = {frame.desc.lower(): frame for frame in tags.getall("TXXX") if frame.text}
+        for field_name, key in REPLAYGAIN.items():
+            if key in by_description:
+                found[field_name] = str(by_description[key].text[0])
         return found
     if isinstance(tags, MP4Tags):
         for field_name, atom in _MP4_ATOMS.items():
@@ -124,6 +156,11 @@ def _mutagen_fields(tags) -> dict[str, str]:
             if values:
                 value = values[0]
                 found[field_name] = str(value[0] if isinstance(value, tuple) else value)
+        freeform = {key.lower(): values for key, values in tags.items() if key.startswith("----:")}
+        for field_name, key in REPLAYGAIN.items():
+            values = freeform.get(f"----:com.apple.itunes:{key}")
+            if values:
+                found[field_name] = bytes(values[0]).decode("utf-8", "replace")
         return found
     # Vorbis comments and APEv2: case-insensitive names.
     for field_name, keys in _EASY_KEYS.items():

@@ -163,9 +163,15 @@ def share(request, slug):
     entries = selectors.tracklist(mixtape)
     cached = cache_selectors.cached_qualities([entry.track_id for entry in entries])
     default_quality = settings.AUDIO_CACHE_DEFAULT_QUALITY if settings.AUDIO_CACHE_ENABLED else ORIGINAL
+    whole_albums = selectors.whole_album_runs(entries)
     playlist = [
-        {**_track_json(entry.track), "position": entry.position, "cached": cached.get(entry.track_id, [])}
-        for entry in entries
+        {
+            **_track_json(entry.track),
+            "position": entry.position,
+            "cached": cached.get(entry.track_id, []),
+            "gain": _replaygain(entry.track, whole_album=n in whole_albums),
+        }
+        for n, entry in enumerate(entries)
     ]
     qualities = [(name, f"{name.title()} · {BITRATES[name]}k MP3") for name in BITRATES] + [(ORIGINAL, "Original")]
     response = render(
@@ -184,6 +190,16 @@ def share(request, slug):
     )
     response["Cache-Control"] = _share_cache_control(request, mixtape)
     return response
+
+
+def _replaygain(track: Track, *, whole_album: bool) -> dict | None:
+    """What the player's loudness switch uses: the album's gain where the mixtape plays the whole
+    album in a row (its tracks keep their levels relative to each other), else the track's."""
+    if whole_album and track.replaygain_album_gain is not None:
+        return {"db": track.replaygain_album_gain, "peak": track.replaygain_album_peak, "mode": "album"}
+    if track.replaygain_track_gain is not None:
+        return {"db": track.replaygain_track_gain, "peak": track.replaygain_track_peak, "mode": "track"}
+    return None
 
 
 def _link_card(request, mixtape: Mixtape, entries) -> dict:

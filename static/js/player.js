@@ -100,6 +100,7 @@
     title.textContent = track.title;
     cover.src = `${track.cover_url}?size=128`;
     describeForSession(track);
+    applyGain();
     artist.textContent = [track.artist, track.album].filter(Boolean).join(" — ");
     rows.forEach((row, i) => {
       row.classList.toggle("is-playing", i === index);
@@ -295,6 +296,52 @@
   });
 
   rows.forEach((row, i) => row.querySelector(".play-track").addEventListener("click", () => load(i, { play: true })));
+
+  // --- ReplayGain: the tracks' loudness evened out, never louder than their peaks allow --------
+
+  const loudnessSwitch = document.getElementById("player-replaygain");
+  const LOUDNESS_KEY = "mixtapes-replaygain";
+  let gainNode = null;
+
+  function wantedGain(track) {
+    if (!loudnessSwitch.checked || !track.gain) return 1;
+    let linear = 10 ** (track.gain.db / 20);
+    if (track.gain.peak) linear = Math.min(linear, 1 / track.gain.peak); // no clipping
+    return linear;
+  }
+
+  function applyGain() {
+    const linear = wantedGain(playlist[index]);
+    audio.dataset.gain = linear.toFixed(4); // what is applied (the tests read it)
+    if (linear > 1 && !gainNode && typeof AudioContext !== "undefined") {
+      // Louder than the file needs Web Audio; quieter is the element's own volume.
+      const context = new AudioContext();
+      gainNode = context.createGain();
+      context.createMediaElementSource(audio).connect(gainNode).connect(context.destination);
+      audio.addEventListener("play", () => context.resume());
+    }
+    if (gainNode) {
+      gainNode.gain.value = linear;
+      audio.volume = 1;
+    } else {
+      audio.volume = Math.min(1, linear);
+    }
+  }
+
+  try {
+    loudnessSwitch.checked = localStorage.getItem(LOUDNESS_KEY) === "on";
+  } catch (error) {
+    /* no storage: off */
+  }
+  loudnessSwitch.addEventListener("change", () => {
+    try {
+      localStorage.setItem(LOUDNESS_KEY, loudnessSwitch.checked ? "on" : "off");
+    } catch (error) {
+      /* this page only */
+    }
+    applyGain();
+  });
+  applyGain();
 
   // --- Media Session: the lock screen, the notification shade, headset and keyboard keys ----
 

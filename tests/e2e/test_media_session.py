@@ -29,9 +29,13 @@ if (navigator.mediaSession) {
 
 
 def test_pictures_and_the_media_session(browser, artifacts, make_audio, static_root, uvicorn_server):
+    # ReplayGain: the first is to be made quieter (-6.02 dB: half), the second louder (+6.02 dB:
+    # double), but its peak (0.8) allows only 1.25.
+    gains = [{"replaygain_track_gain": "-6.0206 dB"},
+             {"replaygain_track_gain": "+6.0206 dB", "replaygain_track_peak": "0.8"}]  # fmt: skip
     for n, title in enumerate(("First Light", "Second Wind"), start=1):
         make_audio(f"Artist/Album {n}/0{n}.flac", duration=20, noise=True, cover=True,
-                   tags={"title": title, "artist": "The Testers", "album": f"Album {n}"})  # fmt: skip
+                   tags={"title": title, "artist": "The Testers", "album": f"Album {n}", **gains[n - 1]})  # fmt: skip
     scan_library()
     mixtape = MixtapeFactory(title="Session Tape", is_public=True)  # no uploaded cover
     for position, track in enumerate(Track.objects.order_by("path"), start=1):
@@ -63,6 +67,10 @@ def test_pictures_and_the_media_session(browser, artifacts, make_audio, static_r
             "play", "pause", "previoustrack", "nexttrack", "seekbackward", "seekforward", "seekto"
         }  # fmt: skip
 
+        assert page.evaluate(f"{AUDIO}.dataset.gain") == "1.0000"  # the switch is off
+        page.get_by_label("Even out loudness (ReplayGain, from the tracks' tags)").check()
+        assert page.evaluate(f"{AUDIO}.dataset.gain") == "0.5000" and abs(page.evaluate(f"{AUDIO}.volume") - 0.5) < 1e-6
+
         page.evaluate("window.__mediaActions.pause({action: 'pause'})")
         wait_in_page(page, f"{AUDIO}.paused && navigator.mediaSession.playbackState === 'paused'")
         page.evaluate("window.__mediaActions.play({action: 'play'})")
@@ -75,6 +83,8 @@ def test_pictures_and_the_media_session(browser, artifacts, make_audio, static_r
         wait_in_page(page, "navigator.mediaSession.metadata.title === 'Second Wind'")
         wait_in_page(page, f"{AUDIO}.currentTime > 0.3")
         assert page.locator("#player-title").text_content() == "Second Wind"
+        assert page.evaluate(f"{AUDIO}.dataset.gain") == "1.2500"  # louder, through Web Audio, to the peak
+        assert page.evaluate(f"!{AUDIO}.paused && {AUDIO}.volume === 1")
         assert page.evaluate("document.getElementById('player-cover').naturalWidth") == 64
         page.screenshot(path=artifacts / "01-share-with-pictures.png", full_page=True)
     finally:
