@@ -176,6 +176,9 @@ class CacheBatchItem(models.Model):
     # Empty while a task decides the outcome; set when the batch could decide without a task.
     outcome = models.CharField(max_length=8, choices=Outcome.choices, blank=True)
     note = models.CharField(max_length=300, blank=True)
+    # Its outcome's event was sent: the batch's final event waits for every item's (workers
+    # racing could otherwise send a track's line after the end).
+    announced = models.BooleanField(default=False)
 
     class Meta:
         indexes = [models.Index(fields=["batch", "id"], name="cachebatchitem_batch_idx")]

@@ -51,6 +51,7 @@ def create_batch(
                     task=result if isinstance(result, CacheTask) else None,
                     outcome="" if isinstance(result, CacheTask) else _outcome_for_reason(result),
                     note="" if isinstance(result, CacheTask) else result,
+                    announced=not isinstance(result, CacheTask),
                 )
                 for (track_id, quality), result in results.items()
             ),
@@ -109,11 +110,15 @@ def batch_counts(batch: CacheBatch) -> Counts:
     return Counts(**counts)
 
 
-def check_finished(batch: CacheBatch) -> tuple[Counts, bool]:
+def check_finished(batch: CacheBatch, *, all_announced: bool = False) -> tuple[Counts, bool]:
     """The batch's counts, and True for exactly one caller: the one that saw it finish (and
-    marked it finished)."""
+    marked it finished). ``all_announced``: finished only once every item's outcome event was
+    sent (the workers' way: the final event then always comes last); readers of a batch whose
+    worker died before announcing leave it out."""
     counts = batch_counts(batch)
     just_finished = False
+    if all_announced and counts.finished and batch.items.filter(announced=False).exists():
+        return counts, False
     if counts.finished and batch.finished_at is None:
         just_finished = bool(
             CacheBatch.objects.filter(pk=batch.pk, finished_at__isnull=True).update(finished_at=timezone.now())

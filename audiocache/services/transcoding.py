@@ -266,8 +266,11 @@ def _announce_start(task: CacheTask) -> None:
 
 
 def _announce_outcome(task: CacheTask, outcome: TaskOutcome) -> None:
+    """This task's line in each open batch, then (from whoever announces the last item) the end.
+    The line is sent before the item counts as announced, so the final event, which waits for
+    every item to be announced, always comes after every line."""
     for batch in batches.open_batches_of(task):
-        counts, just_finished = batches.check_finished(batch)
+        counts = batches.batch_counts(batch)
         events = BatchEvents(batch.pk)
         if outcome.status == Status.DONE:
             events.track_cached(task.track, task.quality, counts)
@@ -275,5 +278,7 @@ def _announce_outcome(task: CacheTask, outcome: TaskOutcome) -> None:
             events.track_failed(task.track, task.quality, counts, outcome.detail)
         else:
             events.track_skipped(task.track, task.quality, counts, outcome.detail)
+        batch.items.filter(task=task).update(announced=True)
+        counts, just_finished = batches.check_finished(batch, all_announced=True)
         if just_finished:
             events.finished(counts)
