@@ -260,24 +260,36 @@ def visible_mixtapes(user):
     return Mixtape.objects.filter(Q(owner=user) | sharing.shared_q()).select_related("owner").distinct()
 
 
-def playlist(mixtape: Mixtape, *, with_songs: bool) -> dict:
-    entries = list(
-        MixtapeTrack.objects.filter(mixtape=mixtape, track__missing_since__isnull=True)
-        .select_related("track")
-        .order_by("position")
+def playlists_of(user):
+    """``visible_mixtapes`` with each one's count and length of present tracks: the list costs
+    one query, however many mixtapes it holds."""
+    present = Q(entries__track__missing_since__isnull=True)
+    return visible_mixtapes(user).annotate(
+        present_count=Count("entries", filter=present), present_seconds=Sum("entries__track__duration", filter=present)
     )
-    data = {
+
+
+def playlist_summary(mixtape: Mixtape, count: int, seconds: float | None) -> dict:
+    return {
         "id": str(mixtape.pk),
         "name": mixtape.title,
         "comment": mixtape.liner_notes or None,
         "owner": mixtape.owner.get_username(),
         "public": mixtape.is_shared,
-        "songCount": len(entries),
-        "duration": round(sum(e.track.duration or 0 for e in entries)),
+        "songCount": count,
+        "duration": round(seconds or 0),
         "created": mixtape.created_at.isoformat(timespec="seconds"),
         "changed": mixtape.updated_at.isoformat(timespec="seconds"),
         "coverArt": ids.MIXTAPE_COVER + str(mixtape.pk) if mixtape.cover else None,
     }
-    if with_songs:
-        data["entry"] = [song(e.track) for e in entries]
-    return data
+
+
+def playlist(mixtape: Mixtape) -> dict:
+    """A playlist with its songs (its present tracks, in order)."""
+    entries = list(
+        MixtapeTrack.objects.filter(mixtape=mixtape, track__missing_since__isnull=True)
+        .select_related("track")
+        .order_by("position")
+    )
+    summary = playlist_summary(mixtape, len(entries), sum(e.track.duration or 0 for e in entries))
+    return {**summary, "entry": [song(e.track) for e in entries]}

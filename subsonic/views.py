@@ -4,23 +4,23 @@ parse the parameters, authenticate, call a selector or a service, render the env
 Each method is a small function registered by name; ``endpoint`` does the rest.
 """
 
-import io
 import random
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import Max, Min
 from django.http import FileResponse, Http404, HttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
-from PIL import Image
 
 from audiocache.qualities import BITRATES
 from audiocache.views import play_response, play_response_from
 from config.numbers import MAX_ID, whole_number
 from config.paths import resolve_inside
 from mixtapes import artwork
+from mixtapes.covers import shrink_to_jpeg
 from mixtapes.models import Mixtape, Track
 from mixtapes.search import search_tracks
 
@@ -272,14 +272,15 @@ def _visible(call, mixtape_id: int) -> Mixtape:
 
 @method("getPlaylists")
 def get_playlists(call):
-    mixtapes = selectors.visible_mixtapes(call.user).order_by("-updated_at")[:MAX_LIST]
-    return {"playlists": {"playlist": [selectors.playlist(m, with_songs=False) for m in mixtapes]}}
+    mixtapes = selectors.playlists_of(call.user).order_by("-updated_at")[:MAX_LIST]
+    summaries = [selectors.playlist_summary(m, m.present_count, m.present_seconds) for m in mixtapes]
+    return {"playlists": {"playlist": summaries}}
 
 
 @method("getPlaylist")
 def get_playlist(call):
     mixtape = _visible(call, call.number("id", required=True))
-    return {"playlist": selectors.playlist(mixtape, with_songs=True)}
+    return {"playlist": selectors.playlist(mixtape)}
 
 
 @method("createPlaylist")
@@ -290,7 +291,7 @@ def create_playlist(call):
         mixtape = services.replace_playlist(call.user, existing, songs)
     else:
         mixtape = services.create_playlist(call.user, call.text("name", required=True), songs)
-    return {"playlist": selectors.playlist(mixtape, with_songs=True)}
+    return {"playlist": selectors.playlist(mixtape)}
 
 
 @method("updatePlaylist")
@@ -406,17 +407,14 @@ def _mixtape_cover(call, mixtape_id, size):
     path = resolve_inside(settings.MEDIA_ROOT, mixtape.cover.name)
     if path is None:
         raise not_found("Cover art")
+    if not size:
+        return _jpeg(path)
     try:
-        if not size:
-            return _jpeg(path)
-        size = max(COVER_SIZES[0], min(size, COVER_SIZES[1]))
-        with Image.open(path) as image:  # our own re-encoded JPEG, at most COVER_MAX_PIXELS a side
-            image.thumbnail((size, size))
-            out = io.BytesIO()
-            image.convert("RGB").save(out, "JPEG", quality=85)
-    except OSError:
+        with open(path, "rb") as source:  # the same bounded decoder as uploads
+            data = shrink_to_jpeg(source, max(COVER_SIZES[0], min(size, COVER_SIZES[1])))
+    except (OSError, ValidationError):
         raise not_found("Cover art") from None
-    response = HttpResponse(out.getvalue(), content_type="image/jpeg")
+    response = HttpResponse(data, content_type="image/jpeg")
     response["Cache-Control"] = "private, max-age=86400"
     return response
 
