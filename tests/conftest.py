@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import time
 import urllib.error
@@ -107,6 +108,26 @@ def file_track(music_root):
 
 
 # --- the cache folder ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """``small_tmpfs("64k")``: a tmpfs of that size, mounted for the test (a disk that fills up;
+    needs root: skipped otherwise), unmounted after it."""
+    mounted = []
+
+    def mount(size: str, name: str = "small-fs"):
+        point = tmp_path / name
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip("cannot mount a small tmpfs here (needs root): " + done.stderr.decode().strip())
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], check=False)
 
 
 @pytest.fixture

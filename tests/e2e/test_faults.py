@@ -406,55 +406,45 @@ def test_a_read_only_cache_folder_makes_tasks_wait_without_spending_attempts(
 
 
 def test_a_full_cache_disk_is_one_clear_state_and_work_resumes_when_space_is_freed(
-    make_audio, tmp_path, settings, admin_client
+    make_audio, small_tmpfs, settings, admin_client
 ):
-    mount_point = tmp_path / "small-cache"
-    mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root): " + mounted.stderr.decode().strip())
-    settings.AUDIO_CACHE_DIR = mount_point
+    mount_point = settings.AUDIO_CACHE_DIR = small_tmpfs("64k", "small-cache")
+    for n in range(3):
+        make_audio(f"{n}.flac", duration=10, noise=True)  # ~320 KB at high: more than 64 KiB each
+    scan_library()
+    batch = batches.create_batch(Track.objects.all(), ["high"], label="disk full", user=UserFactory())
+    # A running pool (not --burst, which ends at the first such failure) pauses after each
+    # failure, doubling: the three tasks are tried once each, not in a loop.
+    pool = WorkerPool(2).start()
     try:
-        for n in range(3):
-            make_audio(f"{n}.flac", duration=10, noise=True)  # ~320 KB at high: more than 64 KiB each
-        scan_library()
-        batch = batches.create_batch(Track.objects.all(), ["high"], label="disk full", user=UserFactory())
-        # A running pool (not --burst, which ends at the first such failure) pauses after each
-        # failure, doubling: the three tasks are tried once each, not in a loop.
-        pool = WorkerPool(2).start()
-        try:
-            wait_until(
-                lambda: CacheTask.objects.filter(error__startswith=tasks.WAITING_PREFIX).count() == 3,
-                timeout=60, message="every task tried once",
-            )  # fmt: skip
-        finally:
-            pool.stop()
-            assert pool.join(30)
-        waiting = CacheTask.objects.all()
-        assert {(t.status, t.attempts) for t in waiting} == {(Status.PENDING, 0)}
-        assert all("No space left on device" in t.error for t in waiting)
-        assert list(mount_point.iterdir()) == []  # no partial file
-        page = admin_client.get("/admin/audiocache/cachedrendition/dashboard/").content.decode()
-        assert "Cache disk full." in page and "3 transcodes wait for it" in page
-        batch.refresh_from_db()
-        assert batch.finished_at is None  # the batch waits too: nothing failed
-
-        # An admin grows the disk (or frees space): the same tasks are made, first try.
-        subprocess.run(["mount", "-o", "remount,size=8m", str(mount_point)], check=True)
-        pool = WorkerPool(2).start()
-        try:
-            wait_until(lambda: CacheTask.objects.filter(status=Status.DONE).count() == 3, timeout=60, message="done")
-        finally:
-            pool.stop()
-            assert pool.join(30)
-        assert {(t.status, t.attempts) for t in CacheTask.objects.all()} == {(Status.DONE, 1)}
-        assert (
-            "Cache disk full" not in admin_client.get("/admin/audiocache/cachedrendition/dashboard/").content.decode()
-        )
-        batch.refresh_from_db()
-        assert batch.finished_at is not None
+        wait_until(
+            lambda: CacheTask.objects.filter(error__startswith=tasks.WAITING_PREFIX).count() == 3,
+            timeout=60, message="every task tried once",
+        )  # fmt: skip
     finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+        pool.stop()
+        assert pool.join(30)
+    waiting = CacheTask.objects.all()
+    assert {(t.status, t.attempts) for t in waiting} == {(Status.PENDING, 0)}
+    assert all("No space left on device" in t.error for t in waiting)
+    assert list(mount_point.iterdir()) == []  # no partial file
+    page = admin_client.get("/admin/audiocache/cachedrendition/dashboard/").content.decode()
+    assert "Cache disk full." in page and "3 transcodes wait for it" in page
+    batch.refresh_from_db()
+    assert batch.finished_at is None  # the batch waits too: nothing failed
+
+    # An admin grows the disk (or frees space): the same tasks are made, first try.
+    subprocess.run(["mount", "-o", "remount,size=8m", str(mount_point)], check=True)
+    pool = WorkerPool(2).start()
+    try:
+        wait_until(lambda: CacheTask.objects.filter(status=Status.DONE).count() == 3, timeout=60, message="done")
+    finally:
+        pool.stop()
+        assert pool.join(30)
+    assert {(t.status, t.attempts) for t in CacheTask.objects.all()} == {(Status.DONE, 1)}
+    assert "Cache disk full" not in admin_client.get("/admin/audiocache/cachedrendition/dashboard/").content.decode()
+    batch.refresh_from_db()
+    assert batch.finished_at is not None
 
 
 def test_a_cache_folder_under_a_regular_file(make_audio, cache_dir_under_a_file, manage_env, uvicorn_server, settings):

@@ -191,18 +191,10 @@ def test_transcode_refuses_to_overwrite_its_temporary_name(make_audio, settings,
 
 
 @pytest.fixture
-def tiny_cache_dir(tmp_path, settings):
+def tiny_cache_dir(small_tmpfs, settings):
     """A 64 KiB file system as the cache folder (needs root to mount tmpfs; skipped otherwise)."""
-    import subprocess as sp
-
-    mount_point = tmp_path / "tiny-cache"
-    mount_point.mkdir()
-    mounted = sp.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root): " + mounted.stderr.decode().strip())
-    settings.AUDIO_CACHE_DIR = mount_point
-    yield mount_point
-    sp.run(["umount", "-l", str(mount_point)], check=False)
+    settings.AUDIO_CACHE_DIR = small_tmpfs("64k", "tiny-cache")
+    return settings.AUDIO_CACHE_DIR
 
 
 def test_a_full_disk_fails_clearly_and_leaves_nothing(make_audio, settings, tiny_cache_dir, client):
