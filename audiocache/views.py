@@ -23,16 +23,17 @@ from .services import offset
 
 @require_safe
 def stream(request, track_id: int):
-    """``GET/HEAD /stream/<id>/?quality=high|medium|low|original``: a rendition or the original, with ranges."""
+    """``GET/HEAD /stream/<id>/?quality=high|medium|low|original[&share=<token>]``: a rendition
+    or the original, with ranges (``share``: a share link's token, for a private mixtape's track)."""
     quality = request.GET.get("quality", settings.AUDIO_CACHE_DEFAULT_QUALITY)
     if quality not in REQUESTABLE:
         return HttpResponseBadRequest(
             f"Unknown quality {quality[:40]!r}: use one of {', '.join(REQUESTABLE)}.", content_type="text/plain"
         )
-    return play_response(request, track_id, quality)
+    return play_response(request, track_id, quality, share_token=request.GET.get("share", "")[:64])
 
 
-def play_response(request, track_id: int, quality: str, user=None):
+def play_response(request, track_id: int, quality: str, user=None, *, share_token: str = ""):
     """The answer to a play of ``track_id`` at ``quality`` (a name or "original") by ``user``
     (default: the request's): hit, progressive, miss or original, with ranges. Shared by
     ``/stream/`` and the Subsonic API's ``stream``, so both follow the same rules."""
@@ -43,6 +44,7 @@ def play_response(request, track_id: int, quality: str, user=None):
         method=request.method,
         range_header=request.headers.get("Range"),
         may_wait=not fast_path.has_waited(),
+        share_token=share_token,
     )
     try:
         answer = services.play(wanted)

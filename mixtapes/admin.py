@@ -1,4 +1,5 @@
-"""The library in the admin: tracks (read-only: they come from the scan) and mixtapes.
+"""The library in the admin: tracks (read-only: they come from the scan), mixtapes and their
+share links (read-only, revocable).
 
 The audio cache adds its own parts to these pages (renditions, precache actions) from
 ``audiocache/admin/library.py``; nothing here knows about the cache.
@@ -7,8 +8,8 @@ The audio cache adds its own parts to these pages (renditions, precache actions)
 from django.contrib import admin
 from django.db.models import Q
 
-from . import services
-from .models import Mixtape, MixtapeTrack, Track
+from . import services, sharing
+from .models import Mixtape, MixtapeTrack, ShareLink, Track
 from .search import matching_tracks
 
 
@@ -74,3 +75,30 @@ class MixtapeAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for mixtape in queryset:
             services.delete_mixtape(mixtape)
+
+
+@admin.register(ShareLink)
+class ShareLinkAdmin(admin.ModelAdmin):
+    """Links are made by owners in the editor; staff can see them and revoke them."""
+
+    list_display = ["mixtape", "label", "state", "allow_download", "visits", "last_visited_at", "expires_at"]
+    list_select_related = ["mixtape__owner"]
+    list_filter = ["allow_download", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["mixtape__title", "label", "mixtape__owner__username"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="State")
+    def state(self, link):
+        return sharing.link_state(link)
+
+    @admin.action(description="Revoke the selected links", permissions=["delete"])
+    def revoke(self, request, queryset):
+        for link in queryset:
+            services.revoke_link(link)
+        self.message_user(request, f"Revoked {queryset.count()} link(s).")

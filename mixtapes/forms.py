@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django import forms
 from django.core.exceptions import ValidationError
 
@@ -57,3 +59,21 @@ class MixtapeForm(forms.ModelForm):
             raise ValidationError(f"{len(unknown)} track(s) are no longer in the library; remove them and save again.")
         self.track_ids = ids
         return cleaned
+
+
+# Expiry choices of a new share link: a value in days, or "" for never.
+LINK_LIFETIMES = [("", "Never expires"), ("1", "1 day"), ("7", "7 days"), ("30", "30 days"), ("365", "1 year")]
+
+
+class ShareLinkForm(forms.Form):
+    """A new share link: who it is for, how long it lives, whether it offers a download."""
+
+    label = forms.CharField(
+        label="For", max_length=100, required=False, help_text="Only you see this, e.g. “Sam” or “the book club”."
+    )
+    lifetime = forms.ChoiceField(label="Expires", choices=LINK_LIFETIMES, required=False)
+    allow_download = forms.BooleanField(label="Allow download as a zip", required=False)
+
+    def expires_in(self) -> timedelta | None:
+        days = self.cleaned_data.get("lifetime")
+        return timedelta(days=int(days)) if days else None

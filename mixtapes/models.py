@@ -178,3 +178,24 @@ class LibraryWatchLease(models.Model):
 
     def __str__(self):
         return f"{self.holder or 'nobody'} until {self.expires_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ShareLink(models.Model):
+    """A link that opens one mixtape to whoever holds it, private or not: an unguessable token,
+    an optional expiry, revocable, with a visit counter (mixtapes/sharing.py says whether it works)."""
+
+    mixtape = models.ForeignKey(Mixtape, on_delete=models.CASCADE, related_name="share_links")
+    token = models.CharField(max_length=32, unique=True, editable=False)
+    label = models.CharField(max_length=100, blank=True, help_text="Who it is for, for the owner's eyes only.")
+    allow_download = models.BooleanField(default=False, help_text="Offer the mixtape as a zip.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: it never expires.")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    visits = models.PositiveBigIntegerField(default=0)
+    last_visited_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.mixtape} ({self.label or self.token[:6] + '…'})"

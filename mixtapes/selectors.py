@@ -3,7 +3,7 @@
 from django.db.models import Count, Sum
 
 from . import sharing
-from .models import Mixtape, MixtapeTrack, Track
+from .models import Mixtape, MixtapeTrack, ShareLink, Track
 
 
 def mixtapes_of(owner):
@@ -59,3 +59,32 @@ def whole_album_runs(entries: list[MixtapeTrack]) -> set[int]:
         if len(indexes) >= 2 and len({entries[i].track_id for i in indexes}) == sizes.get(album, 0):
             whole.update(indexes)
     return whole
+
+
+# --- Share links --------------------------------------------------------------------------------
+
+
+def share_link(token: str) -> ShareLink | None:
+    """The link with this token (live or not: the caller says why a dead one no longer works)."""
+    if not sharing.looks_like_token(token):
+        return None
+    return ShareLink.objects.select_related("mixtape", "mixtape__owner").filter(token=token).first()
+
+
+def links_of(mixtape: Mixtape) -> list[ShareLink]:
+    """The mixtape's links, newest first, each with its ``state`` (live, expired, revoked, withdrawn)."""
+    links = list(mixtape.share_links.select_related("mixtape__owner"))
+    for link in links:
+        link.state = sharing.link_state(link)
+    return links
+
+
+def link_grants_track(token: str, track_id: int) -> bool:
+    """Whether a live link with this token opens a mixtape that holds the track."""
+    if not sharing.looks_like_token(token):
+        return False
+    return (
+        ShareLink.objects.filter(sharing.live_link_q(), token=token, mixtape__entries__track_id=track_id)
+        .order_by()
+        .exists()
+    )

@@ -22,8 +22,8 @@ from audiocache.qualities import BITRATES, ORIGINAL, REQUESTABLE
 from config.numbers import MAX_ID, whole_number
 from config.paths import resolve_inside
 
-from . import artwork, search, selectors, services
-from .forms import MixtapeForm
+from . import artwork, search, selectors, services, sharing
+from .forms import MixtapeForm, ShareLinkForm
 from .models import Mixtape, Track
 
 
@@ -94,6 +94,9 @@ def editor(request, slug=None):
         "preview_quality": settings.AUDIO_CACHE_DEFAULT_QUALITY,
         "batch": batch,
         "batch_state": cache_selectors.batch_page_state(batch) if batch else None,
+        "links": selectors.links_of(mixtape) if mixtape.pk else [],
+        "link_form": ShareLinkForm(),
+        "may_publish": sharing.may_publish(request.user),
     }
     return render(request, "mixtapes/editor.html", context, status=status)
 
@@ -159,7 +162,12 @@ def _visible_mixtape(request, slug) -> Mixtape:
 
 @require_GET
 def share(request, slug):
-    mixtape = _visible_mixtape(request, slug)
+    return share_page(request, _visible_mixtape(request, slug))
+
+
+def share_page(request, mixtape: Mixtape, link=None):
+    """The share page of ``mixtape``: by its public slug, or through a share ``link`` (whose
+    token then rides along on every stream and picture URL of the page)."""
     entries = selectors.tracklist(mixtape)
     cached = cache_selectors.cached_qualities([entry.track_id for entry in entries])
     default_quality = settings.AUDIO_CACHE_DEFAULT_QUALITY if settings.AUDIO_CACHE_ENABLED else ORIGINAL
@@ -173,23 +181,34 @@ def share(request, slug):
         }
         for n, entry in enumerate(entries)
     ]
-    qualities = [(name, f"{name.title()} · {BITRATES[name]}k MP3") for name in BITRATES] + [(ORIGINAL, "Original")]
     response = render(
         request,
         "mixtapes/share.html",
         {
             "mixtape": mixtape,
+            "link": link,
+            "share_query": f"&share={link.token}" if link else "",
+            "cover_url": reverse("link-cover", args=[link.token])
+            if link
+            else reverse("mixtape-cover", args=[mixtape.slug]),
             "entries": entries,
             "playlist": playlist,
-            "qualities": [q for q in qualities if q[0] in REQUESTABLE],
+            "qualities": quality_choices(),
+            "download_qualities": quality_choices() if link and link.allow_download else [],
             "default_quality": default_quality,
             "cache_enabled": settings.AUDIO_CACHE_ENABLED,
             "total_seconds": sum(entry.track.duration or 0 for entry in entries),
-            "card": _link_card(request, mixtape, entries) if mixtape.is_shared else None,
+            "card": _link_card(request, mixtape, entries, link) if (link or mixtape.is_shared) else None,
         },
     )
-    response["Cache-Control"] = _share_cache_control(request, mixtape)
+    response["Cache-Control"] = _share_cache_control(request, mixtape, link)
     return response
+
+
+def quality_choices() -> list[tuple[str, str]]:
+    """The qualities a listener may pick, as the menus show them."""
+    choices = [(name, f"{name.title()} · {BITRATES[name]}k MP3") for name in BITRATES] + [(ORIGINAL, "Original")]
+    return [choice for choice in choices if choice[0] in REQUESTABLE]
 
 
 def _replaygain(track: Track, *, whole_album: bool) -> dict | None:
@@ -202,27 +221,34 @@ def _replaygain(track: Track, *, whole_album: bool) -> dict | None:
     return None
 
 
-def _link_card(request, mixtape: Mixtape, entries) -> dict:
-    """OpenGraph and Twitter Card facts of a shared mixtape (absolute URLs: the card is read elsewhere)."""
+def _link_card(request, mixtape: Mixtape, entries, link=None) -> dict:
+    """OpenGraph and Twitter Card facts of a shared mixtape, or of a share link's page (a link
+    pasted in a chat shows its card; absolute URLs: the card is read elsewhere)."""
     total = sum(entry.track.duration or 0 for entry in entries)
     count = f"{len(entries)} track{'s' if len(entries) != 1 else ''}, {round(total / 60)} min"
     notes = " ".join(mixtape.liner_notes.split())
     description = f"{notes[:180]}{'…' if len(notes) > 180 else ''} · {count}" if notes else f"A mixtape: {count}"
-    page = request.build_absolute_uri(reverse("share", args=[mixtape.slug]))
+    if link:
+        page = request.build_absolute_uri(reverse("link", args=[link.token]))
+        image = request.build_absolute_uri(reverse("link-cover", args=[link.token]))
+    else:
+        page = request.build_absolute_uri(reverse("share", args=[mixtape.slug]))
+        image = request.build_absolute_uri(reverse("mixtape-cover", args=[mixtape.slug]))
     return {
         "title": mixtape.title,
         "description": description,
         "url": page,
-        "image": request.build_absolute_uri(reverse("mixtape-cover", args=[mixtape.slug])),
+        "image": image,
         # music.song objects: the tracks' places in the page (they have no pages of their own).
         "songs": [{"url": f"{page}#track-{n}", "number": n} for n in range(1, min(len(entries), 50) + 1)],
     }
 
 
-def _share_cache_control(request, mixtape: Mixtape) -> str:
+def _share_cache_control(request, mixtape: Mixtape, link=None) -> str:
     """A shared page seen signed out is the same for everyone: caches may keep it briefly (its
-    player reads the cache state at load). Anything else is personal: revalidate every time."""
-    if mixtape.is_shared and not request.user.is_authenticated:
+    player reads the cache state at load). Anything else is personal, and a link's page counts
+    its visits and must stop at once when revoked: revalidate every time."""
+    if link is None and mixtape.is_shared and not request.user.is_authenticated:
         return "public, max-age=300"
     return "private, no-cache"
 
@@ -230,7 +256,14 @@ def _share_cache_control(request, mixtape: Mixtape) -> str:
 @require_GET
 def cover(request, slug):
     """The cover image, to whoever may see the mixtape (with validators, so browsers revalidate cheaply)."""
-    mixtape = _visible_mixtape(request, slug)
+    return cover_response(request, _visible_mixtape(request, slug), public=None)
+
+
+def cover_response(request, mixtape: Mixtape, *, public: bool | None):
+    """The mixtape's cover, or its mosaic (``public``: whether shared caches may keep it;
+    None: when the mixtape is shared)."""
+    if public is None:
+        public = mixtape.is_shared
     if mixtape.cover:
         path = resolve_inside(settings.MEDIA_ROOT, mixtape.cover.name)
     else:  # none uploaded: a mosaic of its first albums' pictures, or a neutral picture
@@ -253,7 +286,7 @@ def cover(request, slug):
             raise Http404("The cover file is missing.") from None
     response["ETag"] = etag
     response["Last-Modified"] = http_date(st.st_mtime)
-    response["Cache-Control"] = "public, max-age=3600" if mixtape.is_shared else "private, no-cache"
+    response["Cache-Control"] = "public, max-age=3600" if public else "private, no-cache"
     return response
 
 
@@ -262,7 +295,7 @@ def track_cover(request, track_id: int):
     """``/tracks/<id>/cover/?size=N``: the track's picture as a JPEG thumbnail (mixtapes/artwork.py),
     to whoever may hear the track; a neutral picture when it has none, so pages need no logic."""
     track = Track.objects.filter(pk=track_id).only("id", "path", "file_size", "file_mtime_ns").first()
-    if track is None or not (request.user.is_authenticated or selectors.track_is_shared(track.pk)):
+    if track is None or not _may_see_track(request, track.pk):
         raise Http404("No such track.")
     size = whole_number(request.GET.get("size", ""), 10_000)
     path = artwork.thumbnail(track, size)
@@ -280,3 +313,11 @@ def track_cover(request, track_id: int):
     for key, value in headers.items():
         response[key] = value
     return response
+
+
+def _may_see_track(request, track_id: int) -> bool:
+    """Signed in, on a shared mixtape, or on the mixtape of the live link in ``?share=``."""
+    if request.user.is_authenticated or selectors.track_is_shared(track_id):
+        return True
+    token = request.GET.get("share", "")
+    return bool(token) and selectors.link_grants_track(token, track_id)

@@ -25,7 +25,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from audiocache.models import CacheBatch
-from mixtapes.models import Mixtape
+from mixtapes.models import Mixtape, ShareLink
 from subsonic.models import ApiKey, Scrobble, StreamingPassword
 from tests.factories import (
     CacheBatchFactory,
@@ -52,6 +52,10 @@ PUBLIC = {
     "admin:login": "the admin's login form",
     "admin:logout": "a GET only redirects to the admin index (logging out is a POST)",
     "subsonic": "the Subsonic API: each call authenticates itself (API key or token), else an error envelope",
+    "link": "a share link's page: only with a live link's token (404 unknown, 410 expired or revoked)",
+    "link-cover": "a share link's cover: the same",
+    "link-playlist": "a share link's M3U8: the same",
+    "link-download": "a share link's zip: the same, and only where the link allows downloads",
 }
 # What an anonymous GET of each public URL gets, with the world's private mixtape and track in it:
 # (status, Location).
@@ -67,6 +71,11 @@ PUBLIC_ANSWERS = {
     "admin:login": (200, None),
     "admin:logout": (302, "/admin/"),
     "subsonic": (200, None),  # status="failed", code 10 (tests/subsonic/test_auth.py)
+    # The world's link to its private mixtape is revoked (tests/mixtapes/test_share_links.py has live ones).
+    "link": (410, None),
+    "link-cover": (410, None),
+    "link-playlist": (410, None),
+    "link-download": (410, None),
 }
 # What a superuser's GET of an admin page gets, where it is not a 200 page: (status, Location).
 STAFF_ANSWERS = {
@@ -91,6 +100,8 @@ STAFF_ANSWERS = {
     "admin:subsonic_apikey_add": (403, None),
     "admin:subsonic_streamingpassword_add": (403, None),
     "admin:subsonic_scrobble_add": (403, None),
+    # Share links are made by owners in the editor.
+    "admin:mixtapes_sharelink_add": (403, None),
 }
 # A stranger's GET and POST of each non-admin URL naming the private mixtape.
 STRANGER_ANSWERS = {
@@ -98,6 +109,10 @@ STRANGER_ANSWERS = {
     "mixtape-delete": (404, 404),
     "share": (404, 405),  # GET only, whoever asks
     "mixtape-cover": (404, 405),
+    # POST only (GET: 405); a stranger's POST finds no such mixtape.
+    "link-create": (405, 404),
+    "link-revoke": (405, 404),
+    "link-reissue": (405, 404),
 }
 # Views that take a POST without a CSRF token, and why that is safe.
 CSRF_EXEMPT = {
@@ -144,18 +159,21 @@ def world():
     api_key = ApiKey.objects.create(user=owner, name="Phone", prefix="mxk_abcdefgh", digest="0" * 64)
     streaming_password = StreamingPassword.objects.create(user=owner, ciphertext="x")
     scrobble = Scrobble.objects.create(user=owner, track=private_track, played_at=timezone.now())
+    link = ShareLink.objects.create(mixtape=private, token="R" * 22, allow_download=True, revoked_at=timezone.now())
     values = {
         "slug": private.slug,
         "track_id": private_track.pk,
         "batch_id": batch.pk,
         "content_type_id": ContentType.objects.get_for_model(Mixtape).pk,
         "id": owner.pk,
+        "token": link.token,
+        "link_id": link.pk,
     }
     return {
         "owner": owner, "private": private, "public": public, "private_track": private_track,
         "public_track": public_track, "batch": batch, "rendition": rendition, "task": task, "values": values,
         "attempt": attempt, "access_log": access_log, "failure_log": failure_log, "api_key": api_key,
-        "streaming_password": streaming_password, "scrobble": scrobble,
+        "streaming_password": streaming_password, "scrobble": scrobble, "link": link,
     }  # fmt: skip
 
 
@@ -175,6 +193,7 @@ def object_id_for(route: str, world) -> int:
         "subsonic/apikey": world["api_key"].pk,
         "subsonic/streamingpassword": world["streaming_password"].pk,
         "subsonic/scrobble": world["scrobble"].pk,
+        "mixtapes/sharelink": world["link"].pk,
         "r/": world["private"].pk,
     }
     for key, pk in by_model.items():

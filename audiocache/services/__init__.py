@@ -4,6 +4,7 @@ other apps go through (reads are in ``audiocache.selectors``).
 - ``play``: which file answers a stream request (``play.py``), following a transcode while it
   is written (``following.py``), counting plays (``play_counts.py``);
 - ``precache_mixtape``/``precache_tracks``: queue a batch of renditions (``precache.py``);
+- ``plan_download``: which file of each track goes into a mixtape's zip (``downloads.py``);
 - ``run_task``/``make_rendition``: transcode a queued task or a track now (``transcoding.py``);
 - ``retranscode``, ``retry_tasks``, ``cancel_tasks``: change the queue from the admin (``queue_changes.py``);
 - ``purge``, ``expire``, ``evict_to_size``, ``enforce_limits``, ``reconcile``: keep the cache in
@@ -11,12 +12,15 @@ other apps go through (reads are in ``audiocache.selectors``).
 """
 
 from .cleanup import enforce_limits, evict_to_size, expire, purge, reconcile
+from .downloads import DownloadFile, DownloadPlan, plan_download
 from .play import NotPlayable, Play, PlayRequest, WaitForTranscode, play, wait_for_transcode
 from .precache import PrecacheResult, precache_mixtape, precache_tracks
 from .queue_changes import cancel_tasks, retranscode, retry_tasks
 from .transcoding import make_rendition, run_task
 
 __all__ = [
+    "DownloadFile",
+    "DownloadPlan",
     "NotPlayable",
     "Play",
     "PlayRequest",
@@ -27,6 +31,7 @@ __all__ = [
     "evict_to_size",
     "expire",
     "make_rendition",
+    "plan_download",
     "play",
     "precache_mixtape",
     "precache_tracks",

@@ -3,8 +3,9 @@
 ``play`` takes a ``PlayRequest`` and returns a ``Play`` (an open file and what to say about
 it) or ``WaitForTranscode``. In order:
 
-1. unknown, or private to a listener who is not signed in: ``NotPlayable`` ("No such track":
-   whether a private track exists is nobody else's business);
+1. unknown, or private to a listener who is not signed in and holds no live share link to a
+   mixtape with it: ``NotPlayable`` ("No such track": whether a private track exists is
+   nobody else's business);
 2. the original asked for, a lossy source, or the cache turned off: the original (``bypass``);
 3. a fresh rendition: the rendition (``hit``);
 4. a transcode being written that can be followed: the growing file (``progressive``);
@@ -25,6 +26,7 @@ from django.conf import settings
 
 from mixtapes.files import SourceState, SourceUnavailable, source_path, source_state
 from mixtapes.models import Track
+from mixtapes.selectors import link_grants_track
 from mixtapes.services import mark_missing
 
 from .. import selectors
@@ -55,6 +57,7 @@ class PlayRequest:
     method: str = "GET"
     range_header: str | None = None
     may_wait: bool = True  # False once the request has waited for its transcode
+    share_token: str = ""  # a share link's token (``?share=``): opens the tracks of its mixtape
 
     @property
     def from_start(self) -> bool:
@@ -93,7 +96,7 @@ def _decide(request: PlayRequest, *, looked_again: bool = False) -> Play | WaitF
     if found is None:
         raise NotPlayable("No such track.")
     track, public, rendition = found
-    if not public and not request.user.is_authenticated:
+    if not public and not _may_hear_private(request, track.pk):
         raise NotPlayable("No such track.")  # not 403: do not confirm that a private track exists
 
     if not (settings.AUDIO_CACHE_ENABLED and request.quality != ORIGINAL and track.is_lossless):
@@ -119,6 +122,14 @@ def _decide(request: PlayRequest, *, looked_again: bool = False) -> Play | WaitF
     if followable and isinstance(task, CacheTask) and _may_wait(request, task):
         return WaitForTranscode(task.pk)
     return _original(request, track, public, "miss")
+
+
+def _may_hear_private(request: PlayRequest, track_id: int) -> bool:
+    """Signed in (the library is every account's), or holding a live link to a mixtape with
+    the track: one more query, only for a private track asked for with a token."""
+    if request.user.is_authenticated:
+        return True
+    return bool(request.share_token) and link_grants_track(request.share_token, track_id)
 
 
 def _may_wait(request: PlayRequest, task: CacheTask) -> bool:

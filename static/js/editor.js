@@ -323,3 +323,22 @@
     document.getElementById("form-errors").focus();
   }
 })();
+
+// Share links: "Copy" puts the link on the clipboard (or selects it where that is not allowed).
+(function () {
+  "use strict";
+
+  document.querySelectorAll(".copy-link").forEach((button) => {
+    button.addEventListener("click", async () => {
+      const field = document.getElementById(button.dataset.copy);
+      try {
+        await navigator.clipboard.writeText(field.value);
+        button.textContent = "Copied";
+        setTimeout(() => (button.textContent = "Copy"), 2000);
+      } catch (error) {
+        field.focus();
+        field.select();
+      }
+    });
+  });
+})();

@@ -44,8 +44,15 @@
     return qualitySelect.value;
   }
 
+  // A share link's token rides along on every stream and picture URL of its page.
+  const shareParam = root.dataset.share ? `&share=${encodeURIComponent(root.dataset.share)}` : "";
+
   function streamUrl(track) {
-    return `${track.stream_url}?quality=${encodeURIComponent(quality())}`;
+    return `${track.stream_url}?quality=${encodeURIComponent(quality())}${shareParam}`;
+  }
+
+  function coverUrl(track, size) {
+    return `${track.cover_url}?size=${size}${shareParam}`;
   }
 
   // --- Which tracks stream from the cache ------------------------------------------------
@@ -98,7 +105,7 @@
     const track = playlist[index];
     errorLine.classList.add("d-none");
     title.textContent = track.title;
-    cover.src = `${track.cover_url}?size=128`;
+    cover.src = coverUrl(track, 128);
     describeForSession(track);
     applyGain();
     artist.textContent = [track.artist, track.album].filter(Boolean).join(" — ");
@@ -350,12 +357,11 @@
 
   function describeForSession(track) {
     if (!session || typeof MediaMetadata === "undefined") return;
-    const base = new URL(track.cover_url, document.baseURI).href;
     session.metadata = new MediaMetadata({
       title: track.title,
       artist: track.artist || "",
       album: track.album || document.title,
-      artwork: [128, 256, 512].map((size) => ({ src: `${base}?size=${size}`, sizes: `${size}x${size}`, type: "image/jpeg" })),
+      artwork: [128, 256, 512].map((size) => ({ src: new URL(coverUrl(track, size), document.baseURI).href, sizes: `${size}x${size}`, type: "image/jpeg" })),
     });
   }
 
