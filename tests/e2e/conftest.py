@@ -187,7 +187,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 @pytest.fixture
 def artifacts(request):
-    folder = Path(os.environ.get("BROWSER_ARTIFACTS", REPO / "test-results" / "browser")) / request.node.name
+    folder = Path(os.environ.get("BROWSER_ARTIFACTS", REPO / "tests" / "e2e" / "screenshots")) / request.node.name
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     return folder

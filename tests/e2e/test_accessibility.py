@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 from django.db import connections
+from django.utils import timezone
 
 from audiocache.queue import batches
 from mixtapes.library import scan_library
-from mixtapes.models import Track
+from mixtapes.models import ShareLink, Track
 from tests.e2e.conftest import wait_in_page
 from tests.factories import MixtapeFactory, MixtapeTrackFactory, UserFactory
 
@@ -43,6 +44,8 @@ def test_no_serious_accessibility_violations(browser, client, make_audio, static
     mixtape = MixtapeFactory(owner=owner, title="Accessible", liner_notes="Notes", is_public=True)
     for position, track in enumerate(Track.objects.order_by("path"), start=1):
         MixtapeTrackFactory(mixtape=mixtape, track=track, position=position)
+    live = ShareLink.objects.create(mixtape=mixtape, token="L" * 22, label="Sam", allow_download=True)
+    ShareLink.objects.create(mixtape=mixtape, token="R" * 22, label="Old", revoked_at=timezone.now())
     batch = batches.create_batch(Track.objects.all(), ["low"], label="a11y", user=owner, mixtape=mixtape)
     base = uvicorn_server(AUDIO_CACHE_MAX_WORKERS="1", STATIC_ROOT=str(static_root))
     client.force_login(owner)
@@ -50,7 +53,9 @@ def test_no_serious_accessibility_violations(browser, client, make_audio, static
     try:
         visitor = browser.new_context(color_scheme=scheme)
         page = visitor.new_page()
-        for path in ("/accounts/login/", f"/share/{mixtape.slug}/", "/no-such-page/"):
+        # A live link's page (with its download form) and a revoked one's "no longer shared".
+        pages = ("/accounts/login/", f"/share/{mixtape.slug}/", f"/listen/{live.token}/", f"/listen/{'R' * 22}/")
+        for path in (*pages, "/no-such-page/"):
             page.goto(base + path)
             found[path] = violations(page)
 
@@ -60,7 +65,7 @@ def test_no_serious_accessibility_violations(browser, client, make_audio, static
         for path in ("/", "/mixtapes/", "/editor/new/", "/account/apps/"):
             page.goto(base + path)
             found[path] = violations(page)
-        page.goto(f"{base}/editor/{mixtape.slug}/?batch={batch.pk}")  # with the progress window open
+        page.goto(f"{base}/editor/{mixtape.slug}/?batch={batch.pk}")  # its links, the progress window open
         page.wait_for_selector("#cache-progress.show")
         wait_in_page(page, "document.getElementById('cache-progress-status').dataset.state === 'completed'")
         page.wait_for_timeout(400)  # the window's fade-in

@@ -5,7 +5,7 @@ production storage.
 One long test walks the whole story, as a user would: log in, build a mixtape from the demo
 library by search and drag and drop, save, watch the progress modal (also across a reload),
 open the share page, play, seek, switch quality. Screenshots of each page go to
-``test-results/browser/`` (or ``$BROWSER_ARTIFACTS``).
+``tests/e2e/screenshots/`` (or ``$BROWSER_ARTIFACTS``).
 """
 
 import shutil
