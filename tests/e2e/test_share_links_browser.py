@@ -1,16 +1,18 @@
 """Share links in Chromium, against uvicorn with one worker: the owner makes a link in the
 editor; a listener without an account opens it, plays, takes the M3U8 and the zip (originals,
-then MP3s that the worker makes while a page waits); the owner revokes and re-issues it.
+then MP3s that the worker makes while a page waits); the owner revokes and re-issues it; an expired link says so.
 """
 
 import io
 import urllib.request
 import zipfile
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connections
+from django.utils import timezone
 from mutagen.id3 import ID3
 
 from mixtapes.library import scan_library
@@ -106,3 +108,11 @@ def test_a_share_link_from_the_editor_to_the_zip(browser, artifacts, make_audio,
     listener.goto(new_url)
     assert listener.get_by_role("heading", name="Small Hours").is_visible()
     assert ShareLink.objects.get(token=new_url.rstrip("/").rsplit("/", 1)[1]).visits == 1
+
+    # A link whose week ran out says so too, and why.
+    expired = ShareLink.objects.create(
+        mixtape=mixtape, token="E" * 22, label="Old", expires_at=timezone.now() - timedelta(minutes=1)
+    )
+    listener.goto(f"{base}/listen/{expired.token}/")
+    assert listener.get_by_role("heading", name="This mixtape is no longer shared").is_visible()
+    assert listener.get_by_text("The link to this mixtape has expired.").is_visible()
