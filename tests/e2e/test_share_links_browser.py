@@ -1,6 +1,7 @@
 """Share links in Chromium, against uvicorn with one worker: the owner makes a link in the
 editor; a listener without an account opens it, plays, takes the M3U8 and the zip (originals,
-then MP3s that the worker makes while a page waits); the owner revokes and re-issues it; an expired link says so.
+then MP3s that the worker makes while a page waits); the owner revokes and re-issues it; an
+expired link says so.
 """
 
 import io
