@@ -10,7 +10,7 @@ from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
 from mixtapes import sharing
-from mixtapes.models import Mixtape, MixtapeTrack, Track
+from mixtapes.models import Mixtape, MixtapeTrack, ShareLink, Track
 
 from . import ids
 from .models import Scrobble
@@ -271,7 +271,7 @@ def playlists_of(user):
 
 def playlist_summary(mixtape: Mixtape, count: int, seconds: float | None) -> dict:
     return {
-        "id": str(mixtape.pk),
+        "id": ids.playlist_id(mixtape.pk),
         "name": mixtape.title,
         "comment": mixtape.liner_notes or None,
         "owner": mixtape.owner.get_username(),
@@ -293,3 +293,42 @@ def playlist(mixtape: Mixtape) -> dict:
     )
     summary = playlist_summary(mixtape, len(entries), sum(e.track.duration or 0 for e in entries))
     return {**summary, "entry": [song(e.track) for e in entries]}
+
+
+# --- shares (a mixtape's share links) ----------------------------------------------------------
+
+MAX_SHARES = 200  # the most links getShares lists (the newest)
+
+
+def shares_of(user) -> list[ShareLink]:
+    """The user's share links, newest first, but those revoked (``deleteShare`` revokes one; the
+    editor still lists it)."""
+    links = ShareLink.objects.filter(mixtape__owner=user, revoked_at__isnull=True)
+    return list(links.select_related("mixtape__owner")[:MAX_SHARES])
+
+
+def shares(links: list[ShareLink], url_of) -> list[dict]:
+    """``links`` as the API's shares, each with its mixtape's present songs (one query for all);
+    ``url_of(link)`` is the link's absolute address."""
+    songs: dict[int, list[dict]] = {link.mixtape_id: [] for link in links}
+    entries = (
+        MixtapeTrack.objects.filter(mixtape_id__in=list(songs), track__missing_since__isnull=True)
+        .select_related("track")
+        .order_by("mixtape_id", "position")
+    )
+    for entry in entries:
+        songs[entry.mixtape_id].append(song(entry.track))
+    return [
+        {
+            "id": str(link.pk),
+            "url": url_of(link),
+            "description": link.label or link.mixtape.title,
+            "username": link.mixtape.owner.get_username(),
+            "created": link.created_at.isoformat(timespec="seconds"),
+            "expires": link.expires_at.isoformat(timespec="seconds") if link.expires_at else None,
+            "lastVisited": link.last_visited_at.isoformat(timespec="seconds") if link.last_visited_at else None,
+            "visitCount": link.visits,
+            "entry": songs[link.mixtape_id],
+        }
+        for link in links
+    ]

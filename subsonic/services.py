@@ -1,6 +1,6 @@
 """Writes through the API: playlists are mixtapes (same ownership rules as the editor, and a
-save queues the precache batch as the editor's does), scrobbles, API keys and the streaming
-password."""
+save queues the precache batch as the editor's does), shares are the mixtapes' share links,
+scrobbles, API keys and the streaming password."""
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -9,12 +9,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from audiocache import services as cache_services
+from config.numbers import MAX_ID, whole_number
 from mixtapes import services as mixtape_services
 from mixtapes import sharing
 from mixtapes.forms import MAX_TRACKS
-from mixtapes.models import Mixtape, MixtapeTrack, Track
+from mixtapes.models import Mixtape, MixtapeTrack, ShareLink, Track
 
-from . import secrets
+from . import ids, secrets, selectors
 from .models import ApiKey, Scrobble, StreamingPassword
 from .protocol import SubsonicError, not_found
 
@@ -84,6 +85,103 @@ def update_playlist(user, mixtape_id: int, changes: PlaylistChanges) -> Mixtape:
 
 def delete_playlist(user, mixtape_id: int) -> None:
     mixtape_services.delete_mixtape(_own(user, mixtape_id))
+
+
+# --- shares -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShareRequest:
+    """``createShare``: what to share (playlist, album and song ids), for whom, until when."""
+
+    item_ids: tuple[str, ...]
+    description: str = ""
+    expires_at: datetime | None = None
+    downloadable: bool = False
+
+
+def create_share(user, request: ShareRequest) -> ShareLink:
+    """A share link to one of the user's playlists; songs and albums are first made into a new
+    private mixtape (named after the description), as if made in the editor."""
+    if not sharing.may_publish(user):
+        raise SubsonicError(SubsonicError.NOT_AUTHORIZED, sharing.refusal())
+    if not request.item_ids:
+        raise SubsonicError(SubsonicError.MISSING_PARAMETER, "Required parameter is missing: id")
+    lifetime = _lifetime(request.expires_at)
+    playlists = [i for i in request.item_ids if i.startswith(ids.PLAYLIST)]
+    label = request.description.strip()[:100]
+    if playlists:
+        if len(request.item_ids) > 1:
+            raise SubsonicError(SubsonicError.GENERIC, "Share one playlist, or songs and albums, not both")
+        mixtape = _own(user, ids.mixtape_pk(playlists[0]) or 0)
+    else:
+        track_ids = []
+        for item in request.item_ids:
+            if item.startswith(ids.ALBUM):
+                album = selectors.library_index().albums.get(item)
+                if album is None:
+                    raise not_found("Album")
+                track_ids.extend(t.pk for t in selectors.album_tracks(album))
+            else:
+                track_ids.append(_song_id(item))
+        mixtape = create_playlist(user, label or "Shared songs", track_ids)
+    try:
+        return mixtape_services.create_link(
+            mixtape, label=label, expires_in=lifetime, allow_download=request.downloadable
+        )
+    except mixtape_services.TooManyLinks as exc:
+        raise SubsonicError(SubsonicError.GENERIC, str(exc)) from None
+
+
+@dataclass(frozen=True)
+class ShareChanges:
+    """``updateShare``: a new description, and a new expiry when ``expiry_given`` (None: never)."""
+
+    description: str | None = None
+    expiry_given: bool = False
+    expires_at: datetime | None = None
+
+
+def update_share(user, share_id: int, changes: ShareChanges) -> None:
+    link = _own_share(user, share_id)
+    fields = []
+    if changes.description is not None:
+        link.label = changes.description.strip()[:100]
+        fields.append("label")
+    if changes.expiry_given:
+        _lifetime(changes.expires_at)  # refuses a time already past
+        link.expires_at = changes.expires_at
+        fields.append("expires_at")
+    if fields:
+        link.save(update_fields=fields)
+
+
+def delete_share(user, share_id: int) -> None:
+    """Revoke it: the link stops working at once (the editor keeps it in its list, revoked)."""
+    mixtape_services.revoke_link(_own_share(user, share_id))
+
+
+def _own_share(user, share_id: int) -> ShareLink:
+    link = ShareLink.objects.filter(pk=share_id, mixtape__owner=user, revoked_at__isnull=True).first()
+    if link is None:
+        raise not_found("Share")
+    return link
+
+
+def _lifetime(expires_at: datetime | None):
+    if expires_at is None:
+        return None
+    lifetime = expires_at - timezone.now()
+    if lifetime.total_seconds() <= 0:
+        raise SubsonicError(SubsonicError.GENERIC, "expires is in the past")
+    return lifetime
+
+
+def _song_id(item: str) -> int:
+    value = whole_number(item, MAX_ID)
+    if value is None:
+        raise not_found(f"Song {item[:40]}")
+    return value
 
 
 def scrobble(user, track_ids: list[int], times_ms: list[int], client: str) -> None:

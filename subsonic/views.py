@@ -6,12 +6,14 @@ Each method is a small function registered by name; ``endpoint`` does the rest.
 
 import random
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Max, Min
 from django.http import FileResponse, Http404, HttpResponse
 from django.http.response import HttpResponseBase
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
@@ -19,7 +21,7 @@ from audiocache.qualities import BITRATES
 from audiocache.views import play_response, play_response_from
 from config.numbers import MAX_ID, whole_number
 from config.paths import resolve_inside
-from mixtapes import artwork
+from mixtapes import artwork, sharing
 from mixtapes.covers import shrink_to_jpeg
 from mixtapes.models import Mixtape, Track
 from mixtapes.search import search_tracks
@@ -33,6 +35,7 @@ EXTENSIONS = [
     {"name": "formPost", "versions": [1]},
     {"name": "transcodeOffset", "versions": [1]},
 ]
+LATEST_MILLIS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last time Python's datetime holds
 MAX_LIST = 500  # the most items one list call returns, whatever it asks
 COVER_SIZES = (32, 2000)
 
@@ -79,11 +82,28 @@ class Call:
             raise SubsonicError(SubsonicError.GENERIC, f"Parameter {name} must be a whole number")
         return value
 
+    def playlist(self, name: str, *, required: bool = False) -> int | None:
+        """A playlist id (``pl-12``, or the bare number earlier versions gave) as a mixtape id."""
+        raw = self.params.get(name)
+        if not raw:
+            if required:
+                raise missing(name)
+            return None
+        value = ids.mixtape_pk(raw)
+        if value is None:
+            raise not_found("Playlist")
+        return value
+
     def numbers(self, name: str) -> list[int]:
         values = [whole_number(v, MAX_ID) for v in self.params.getlist(name)[:MAX_LIST]]
         if None in values:
             raise SubsonicError(SubsonicError.GENERIC, f"Parameter {name} must be whole numbers")
         return values
+
+    def moment(self, name: str) -> datetime | None:
+        """A time in milliseconds since 1970 (``expires``); absent or 0: none."""
+        millis = self.number(name, default=0, limit=LATEST_MILLIS)
+        return datetime.fromtimestamp(millis / 1000, tz=UTC) if millis else None
 
     def flag(self, name: str) -> bool | None:
         raw = self.params.get(name)
@@ -136,7 +156,7 @@ def get_user(call):
             "username": user.get_username(), "email": user.email or None, "scrobblingEnabled": True,
             "adminRole": user.is_staff, "settingsRole": False, "downloadRole": True, "uploadRole": False,
             "playlistRole": True, "coverArtRole": True, "commentRole": False, "podcastRole": False,
-            "streamRole": True, "jukeboxRole": False, "shareRole": False, "videoConversionRole": False,
+            "streamRole": True, "jukeboxRole": False, "shareRole": sharing.may_publish(user), "videoConversionRole": False,
             "folder": [1],
         }
     }  # fmt: skip
@@ -279,14 +299,14 @@ def get_playlists(call):
 
 @method("getPlaylist")
 def get_playlist(call):
-    mixtape = _visible(call, call.number("id", required=True))
+    mixtape = _visible(call, call.playlist("id", required=True))
     return {"playlist": selectors.playlist(mixtape)}
 
 
 @method("createPlaylist")
 def create_playlist(call):
     songs = call.numbers("songId")
-    existing = call.number("playlistId")
+    existing = call.playlist("playlistId")
     if existing is not None:
         mixtape = services.replace_playlist(call.user, existing, songs)
     else:
@@ -303,13 +323,56 @@ def update_playlist(call):
         add=tuple(call.numbers("songIdToAdd")),
         remove_indexes=tuple(call.numbers("songIndexToRemove")),
     )
-    services.update_playlist(call.user, call.number("playlistId", required=True), changes)
+    services.update_playlist(call.user, call.playlist("playlistId", required=True), changes)
     return {}
 
 
 @method("deletePlaylist")
 def delete_playlist(call):
-    services.delete_playlist(call.user, call.number("id", required=True))
+    services.delete_playlist(call.user, call.playlist("id", required=True))
+    return {}
+
+
+# --- shares (share links of mixtapes) --------------------------------------------------------
+
+
+def _shares(call, links) -> dict:
+    def url_of(link):
+        return call.request.build_absolute_uri(reverse("link", args=[link.token]))
+
+    return {"shares": {"share": selectors.shares(links, url_of)}}
+
+
+@method("getShares")
+def get_shares(call):
+    return _shares(call, selectors.shares_of(call.user))
+
+
+@method("createShare")
+def create_share(call):
+    request = services.ShareRequest(
+        item_ids=tuple(call.params.getlist("id")[:MAX_LIST]),
+        description=call.text("description") or "",
+        expires_at=call.moment("expires"),
+        downloadable=bool(call.flag("downloadable")),
+    )
+    return _shares(call, [services.create_share(call.user, request)])
+
+
+@method("updateShare")
+def update_share(call):
+    changes = services.ShareChanges(
+        description=call.text("description"),
+        expiry_given="expires" in call.params,
+        expires_at=call.moment("expires"),
+    )
+    services.update_share(call.user, call.number("id", required=True), changes)
+    return {}
+
+
+@method("deleteShare")
+def delete_share(call):
+    services.delete_share(call.user, call.number("id", required=True))
     return {}
 
 

@@ -6,6 +6,7 @@ from django.test import Client
 
 from subsonic import services
 from subsonic.models import ApiKey, StreamingPassword
+from subsonic.views import _methods
 from tests.factories import UserFactory
 
 from .conftest import api, error_code, token_params
@@ -107,3 +108,10 @@ def test_the_switch_turns_the_whole_api_off(client, ann, settings):
 def test_an_unknown_method_is_a_clean_error(client, ann):
     assert error_code(api(client, "getPodcasts", ann.auth)) == 70
     assert client.get("/rest/ping.view.view").status_code == 404
+
+
+def test_every_method_but_the_system_ones_needs_credentials(client, ann):
+    open_ones = {name for name, (_, public) in _methods.items() if public}
+    assert open_ones == {"ping", "getLicense", "getOpenSubsonicExtensions"}
+    for name in set(_methods) - open_ones:  # shares, playlists and media included
+        assert error_code(api(client, name, {"id": "1"})) == 10, name

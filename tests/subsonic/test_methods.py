@@ -119,9 +119,13 @@ def test_mixtapes_are_playlists_with_the_editors_ownership_rules(client, ann, ta
         ("Mine", "ann", False),
         ("Bob's shared", "bob", True),
     }
-    assert error_code(api(client, "getPlaylist", {**ann.auth, "id": private.pk})) == 70
-    playlist = api(client, "getPlaylist", {**ann.auth, "id": own.pk})["playlist"]
+    assert error_code(api(client, "getPlaylist", {**ann.auth, "id": f"pl-{private.pk}"})) == 70
+    assert {p["id"] for p in listed} == {f"pl-{own.pk}", f"pl-{shared.pk}"}
+    playlist = api(client, "getPlaylist", {**ann.auth, "id": f"pl-{own.pk}"})["playlist"]
     assert [e["title"] for e in playlist["entry"]] == ["Hunter"] and playlist["songCount"] == 1
+    # The bare number of earlier versions still finds it; an id of another kind finds nothing.
+    assert api(client, "getPlaylist", {**ann.auth, "id": own.pk})["playlist"]["name"] == "Mine"
+    assert error_code(api(client, "getPlaylist", {**ann.auth, "id": "al-1234"})) == 70
     # Someone else's shared mixtape may be played, not changed.
     assert error_code(api(client, "updatePlaylist", {**ann.auth, "playlistId": shared.pk, "name": "x"})) == 50
     assert error_code(api(client, "deletePlaylist", {**ann.auth, "id": shared.pk})) == 50
@@ -134,11 +138,11 @@ def test_create_update_and_delete_a_playlist_queue_the_precache(client, ann, tag
         client, "createPlaylist", {**ann.auth, "name": "Road", "songId": [tagged["Hunter"].pk, tagged["Xtal"].pk]}
     )
     playlist = created["playlist"]
-    mixtape = Mixtape.objects.get(pk=playlist["id"])
+    mixtape = Mixtape.objects.get(pk=playlist["id"].removeprefix("pl-"))
     assert mixtape.owner == ann and [e["title"] for e in playlist["entry"]] == ["Hunter", "Xtal"]
     assert CacheBatch.objects.filter(mixtape=mixtape).count() == 1  # as the editor's save does
 
-    changes = {"playlistId": mixtape.pk, "name": "Road trip", "comment": "Windows down", "public": "true",
+    changes = {"playlistId": playlist["id"], "name": "Road trip", "comment": "Windows down", "public": "true",
                "songIdToAdd": [tagged["Plainsong"].pk], "songIndexToRemove": [1]}  # fmt: skip
     assert api(client, "updatePlaylist", {**ann.auth, **changes})["status"] == "ok"
     mixtape.refresh_from_db()
@@ -149,7 +153,7 @@ def test_create_update_and_delete_a_playlist_queue_the_precache(client, ann, tag
     bad = api(client, "updatePlaylist", {**ann.auth, "playlistId": mixtape.pk, "songIndexToRemove": 9})
     assert error_code(bad) == 0
     assert error_code(api(client, "createPlaylist", {**ann.auth, "name": "x", "songId": 999999})) == 70
-    assert api(client, "deletePlaylist", {**ann.auth, "id": mixtape.pk})["status"] == "ok"
+    assert api(client, "deletePlaylist", {**ann.auth, "id": playlist["id"]})["status"] == "ok"
     assert not Mixtape.objects.filter(pk=mixtape.pk).exists()
 
 
