@@ -149,7 +149,7 @@ def main() -> None:
         return data
 
     rows = [
-        ("getPlaylist", lambda: call("getPlaylist", id=mixtape.pk)),
+        ("getPlaylist", lambda: call("getPlaylist", id=f"pl-{mixtape.pk}")),
         ("search3", lambda: call("search3", query="golden river")),
         ("getArtists", lambda: call("getArtists")),
         ("stream hit", lambda: drain(api.get("/rest/stream", {**auth, "id": real.pk, "maxBitRate": 128}))),

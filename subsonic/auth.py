@@ -20,7 +20,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_login_failed
 from django.utils import timezone
 
-from . import secrets
+from . import secrets, selectors
 from .models import ApiKey, StreamingPassword
 from .protocol import SubsonicError
 
@@ -112,11 +112,12 @@ def _stale(last_used_at) -> bool:
 
 def _streaming_password(username: str):
     """(user, their streaming password or None, its row), in one query."""
-    row = StreamingPassword.objects.select_related("user").filter(user__username=username, user__is_active=True).first()
-    if row is None:
+    found = selectors.streaming_login(username)
+    if found is None:
         user = get_user_model().objects.filter(username=username, is_active=True).first()
         return user, None, None
-    return row.user, secrets.decrypt(row.ciphertext), row
+    user, row = found
+    return user, secrets.decrypt(row.ciphertext), row
 
 
 def _by_token(request, username: str, token: str, salt: str, client: str) -> Caller:

@@ -6,14 +6,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
+from config.prepared import PreparedQuery
 from mixtapes import sharing
 from mixtapes.models import Mixtape, MixtapeTrack, ShareLink, Track
 
 from . import ids
-from .models import Scrobble
+from .models import Scrobble, StreamingPassword
 
 LOSSLESS_TRANSCODE = {"transcodedContentType": "audio/mpeg", "transcodedSuffix": "mp3"}
 IGNORED_ARTICLES = "The El La Los Las Le Les"
@@ -332,3 +335,53 @@ def shares(links: list[ShareLink], url_of) -> list[dict]:
         }
         for link in links
     ]
+
+
+# --- the two reads of every streamed song (config/prepared.py says why they are prepared) ---------
+
+
+def _user_fields():
+    return [f for f in get_user_model()._meta.concrete_fields]
+
+
+_LOGIN = PreparedQuery(
+    lambda username: StreamingPassword.objects.filter(user__username=username, user__is_active=True).values_list(
+        "pk", "ciphertext", "last_used_at", *(f"user__{f.name}" for f in _user_fields())
+    )[:1],
+    marker="\x00username",
+)
+
+
+def streaming_login(username: str):
+    """``(user, streaming password row)`` of an active user who has a streaming password, in one
+    query; None otherwise."""
+    rows = _LOGIN.rows(username)
+    if not rows:
+        return None
+    pk, ciphertext, last_used_at, *user_values = rows[0]
+    user = get_user_model().from_db(connection.alias, [f.attname for f in _user_fields()], user_values)
+    row = StreamingPassword.from_db(connection.alias, ["id", "user_id", "ciphertext", "last_used_at"],
+                                    [pk, user.pk, ciphertext, last_used_at])  # fmt: skip
+    row.user = user
+    return user, row
+
+
+@dataclass(frozen=True)
+class SongFacts:
+    """What ``stream`` needs of a song to choose its quality."""
+
+    pk: int
+    is_lossless: bool
+    bitrate: int | None
+
+
+_SONG = PreparedQuery(
+    lambda pk: Track.objects.filter(pk=pk, missing_since__isnull=True).values_list("pk", "is_lossless", "bitrate"),
+    marker=987_654_321_987,
+)
+
+
+def song_facts(track_id: int) -> SongFacts | None:
+    """The present track's facts (None for an unknown or missing one), in one prepared query."""
+    rows = _SONG.rows(track_id)
+    return SongFacts(*rows[0]) if rows else None

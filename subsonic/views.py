@@ -379,14 +379,14 @@ def delete_share(call):
 # --- media ------------------------------------------------------------------------------------
 
 
-def _track(call) -> Track:
-    track = Track.objects.filter(pk=call.number("id", required=True), missing_since__isnull=True).first()
+def _track(call) -> selectors.SongFacts:
+    track = selectors.song_facts(call.number("id", required=True))
     if track is None:
         raise not_found("Song")
     return track
 
 
-def choose_quality(track: Track, format_: str | None, max_bit_rate: int) -> str:
+def choose_quality(track: Track | selectors.SongFacts, format_: str | None, max_bit_rate: int) -> str:
     """Which of /stream/'s qualities answers a Subsonic ``stream``: the original for ``raw``, for
     a lossy source (never re-encoded) or when the limit is at least the source's own rate; else
     the highest quality at or under ``maxBitRate`` (the lowest when none is; 0 = the default)."""
