@@ -2,7 +2,7 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from .qualities import QUALITY_NAMES
+from .qualities import FORMAT_NAMES, QUALITY_NAMES, Variant, enabled_formats
 
 
 class AudioCacheConfig(AppConfig):
@@ -27,9 +27,26 @@ def check_quality_settings() -> None:
         raise ImproperlyConfigured(
             f"AUDIO_CACHE_DEFAULT_QUALITY={settings.AUDIO_CACHE_DEFAULT_QUALITY!r} is invalid: expected one of {expected}."
         )
-    precache = settings.AUDIO_CACHE_PRECACHE_QUALITIES
-    if not precache or any(q not in QUALITY_NAMES for q in precache):
+    formats = settings.AUDIO_CACHE_FORMATS
+    unknown = [f for f in formats if f not in FORMAT_NAMES]
+    if not formats or unknown:
         raise ImproperlyConfigured(
-            f"AUDIO_CACHE_PRECACHE_QUALITIES={','.join(precache)!r} is invalid: "
-            f"expected a comma-separated list of {expected}."
+            f"AUDIO_CACHE_FORMATS={','.join(formats)!r} is invalid: expected a comma-separated list of "
+            f"{', '.join(FORMAT_NAMES)}."
+        )
+    precache = settings.AUDIO_CACHE_PRECACHE_QUALITIES
+    problem = "" if precache else "it is empty"
+    for text in precache:
+        try:
+            variant = Variant.parse(text)
+        except ValueError as exc:
+            problem = str(exc)
+            break
+        if variant.format not in enabled_formats():
+            problem = f"{variant.format} is not in AUDIO_CACHE_FORMATS"
+            break
+    if problem:
+        raise ImproperlyConfigured(
+            f"AUDIO_CACHE_PRECACHE_QUALITIES={','.join(precache)!r} is invalid ({problem}): expected a "
+            f"comma-separated list of {expected}, or format:quality pairs such as mp3:medium,opus:medium."
         )

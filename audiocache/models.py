@@ -9,27 +9,47 @@ from mixtapes.models import Mixtape, Track
 from mixtapes.probe import last_line
 
 from .date_probing import DateProbingQuerySet
-from .qualities import BITRATES
+from .qualities import DEFAULT_FORMAT, FORMATS, Variant
 
 
 class Quality(models.TextChoices):
-    HIGH = "high", f"High ({BITRATES['high']}k)"
-    MEDIUM = "medium", f"Medium ({BITRATES['medium']}k)"
-    LOW = "low", f"Low ({BITRATES['low']}k)"
+    HIGH = "high", "High"
+    MEDIUM = "medium", "Medium"
+    LOW = "low", "Low"
 
 
-class CachedRendition(models.Model):
-    """An MP3 made from a lossless track, stored as ``AUDIO_CACHE_DIR/<file_name>``.
+class Format(models.TextChoices):
+    MP3 = "mp3", FORMATS["mp3"].label
+    OPUS = "opus", FORMATS["opus"].label
+    AAC = "aac", FORMATS["aac"].label
+
+
+def format_field():
+    # Every row made before Opus and AAC is an MP3: the default keeps them valid as they are.
+    return models.CharField(max_length=8, choices=Format.choices, default=DEFAULT_FORMAT)
+
+
+class VariantMixin:
+    """``variant``: the row's (format, quality) pair."""
+
+    @property
+    def variant(self) -> Variant:
+        return Variant(self.format, self.quality)
+
+
+class CachedRendition(VariantMixin, models.Model):
+    """An MP3, Opus or AAC file made from a lossless track, stored as ``AUDIO_CACHE_DIR/<file_name>``.
 
     ``source_size``/``source_mtime_ns``/``encoder_profile`` record what the file was made
     from and how; when any differs from the track today, the rendition is stale.
     """
 
     track = models.ForeignKey(Track, on_delete=models.CASCADE, related_name="renditions")
+    format = format_field()
     quality = models.CharField(max_length=8, choices=Quality.choices)
     bitrate = models.PositiveIntegerField(help_text="kbit/s.")
     file_name = models.CharField(
-        max_length=128, unique=True, help_text="<hash>_<quality>_<bitrate>k.mp3 inside AUDIO_CACHE_DIR."
+        max_length=128, unique=True, help_text="<hash>_<format>_<quality>_<bitrate>k.<ext> inside AUDIO_CACHE_DIR."
     )
     size = models.PositiveBigIntegerField(help_text="Bytes.")
     source_size = models.PositiveBigIntegerField()
@@ -43,21 +63,21 @@ class CachedRendition(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["track", "quality"], name="rendition_unique_track_quality"),
+            models.UniqueConstraint(fields=["track", "format", "quality"], name="rendition_unique_track_variant"),
         ]
         indexes = [
             # Least-recently-used eviction and "not accessed for N days".
             models.Index(fields=["last_accessed_at"], name="rendition_lru_idx"),
             models.Index(fields=["created_at"], name="rendition_created_idx"),
-            models.Index(fields=["quality", "created_at"], name="rendition_quality_idx"),
+            models.Index(fields=["format", "quality", "created_at"], name="rendition_variant_idx"),
             models.Index(fields=["-size"], name="rendition_size_idx"),
         ]
 
     def __str__(self):
-        return f"{self.track} @ {self.quality}"
+        return f"{self.track} @ {self.variant.label}"
 
 
-class CacheTask(models.Model):
+class CacheTask(VariantMixin, models.Model):
     """One transcode job in the queue. Rows stay after they finish, for the admin's history."""
 
     class Status(models.TextChoices):
@@ -75,6 +95,7 @@ class CacheTask(models.Model):
     PRIORITY_PLAY = 100
 
     track = models.ForeignKey(Track, on_delete=models.CASCADE, related_name="cache_tasks")
+    format = format_field()
     quality = models.CharField(max_length=8, choices=Quality.choices)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     priority = models.SmallIntegerField(default=PRIORITY_PRECACHE)
@@ -104,9 +125,9 @@ class CacheTask(models.Model):
             # The database, not the application, guarantees one active job per rendition:
             # concurrent enqueues race on this index and the loser joins the winner's task.
             models.UniqueConstraint(
-                fields=["track", "quality"],
+                fields=["track", "format", "quality"],
                 condition=Q(status__in=["pending", "running"]),
-                name="cachetask_one_active_per_rendition",
+                name="cachetask_one_active_per_variant",
             ),
             models.CheckConstraint(
                 condition=Q(progress__gte=0.0) & Q(progress__lte=1.0), name="cachetask_progress_range"
@@ -126,11 +147,11 @@ class CacheTask(models.Model):
                 name="cachetask_lease_idx",
             ),
             models.Index(fields=["status", "-created_at"], name="cachetask_status_idx"),
-            models.Index(fields=["quality", "status"], name="cachetask_quality_idx"),
+            models.Index(fields=["format", "quality", "status"], name="cachetask_variant_idx"),
         ]
 
     def __str__(self):
-        return f"{self.track} @ {self.quality} ({self.status})"
+        return f"{self.track} @ {self.variant.label} ({self.status})"
 
     @property
     def is_active(self) -> bool:
@@ -164,13 +185,14 @@ class CacheBatch(models.Model):
         return self.label
 
 
-class CacheBatchItem(models.Model):
+class CacheBatchItem(VariantMixin, models.Model):
     class Outcome(models.TextChoices):
         SKIPPED = "skipped"  # decided when queued: already cached, lossy, missing, quarantined
         FAILED = "failed"
 
     batch = models.ForeignKey(CacheBatch, on_delete=models.CASCADE, related_name="items")
     track = models.ForeignKey(Track, on_delete=models.CASCADE, related_name="+")
+    format = format_field()
     quality = models.CharField(max_length=8, choices=Quality.choices)
     task = models.ForeignKey(CacheTask, null=True, blank=True, on_delete=models.SET_NULL, related_name="batch_items")
     # Empty while a task decides the outcome; set when the batch could decide without a task.
@@ -184,7 +206,7 @@ class CacheBatchItem(models.Model):
         indexes = [models.Index(fields=["batch", "id"], name="cachebatchitem_batch_idx")]
 
     def __str__(self):
-        return f"{self.batch}: {self.track} @ {self.quality}"
+        return f"{self.batch}: {self.track} @ {self.variant.label}"
 
 
 class StreamDay(models.Model):
@@ -203,3 +225,20 @@ class StreamDay(models.Model):
 
     def __str__(self):
         return f"{self.day}: {self.hits} hits, {self.misses} misses, {self.bypasses} bypasses"
+
+
+class StreamingPreference(models.Model):
+    """A listener's "Streaming format" (account page): automatic, or one format
+    (audiocache/services/formats.py applies it)."""
+
+    class Choice(models.TextChoices):
+        AUTOMATIC = "auto", "Automatic (the best my player can play)"
+        MP3 = "mp3", "MP3"
+        OPUS = "opus", "Opus"
+        AAC = "aac", "AAC"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    format = models.CharField(max_length=8, choices=Choice.choices, default=Choice.AUTOMATIC)
+
+    def __str__(self):
+        return f"{self.user}: {self.get_format_display()}"

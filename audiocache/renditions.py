@@ -18,18 +18,21 @@ from mixtapes.files import SourceState
 from mixtapes.models import Track
 
 from .models import CachedRendition
-from .qualities import BITRATES
+from .qualities import Variant
 from .transcode import mp3
-from .transcode.ffmpeg import ENCODER_PROFILE, output_sample_rate
+from .transcode.ffmpeg import ENCODER_PROFILES, output_sample_rate
 
 logger = logging.getLogger(__name__)
 
 
-def cache_file_name(relative_path: str, quality: str) -> str:
-    """``<hash>_<quality>_<bitrate>k.mp3``; the hash is over the path relative to MUSIC_ROOT,
-    so moving the whole library to another root keeps the cache."""
+def cache_file_name(relative_path: str, variant: Variant | str) -> str:
+    """``<hash>_<format>_<quality>_<bitrate>k.<ext>`` (``…_opus_medium_128k.opus``); the hash is
+    over the path relative to MUSIC_ROOT, so moving the whole library to another root keeps the
+    cache. MP3s made before Opus and AAC keep their ``<hash>_<quality>_<bitrate>k.mp3`` names
+    (their rows hold them) until they are made again."""
+    variant = Variant.of(variant)
     digest = hashlib.sha256(relative_path.encode("utf-8")).hexdigest()[:32]
-    return f"{digest}_{quality}_{BITRATES[quality]}k.mp3"
+    return f"{digest}_{variant.format}_{variant.quality}_{variant.bitrate}k.{variant.spec.extension}"
 
 
 def is_plain_name(name: str) -> bool:
@@ -54,7 +57,7 @@ def is_fresh(rendition: CachedRendition, source: SourceState, cache_dir: Path | 
     if (
         rendition.source_size != source.size
         or rendition.source_mtime_ns != source.mtime_ns
-        or rendition.encoder_profile != ENCODER_PROFILE
+        or rendition.encoder_profile != ENCODER_PROFILES.get(rendition.format)
     ):
         return False
     path = rendition_path(rendition, cache_dir)

@@ -23,6 +23,7 @@ from . import selectors, services
 from .events import sending
 from .events.payload import Counts, decode_stored, payload
 from .models import CacheBatch, CacheBatchItem, CachedRendition, CacheTask
+from .qualities import Variant
 from .queue import batches
 from .queue.pool import run_batch_inline
 from .renditions import cache_file_name, rendition_path
@@ -105,14 +106,15 @@ def _progress_adapter(progress_callback: ProgressFunction | None):
 
 
 def _outcomes(batch: CacheBatch) -> dict[tuple[int, str], bool]:
-    """(track id, quality) -> True when a fresh rendition exists or none is needed."""
+    """(track id, variant written out: ``medium``, ``opus:low``) -> True when a fresh rendition
+    exists or none is needed."""
     results = {}
     for item in batch.items.select_related("task"):
         if item.task is not None:
             ok = item.task.status in (CacheTask.Status.DONE, CacheTask.Status.SKIPPED)
         else:
             ok = item.outcome == CacheBatchItem.Outcome.SKIPPED
-        results[(item.track_id, item.quality)] = ok
+        results[(item.track_id, str(item.variant))] = ok
     return results
 
 
@@ -159,7 +161,10 @@ class CacheWorker:
             t
             for t in tracks
             for q in qualities
-            if CachedRendition.objects.filter(track=t, quality=q).exists() and not self.audio_cache.is_cached(t, q)
+            if CachedRendition.objects.filter(
+                track=t, format=Variant.of(q).format, quality=Variant.of(q).quality
+            ).exists()
+            and not self.audio_cache.is_cached(t, q)
         ]
         if not outdated:
             return {t.path: {} for t in tracks}

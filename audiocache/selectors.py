@@ -25,17 +25,18 @@ from django.db.models import Count, F, Max, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
+from config.prepared import PreparedQuery
 from mixtapes import sharing
 from mixtapes.files import SourceState, SourceUnavailable, source_state
 from mixtapes.models import Mixtape, MixtapeTrack, Track
 
 from .events.payload import channel_for, outcome_line, payload
-from .models import CacheBatch, CacheBatchItem, CachedRendition, CacheTask, StreamDay
-from .qualities import BITRATES, QUALITY_NAMES
+from .models import CacheBatch, CacheBatchItem, CachedRendition, CacheTask, StreamDay, StreamingPreference
+from .qualities import FORMATS, ORIGINAL, Variant, all_variants, enabled_formats
 from .queue import tasks
 from .queue.batches import batch_counts
-from .renditions import cache_file_name, is_fresh, rendition_path
-from .transcode.ffmpeg import DISK_FULL_TEXT, ENCODER_PROFILE, FFmpegMissing, check_ffmpeg
+from .renditions import cache_file_name, is_fresh, is_plain_name, rendition_path
+from .transcode.ffmpeg import DISK_FULL_TEXT, ENCODER_PROFILES, FFmpegMissing, check_ffmpeg
 
 # --- The stream look-up -------------------------------------------------------------------------
 
@@ -99,21 +100,24 @@ def _build_stream_sql(sharing_mode: str) -> tuple[str, list]:
     )
     joined = (
         f"{t} LEFT OUTER JOIN {r} ON {r}.{col(CachedRendition, 'track')} = {track_id}"
-        f" AND {r}.{col(CachedRendition, 'quality')} = %s"
+        f" AND {r}.{col(CachedRendition, 'format')} = %s AND {r}.{col(CachedRendition, 'quality')} = %s"
     )
     return f"SELECT {columns} FROM {joined} WHERE {track_id} = %s", shared_params  # noqa: S608
 
 
-def stream_lookup(track_id: int, quality: str) -> tuple[Track, bool, CachedRendition | None] | None:
-    """``(track, on a shared mixtape, rendition row at quality or None)``, or None for an unknown id.
+def stream_lookup(track_id: int, variant: Variant | str) -> tuple[Track, bool, CachedRendition | None] | None:
+    """``(track, on a shared mixtape, rendition row of the variant or None)``, or None for an
+    unknown id. ``variant`` may be ``original``: no rendition row is looked for then.
 
     The rows are read fresh on every request (no caching: access follows the database at once);
     whether a rendition may be served is still decided by the files themselves."""
     if not 0 < track_id <= _MAX_ID:
         return None
+    variant = None if variant == ORIGINAL else Variant.of(variant)
+    fmt, quality = (variant.format, variant.quality) if variant else ("", ORIGINAL)
     with connection.cursor() as cursor:
         sql, shared_params = _stream_sql()
-        cursor.execute(sql, [*shared_params, quality, track_id])
+        cursor.execute(sql, [*shared_params, fmt, quality, track_id])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -124,7 +128,8 @@ def stream_lookup(track_id: int, quality: str) -> tuple[Track, bool, CachedRendi
     public, rendition_row = row[3 + lengths], row[4 + lengths :]
     rendition = None
     if rendition_row[0] is not None:
-        values = {"track_id": track.pk, "quality": quality, **dict(zip(_RENDITION_FIELDS, rendition_row, strict=True))}
+        values = {"track_id": track.pk, "format": fmt, "quality": quality,
+                  **dict(zip(_RENDITION_FIELDS, rendition_row, strict=True))}  # fmt: skip
         rendition = _instance(CachedRendition, values)
     return track, bool(public), rendition
 
@@ -135,29 +140,45 @@ def _instance(model, values: dict):
     return model.from_db(connection.alias, names, [values[name] for name in names])
 
 
+# A listener's streaming format, read for every stream request that names none: prepared once.
+_PREFERENCE = PreparedQuery(
+    lambda user_id: StreamingPreference.objects.filter(user_id=user_id).values_list("format"),
+    marker=987_654_321_987,
+)
+
+
+def streaming_preference(user_id: int) -> str | None:
+    """The listener's "Streaming format" choice, None when they never made one."""
+    rows = _PREFERENCE.rows(user_id)
+    return rows[0][0] if rows else None
+
+
 # --- Freshness as the rows say it -----------------------------------------------------------------
 
 
 def fresh_q() -> Q:
-    """Rendition rows that match their track as last scanned and today's encoder settings."""
-    return Q(
-        encoder_profile=ENCODER_PROFILE,
-        source_size=F("track__file_size"),
-        source_mtime_ns=F("track__file_mtime_ns"),
-    )
+    """Rendition rows that match their track as last scanned and today's encoder settings
+    (each format's own)."""
+    profiles = Q()
+    for fmt, profile in ENCODER_PROFILES.items():
+        profiles |= Q(format=fmt, encoder_profile=profile)
+    return profiles & Q(source_size=F("track__file_size"), source_mtime_ns=F("track__file_mtime_ns"))
 
 
-def fresh_renditions(quality: str | None = None):
+def fresh_renditions(variant: Variant | str | None = None):
     """Renditions whose row says they are fresh (``fresh_q``). The file on disk is not looked
     at: good for listing, not for serving."""
     renditions = CachedRendition.objects.filter(fresh_q())
-    return renditions if quality is None else renditions.filter(quality=quality)
+    if variant is None:
+        return renditions
+    variant = Variant.of(variant)
+    return renditions.filter(format=variant.format, quality=variant.quality)
 
 
-def ready_counts(mixtapes, quality: str) -> dict[int, int]:
-    """Mixtape id -> how many of its entries stream from the cache at ``quality`` or need no
+def ready_counts(mixtapes, variant: Variant | str) -> dict[int, int]:
+    """Mixtape id -> how many of its entries stream from the cache in ``variant`` or need no
     cache (lossy sources). One aggregate query."""
-    cached_tracks = fresh_renditions(quality).values("track_id")
+    cached_tracks = fresh_renditions(variant).values("track_id")
     rows = (
         MixtapeTrack.objects.filter(mixtape__in=mixtapes)
         .filter(Q(track__is_lossless=False) | Q(track_id__in=cached_tracks))
@@ -169,13 +190,14 @@ def ready_counts(mixtapes, quality: str) -> dict[int, int]:
 
 
 def cached_qualities(track_ids) -> dict[int, list[str]]:
-    """Track id -> the qualities it has a fresh rendition for, best first."""
-    found: dict[int, list[str]] = {track_id: [] for track_id in track_ids}
-    for track_id, quality in fresh_renditions().filter(track_id__in=list(found)).values_list("track_id", "quality"):
-        found[track_id].append(quality)
-    for qualities in found.values():
-        qualities.sort(key=QUALITY_NAMES.index)
-    return found
+    """Track id -> the variants it has a fresh rendition of (``medium``, ``opus:low``), MP3's
+    first, best first."""
+    found: dict[int, list[Variant]] = {track_id: [] for track_id in track_ids}
+    rows = fresh_renditions().filter(track_id__in=list(found)).values_list("track_id", "format", "quality")
+    for track_id, fmt, quality in rows:
+        found[track_id].append(Variant(fmt, quality))
+    order = {variant: n for n, variant in enumerate(all_variants(every=True))}
+    return {track_id: [str(v) for v in sorted(variants, key=order.get)] for track_id, variants in found.items()}
 
 
 # --- Batches as pages show them --------------------------------------------------------------------
@@ -201,7 +223,15 @@ def batch_log(batch: CacheBatch, limit: int = 500) -> list[dict]:
         CacheBatchItem.objects.filter(batch=batch)
         .select_related("track", "task")
         .only(
-            "quality", "outcome", "note", "track__title", "track__artist", "track__path", "task__status", "task__error"
+            "format",
+            "quality",
+            "outcome",
+            "note",
+            "track__title",
+            "track__artist",
+            "track__path",
+            "task__status",
+            "task__error",
         )
         .order_by("id")[:limit]
     )
@@ -217,9 +247,9 @@ def batch_log(batch: CacheBatch, limit: int = 500) -> list[dict]:
         lines.append(
             {
                 "track_id": item.track_id,
-                "quality": item.quality,
+                "quality": str(item.variant),
                 "status": {"done": "completed", "cancelled": "skipped"}.get(status, status),
-                "message": outcome_line(item.track, item.quality, verb, reason),
+                "message": outcome_line(item.track, str(item.variant), verb, reason),
             }
         )
     return lines
@@ -249,7 +279,7 @@ def batch_page_state(batch: CacheBatch) -> dict:
 def batch_failures(batch: CacheBatch, limit: int = 20) -> list[tuple[str, str, str]]:
     """``(track path, quality, last line of the error)`` of the batch's failed tasks."""
     items = batch.items.filter(task__status=CacheTask.Status.FAILED).select_related("track", "task")[:limit]
-    return [(item.track.path, item.quality, item.task.error_line) for item in items]
+    return [(item.track.path, str(item.variant), item.task.error_line) for item in items]
 
 
 # --- The dashboard -------------------------------------------------------------------------------------
@@ -297,14 +327,22 @@ def cache_size() -> int:
 def dashboard() -> dict:
     """The cache dashboard's figures: aggregate queries only, so the page costs the same few
     queries with 100 renditions or 100,000."""
-    per_quality = {
-        row["quality"]: row
-        for row in CachedRendition.objects.values("quality").annotate(count=Count("id"), bytes=Sum("size")).order_by()
+    per_variant = {
+        Variant(row["format"], row["quality"]): row
+        for row in CachedRendition.objects.values("format", "quality")
+        .annotate(count=Count("id"), bytes=Sum("size"), hits=Sum("hit_count"))
+        .order_by()
     }
+    # One row per variant that may be made or is held (a format turned off keeps its files
+    # until they are purged): name, label, count, bytes and hits.
+    shown = [v for v in all_variants(every=True) if v in per_variant or v.format in enabled_formats()]
+    empty = {"count": 0, "bytes": 0, "hits": 0}
     qualities = [
-        {"name": name, "bitrate": BITRATES[name], **per_quality.get(name, {"count": 0, "bytes": 0})}
-        for name in BITRATES
-    ]
+        {"name": v.quality, "format": v.format, "format_label": FORMATS[v.format].label, "label": v.label,
+         "bitrate": v.bitrate,
+         **{k: per_variant.get(v, empty)[k] for k in empty}}
+        for v in shown
+    ]  # fmt: skip
     total_bytes = sum(q["bytes"] or 0 for q in qualities)
     total_count = sum(q["count"] for q in qualities)
     stale = CachedRendition.objects.exclude(fresh_q()).aggregate(count=Count("id"), bytes=Sum("size"))
@@ -357,7 +395,7 @@ def dashboard() -> dict:
 
 @dataclass(frozen=True)
 class QualityReport:
-    quality: str
+    quality: str  # the variant, written out: "medium", "opus:low"
     expected_name: str
     file_size: int | None  # None: no file under the expected name
     rendition: CachedRendition | None
@@ -381,22 +419,25 @@ def track_cache_report(track: Track, recent: int = 5) -> TrackCacheReport:
         state, problem = source_state(track), ""
     except SourceUnavailable as exc:
         state, problem = None, str(exc)
-    renditions = {r.quality: r for r in CachedRendition.objects.filter(track=track)}
+    renditions = {r.variant: r for r in CachedRendition.objects.filter(track=track)}
     reports = []
-    for quality in QUALITY_NAMES:
-        expected = cache_file_name(track.path, quality)
+    for variant in all_variants(every=True):
+        rendition = renditions.get(variant)
+        if rendition is None and variant.format not in enabled_formats():
+            continue
+        # A row names its file (an MP3 of the seed's naming keeps its old name); else the name it would get.
+        expected = rendition.file_name if rendition is not None else cache_file_name(track.path, variant)
         try:
-            file_size = os.stat(cache_dir / expected).st_size
+            file_size = os.stat(cache_dir / expected).st_size if is_plain_name(expected) else None
         except OSError:
             file_size = None
-        rendition = renditions.get(quality)
         fresh = (
             rendition is not None
             and state is not None
             and rendition_path(rendition, cache_dir) is not None
             and is_fresh(rendition, state, cache_dir)
         )
-        reports.append(QualityReport(quality, expected, file_size, rendition, fresh))
+        reports.append(QualityReport(str(variant), expected, file_size, rendition, fresh))
     tasks = list(CacheTask.objects.filter(track=track).order_by("-created_at")[:recent])
     return TrackCacheReport(track, state, problem, reports, tasks)
 

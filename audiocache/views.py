@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from django.conf import settings
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_safe
 from django_eventstream.views import events
 
@@ -17,26 +18,44 @@ from .events import fanout
 from .events.access import may_follow
 from .events.payload import channel_for, sse_snapshot
 from .models import CacheBatch
-from .qualities import REQUESTABLE
+from .qualities import DEFAULT_FORMAT, ORIGINAL, REQUESTABLE
 from .services import offset
 
 
 @require_safe
 def stream(request, track_id: int):
-    """``GET/HEAD /stream/<id>/?quality=high|medium|low|original[&share=<token>]``: a rendition
-    or the original, with ranges (``share``: a share link's token, for a private mixtape's track)."""
+    """``GET/HEAD /stream/<id>/?quality=high|medium|low|original[&format=mp3|opus|aac|original]
+    [&share=<token>]``: a rendition or the original, with ranges (``format``: see
+    services/formats.py, which also reads the Accept header and the listener's preference;
+    ``share``: a share link's token, for a private mixtape's track)."""
     quality = request.GET.get("quality", settings.AUDIO_CACHE_DEFAULT_QUALITY)
+    asked = request.GET.get("format", "")
+    if asked == ORIGINAL:
+        quality = ORIGINAL
     if quality not in REQUESTABLE:
         return HttpResponseBadRequest(
             f"Unknown quality {quality[:40]!r}: use one of {', '.join(REQUESTABLE)}.", content_type="text/plain"
         )
-    return play_response(request, track_id, quality, share_token=request.GET.get("share", "")[:64])
+    fmt = DEFAULT_FORMAT
+    if quality != ORIGINAL:
+        try:
+            # The listener's preference (a session read) only when the request names no format.
+            fmt = services.choose_format(
+                asked, user=None if asked else request.user, accept=request.headers.get("Accept", "")
+            )
+        except services.UnknownFormat as exc:
+            return HttpResponseBadRequest(str(exc), content_type="text/plain")
+    response = play_response(request, track_id, quality, share_token=request.GET.get("share", "")[:64], fmt=fmt)
+    if not asked and quality != ORIGINAL and response.get("X-Audio-Cache") != "bypass":
+        # The format came from the Accept header or the listener's preference: caches must know.
+        patch_vary_headers(response, ("Accept", "Cookie"))
+    return response
 
 
-def play_response(request, track_id: int, quality: str, user=None, *, share_token: str = ""):
-    """The answer to a play of ``track_id`` at ``quality`` (a name or "original") by ``user``
-    (default: the request's): hit, progressive, miss or original, with ranges. Shared by
-    ``/stream/`` and the Subsonic API's ``stream``, so both follow the same rules."""
+def play_response(request, track_id: int, quality: str, user=None, *, share_token: str = "", fmt: str = "mp3"):
+    """The answer to a play of ``track_id`` at ``quality`` (a name or "original") in format
+    ``fmt`` by ``user`` (default: the request's): hit, progressive, miss or original, with
+    ranges. Shared by ``/stream/`` and the Subsonic API's ``stream``, so both follow the same rules."""
     wanted = services.PlayRequest(
         track_id,
         quality,
@@ -45,6 +64,7 @@ def play_response(request, track_id: int, quality: str, user=None, *, share_toke
         range_header=request.headers.get("Range"),
         may_wait=not fast_path.has_waited(),
         share_token=share_token,
+        format=fmt,
     )
     try:
         answer = services.play(wanted)

@@ -268,8 +268,13 @@ AUDIO_CACHE_DEFAULT_QUALITY = env.string("AUDIO_CACHE_DEFAULT_QUALITY", "medium"
 # 0 means "no workers inside the web process" (scale-out: run manage.py cacheworker).
 AUDIO_CACHE_MAX_WORKERS = env.integer("AUDIO_CACHE_MAX_WORKERS", 4, minimum=0, maximum=64)
 AUDIO_CACHE_PRECACHE_ON_UPLOAD = env.boolean("AUDIO_CACHE_PRECACHE_ON_UPLOAD", True)
+# Qualities, or format:quality pairs (mp3:medium,opus:medium); a bare quality is MP3.
 AUDIO_CACHE_PRECACHE_QUALITIES = list(
     dict.fromkeys(q.lower() for q in env.string_list("AUDIO_CACHE_PRECACHE_QUALITIES", ["medium"]))
+)
+# The formats renditions may be made in (MP3 always: every player plays it, it is the fallback).
+AUDIO_CACHE_FORMATS = list(
+    dict.fromkeys(f.lower() for f in env.string_list("AUDIO_CACHE_FORMATS", ["mp3", "opus", "aac"]))
 )
 AUDIO_CACHE_MAX_SIZE = env.byte_size("AUDIO_CACHE_MAX_SIZE", 0)
 AUDIO_CACHE_MAX_AGE_DAYS = env.integer("AUDIO_CACHE_MAX_AGE_DAYS", 0, minimum=0)

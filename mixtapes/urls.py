@@ -2,7 +2,7 @@ from django.urls import path
 
 from config import converters  # noqa: F401 (registers <id:...> and <token:...>)
 
-from . import link_views, views
+from . import account_views, link_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -11,6 +11,7 @@ urlpatterns = [
     path("editor/<slug:slug>/", views.editor, name="editor"),
     path("editor/<slug:slug>/delete/", views.mixtape_delete, name="mixtape-delete"),
     path("library/search/", views.library_search, name="library-search"),
+    path("account/", account_views.account, name="account"),
     path("share/<slug:slug>/", views.share, name="share"),
     path("share/<slug:slug>/cover/", views.cover, name="mixtape-cover"),
     path("tracks/<id:track_id>/cover/", views.track_cover, name="track-cover"),

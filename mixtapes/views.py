@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from audiocache import selectors as cache_selectors
 from audiocache import services as cache_services
-from audiocache.qualities import BITRATES, ORIGINAL, REQUESTABLE
+from audiocache.qualities import BITRATES, FORMATS, ORIGINAL, REQUESTABLE, enabled_formats
 from config.numbers import MAX_ID, whole_number
 from config.paths import resolve_inside
 
@@ -194,6 +194,7 @@ def share_page(request, mixtape: Mixtape, link=None):
             "entries": entries,
             "playlist": playlist,
             "qualities": quality_choices(),
+            "player_formats": player_formats(),
             "download_qualities": quality_choices() if link and link.allow_download else [],
             "default_quality": default_quality,
             "cache_enabled": settings.AUDIO_CACHE_ENABLED,
@@ -203,6 +204,11 @@ def share_page(request, mixtape: Mixtape, link=None):
     )
     response["Cache-Control"] = _share_cache_control(request, mixtape, link)
     return response
+
+
+def player_formats() -> dict:
+    """The formats the player may ask for (AUDIO_CACHE_FORMATS), with their bitrates."""
+    return {name: {"label": FORMATS[name].label, "bitrates": FORMATS[name].bitrates} for name in enabled_formats()}
 
 
 def quality_choices() -> list[tuple[str, str]]:

@@ -17,7 +17,8 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from audiocache.qualities import BITRATES
+from audiocache.qualities import DEFAULT_FORMAT, FORMATS, ORIGINAL
+from audiocache.services import choose_format
 from audiocache.views import play_response, play_response_from
 from config.numbers import MAX_ID, whole_number
 from config.paths import resolve_inside
@@ -386,31 +387,44 @@ def _track(call) -> selectors.SongFacts:
     return track
 
 
-def choose_quality(track: Track | selectors.SongFacts, format_: str | None, max_bit_rate: int) -> str:
-    """Which of /stream/'s qualities answers a Subsonic ``stream``: the original for ``raw``, for
-    a lossy source (never re-encoded) or when the limit is at least the source's own rate; else
-    the highest quality at or under ``maxBitRate`` (the lowest when none is; 0 = the default)."""
+# The Subsonic ``format`` values that name one of our formats; "raw" asks for the original.
+SUBSONIC_FORMATS = {"mp3": "mp3", "opus": "opus", "ogg": "opus", "aac": "aac", "m4a": "aac", "mp4": "aac"}
+
+
+def choose_quality(track, format_: str | None, max_bit_rate: int, fmt: str = DEFAULT_FORMAT) -> str:
+    """Which of /stream/'s qualities answers a Subsonic ``stream`` in format ``fmt``: the
+    original for ``raw``, for a lossy source (never re-encoded) or when the limit is at least
+    the source's own rate; else the highest quality of ``fmt`` at or under ``maxBitRate`` (the
+    lowest when none is; 0 = the default)."""
     if format_ == "raw" or not track.is_lossless:
-        return "original"
+        return ORIGINAL
     if not max_bit_rate:
         return settings.AUDIO_CACHE_DEFAULT_QUALITY
     if track.bitrate and max_bit_rate * 1000 >= track.bitrate:
-        return "original"
-    fitting = [name for name, kbps in BITRATES.items() if kbps <= max_bit_rate]
-    return max(fitting, key=BITRATES.get) if fitting else min(BITRATES, key=BITRATES.get)
+        return ORIGINAL
+    bitrates = FORMATS[fmt].bitrates
+    fitting = [name for name, kbps in bitrates.items() if kbps <= max_bit_rate]
+    return max(fitting, key=bitrates.get) if fitting else min(bitrates, key=bitrates.get)
 
 
 @method("stream")
 def stream(call):
     track = _track(call)
-    quality = choose_quality(track, call.text("format"), call.number("maxBitRate", default=0, limit=10**6))
+    asked = (call.text("format") or "").lower()
     seconds = call.number("timeOffset", default=0, limit=10**7)
-    if seconds and quality != "original":
+    # A play from an offset is cut from an MP3 or encoded live as one (services/offset.py).
+    fmt = (
+        DEFAULT_FORMAT
+        if seconds
+        else choose_format(SUBSONIC_FORMATS.get(asked), user=call.user, accept=call.request.headers.get("Accept", ""))
+    )
+    quality = choose_quality(track, asked, call.number("maxBitRate", default=0, limit=10**6), fmt)
+    if seconds and quality != ORIGINAL:
         try:
             return play_response_from(call.request, track.pk, quality, seconds, call.user)
         except Http404:
             raise not_found("Song") from None
-    return _play(call, track, quality)
+    return _play(call, track, quality, fmt)
 
 
 @method("download")
@@ -418,9 +432,9 @@ def download(call):
     return _play(call, _track(call), "original")
 
 
-def _play(call, track, quality):
+def _play(call, track, quality, fmt=DEFAULT_FORMAT):
     try:
-        return play_response(call.request, track.pk, quality, user=call.user)
+        return play_response(call.request, track.pk, quality, user=call.user, fmt=fmt)
     except Http404:
         raise not_found("Song") from None
 

@@ -238,14 +238,14 @@ def hit(user_client, library):
 
 
 def same_but_the_xing_frame(streamed: bytes, final: bytes) -> bool:
-    """ffmpeg fills in the Xing frame when it ends; every other byte is the finished file's."""
+    """ffmpeg fills in the Xing frame when it ends, and the full tags replace ffmpeg's in the
+    same room (transcode/tags.py); every other byte is the finished file's, at the same offset."""
     from audiocache.transcode import mp3
 
     layout = mp3.read_layout(final)
-    xing_start = mp3.id3v2_length(final)
     return (
         len(streamed) == len(final)
-        and streamed[:xing_start] == final[:xing_start]
+        and mp3.id3v2_length(streamed) == mp3.id3v2_length(final)
         and streamed[layout.audio_offset :] == final[layout.audio_offset :]
     )
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from .. import selectors, services
-from ..qualities import BITRATES, QUALITY_NAMES
+from ..qualities import all_variants
 
 
 def can_queue(request) -> bool:
@@ -31,7 +31,7 @@ def size_label(n) -> str:
 
 class QualitiesForm(forms.Form):
     qualities = forms.MultipleChoiceField(
-        choices=[(q, f"{q} ({BITRATES[q]}k)") for q in QUALITY_NAMES],
+        choices=lambda: [(str(v), v.label) for v in all_variants()],
         widget=forms.CheckboxSelectMultiple,
         initial=lambda: list(settings.AUDIO_CACHE_PRECACHE_QUALITIES),
     )

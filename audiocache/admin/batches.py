@@ -8,7 +8,7 @@ from ..models import CacheBatch, CacheBatchItem
 
 class CacheBatchItemInline(admin.TabularInline):
     model = CacheBatchItem
-    fields = ["track", "quality", "task", "outcome", "note"]
+    fields = ["track", "format", "quality", "task", "outcome", "note"]
     readonly_fields = fields
     extra = 0
     can_delete = False

@@ -19,7 +19,7 @@ from .actions import QueuePermissionMixin, precache_action, size_label
 
 class RenditionInline(admin.TabularInline):
     model = CachedRendition
-    fields = ["quality", "bitrate", "file_name", "size_label", "created_at", "last_accessed_at", "hit_count"]
+    fields = ["format", "quality", "bitrate", "file_name", "size_label", "created_at", "last_accessed_at", "hit_count"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -36,13 +36,15 @@ class RenditionInline(admin.TabularInline):
 def renditions_table(track_ids) -> str:
     """An HTML table of the renditions of these tracks (one query), for the mixtape admin."""
     rows = (
-        CachedRendition.objects.filter(track_id__in=track_ids).select_related("track").order_by("track_id", "quality")
+        CachedRendition.objects.filter(track_id__in=track_ids)
+        .select_related("track")
+        .order_by("track_id", "format", "quality")
     )
     if not rows:
         return format_html("<p>{}</p>", "No renditions yet.")
     body = format_html_join(
         "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-        ((r.track, r.quality, size_label(r.size), r.hit_count) for r in rows),
+        ((r.track, r.variant.label, size_label(r.size), r.hit_count) for r in rows),
     )  # fmt: skip
     return format_html(
         "<table><thead><tr><th>Track</th><th>Quality</th><th>Size</th><th>Hits</th></tr></thead><tbody>{}</tbody></table>",

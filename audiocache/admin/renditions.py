@@ -75,8 +75,8 @@ class LastUsedFilter(admin.SimpleListFilter):
 
 @admin.register(CachedRendition)
 class CachedRenditionAdmin(QueuePermissionMixin, TrackSearchMixin, admin.ModelAdmin):
-    list_display = ["track_link", "quality", "bitrate_label", "size_label", "created_at", "last_accessed_at", "hit_count", "state"]  # fmt: skip
-    list_filter = ["quality", FreshnessFilter, LastUsedFilter]
+    list_display = ["track_link", "format", "quality", "bitrate_label", "size_label", "created_at", "last_accessed_at", "hit_count", "state"]  # fmt: skip
+    list_filter = ["format", "quality", FreshnessFilter, LastUsedFilter]
     list_select_related = ["track"]
     search_fields = ["track__title"]  # see TrackSearchMixin
     search_help_text = "Every word must appear in the track's title, artist, album or path."
@@ -85,7 +85,7 @@ class CachedRenditionAdmin(QueuePermissionMixin, TrackSearchMixin, admin.ModelAd
     show_full_result_count = False
     actions = ["purge_selected", "retranscode_selected"]
     readonly_fields = [
-        "track_link", "quality", "bitrate", "file_name", "size_label", "source_size", "source_mtime_ns",
+        "track_link", "format", "quality", "bitrate", "file_name", "size_label", "source_size", "source_mtime_ns",
         "encoder_profile", "created_at", "last_accessed_at", "hit_count", "state",
     ]  # fmt: skip
     fields = readonly_fields

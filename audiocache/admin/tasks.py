@@ -31,8 +31,8 @@ FINISHED = [CacheTask.Status.DONE, CacheTask.Status.FAILED, CacheTask.Status.SKI
 
 @admin.register(CacheTask)
 class CacheTaskAdmin(QueuePermissionMixin, TrackSearchMixin, admin.ModelAdmin):
-    list_display = ["track", "quality", "status", "priority", "attempts", "progress_bar", "short_error", "worker_id", "created_at", "started_at", "finished_at"]  # fmt: skip
-    list_filter = ["status", "quality", PriorityFilter, "created_at"]
+    list_display = ["track", "format", "quality", "status", "priority", "attempts", "progress_bar", "short_error", "worker_id", "created_at", "started_at", "finished_at"]  # fmt: skip
+    list_filter = ["status", "format", "quality", PriorityFilter, "created_at"]
     list_select_related = ["track"]
     search_fields = ["track__title"]  # see TrackSearchMixin
     search_help_text = "Every word in the track's title, artist, album or path; or a worker; or words of the error."
@@ -40,7 +40,7 @@ class CacheTaskAdmin(QueuePermissionMixin, TrackSearchMixin, admin.ModelAdmin):
     show_full_result_count = False
     actions = ["retry", "cancel", "delete_finished"]
     readonly_fields = [
-        "track", "quality", "status", "priority", "attempts", "progress_bar", "full_error", "worker_id",
+        "track", "format", "quality", "status", "priority", "attempts", "progress_bar", "full_error", "worker_id",
         "lease_expires_at", "available_at", "force", "source_size", "source_mtime_ns", "created_at",
         "started_at", "finished_at", "updated_at",
     ]  # fmt: skip

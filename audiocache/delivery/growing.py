@@ -1,8 +1,9 @@
 """Reading a file ffmpeg is still writing (progressive streaming).
 
-A ``GrowingFile`` is an open temporary file of a running transcode whose final size is
-already known (the services plan it from the MP3's layout and the track's length). Its
-bytes are read as they are written: a range inside what is written goes out at once, a
+A ``GrowingFile`` is an open temporary file of a running transcode. For an MP3 its final size
+is already known (the services plan it from the MP3's layout and the track's length); an Opus
+or AAC stream's is not (its frames vary in size), so it is sent whole, as it grows, without a
+length and without ranges. Its bytes are read as they are written: a range inside what is written goes out at once, a
 range beyond it (a seek ahead) waits for ffmpeg. The reading ends, where the bytes end, when
 the writer is done with the file: it removed it (a failed or stopped transcode), renamed it
 into place (finished: nothing more will come), or stopped writing for longer than a lease.
@@ -29,13 +30,14 @@ POLL_SECONDS = 0.02
 
 @dataclass
 class GrowingFile:
-    """An open temporary file of a running transcode, and the size it will have."""
+    """An open temporary file of a running transcode, and the size it will have (None: unknown)."""
 
     file: OpenFile
     path: Path
-    size: int
-    etag: str  # weak: the finished file differs in its Xing frame, written last
-    label: str  # for the log: which track and quality
+    size: int | None
+    etag: str  # weak: the finished file differs in its Xing frame (or its tags), written last
+    label: str  # for the log: which track and variant
+    content_type: str = "audio/mpeg"
 
 
 def stall_seconds() -> float:

@@ -62,7 +62,7 @@ class FileBody:
         async for chunk in read_growing(self.file.fd, part.start, part.length, self.growing.path):
             sent += len(chunk)
             yield chunk
-        if sent < part.length:
+        if sent < part.length and self.growing.size is not None:  # an open end ends where the writer stops
             self.ended_short = True
             logger.warning(
                 "progressive stream of %s ended after %d of %d bytes: its transcode failed, stalled or made "
@@ -138,6 +138,26 @@ def file_response(
         raise
     if not isinstance(response, AudioFileResponse) or response.file_body is None:
         file.close()
+    return response
+
+
+# The end of a body whose length nobody knows yet: read until the writer is done.
+OPEN_END = 2**62
+
+
+def growing_response(request, growing: GrowingFile, headers: dict) -> "AudioFileResponse":
+    """A file being written whose final length nobody knows (an Opus or AAC transcode): a 200
+    with the whole of it as it grows, without Content-Length (chunked) and without ranges, since
+    a range of an unknown length cannot be promised. The player gets the finished, seekable
+    file on its next request."""
+    body = FileBody(growing.file, [ByteRange(0, OPEN_END - 1)], growing)
+    response = AudioFileResponse(
+        None if request.method == "HEAD" else body, status=200, content_type=growing.content_type
+    )
+    if request.method == "HEAD":
+        growing.file.close()
+    for key, value in {**headers, "Accept-Ranges": "none", "ETag": growing.etag}.items():
+        response[key] = value
     return response
 
 

@@ -1,6 +1,6 @@
 """Batches: one precache request (a mixtape save, a CLI run, an admin action) and its counts.
 
-A batch has one item per (track, quality) it asked for. An item either points at the task
+A batch has one item per (track, variant) it asked for. An item either points at the task
 that makes the rendition (a task may serve several batches: two overlapping batches that
 share tracks both see it finish) or records why nothing was needed. A batch's counts come
 from its items and their tasks' live status, so a task cancelled in the admin counts at once;
@@ -29,7 +29,7 @@ ITEMS_PER_INSERT = 500
 
 def create_batch(
     tracks,
-    qualities,
+    variants,
     *,
     label: str,
     user=None,
@@ -37,23 +37,25 @@ def create_batch(
     force: bool = False,
     priority: int = CacheTask.PRIORITY_PRECACHE,
 ) -> CacheBatch:
-    """Queue ``tracks`` x ``qualities`` as one batch and announce it; a batch with nothing to
-    do is finished (and says so) before this returns."""
+    """Queue ``tracks`` x ``variants`` (``Variant`` or ``"opus:medium"``, a bare quality being
+    MP3) as one batch and announce it; a batch with nothing to do is finished (and says so)
+    before this returns."""
     with transaction.atomic():
         batch = CacheBatch.objects.create(label=label[:200], created_by=user, mixtape=mixtape)
-        results = tasks.enqueue(tracks, qualities, priority=priority, force=force)
+        results = tasks.enqueue(tracks, variants, priority=priority, force=force)
         CacheBatchItem.objects.bulk_create(
             (
                 CacheBatchItem(
                     batch=batch,
                     track_id=track_id,
-                    quality=quality,
+                    format=variant.format,
+                    quality=variant.quality,
                     task=result if isinstance(result, CacheTask) else None,
                     outcome="" if isinstance(result, CacheTask) else _outcome_for_reason(result),
                     note="" if isinstance(result, CacheTask) else result,
                     announced=not isinstance(result, CacheTask),
                 )
-                for (track_id, quality), result in results.items()
+                for (track_id, variant), result in results.items()
             ),
             batch_size=ITEMS_PER_INSERT,
         )
@@ -76,14 +78,14 @@ def _announce_settled(events: BatchEvents, results: dict, counts: Counts) -> Non
     if not settled:
         return
     tracks = Track.objects.only("id", "title", "artist", "path").in_bulk({track_id for (track_id, _), _ in settled})
-    for (track_id, quality), reason in settled:
+    for (track_id, variant), reason in settled:
         track = tracks.get(track_id)
         if track is None:
             continue
         if _outcome_for_reason(reason) == CacheBatchItem.Outcome.FAILED:
-            events.track_failed(track, quality, counts, reason)
+            events.track_failed(track, str(variant), counts, reason)
         else:
-            events.track_skipped(track, quality, counts, reason)
+            events.track_skipped(track, str(variant), counts, reason)
 
 
 def _outcome_for_reason(reason: str) -> str:

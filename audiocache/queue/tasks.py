@@ -3,7 +3,7 @@
 Correctness comes from the database, so any number of workers on any number of hosts can
 share one queue:
 
-- one active task per (track, quality) is a partial unique index; an enqueue that loses
+- one active task per (track, format, quality) is a partial unique index; an enqueue that loses
   the race simply joins the winner's task;
 - a claim takes a row with ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL and with a
   conditional ``UPDATE`` that must change exactly one row on SQLite (``claim/``);
@@ -27,6 +27,7 @@ from mixtapes.models import Track
 from mixtapes.probe import last_line
 
 from ..models import CachedRendition, CacheTask
+from ..qualities import Variant
 from ..renditions import is_fresh
 from ..transcode.ffmpeg import TEMP_PREFIX
 from . import doorbell
@@ -43,49 +44,54 @@ ALREADY_CACHED = "already cached"  # an enqueue result: a fresh rendition exists
 
 def enqueue(
     tracks: Iterable[Track] | Iterable[int],
-    qualities: Iterable[str],
+    variants: Iterable[Variant | str],
     *,
     priority: int = CacheTask.PRIORITY_PRECACHE,
     force: bool = False,
-) -> dict[tuple[int, str], CacheTask | str]:
-    """Queue renditions of ``tracks`` at ``qualities``; returns (track id, quality) -> task or skip reason.
+) -> dict[tuple[int, Variant], CacheTask | str]:
+    """Queue renditions of ``tracks`` in ``variants`` (``Variant`` or ``"opus:medium"``; a bare
+    quality is MP3); returns (track id, variant) -> task or skip reason.
 
-    Idempotent: an active task for the same track and quality is joined (and its priority
+    Idempotent: an active task for the same track and variant is joined (and its priority
     raised if ours is higher). Already fresh renditions, lossy and missing sources, and
     sources whose last attempt failed (quarantined until the file changes) are skipped
     unless ``force``. Works in chunks with bulk queries, so 10,000 tracks cost a few dozen
     queries. Idle workers are woken once the transaction commits.
     """
-    qualities = list(dict.fromkeys(qualities))
+    variants = list(dict.fromkeys(Variant.of(v) for v in variants))
     ids = [t.pk if isinstance(t, Track) else int(t) for t in tracks]
     ids = list(dict.fromkeys(ids))
-    results: dict[tuple[int, str], CacheTask | str] = {}
+    results: dict[tuple[int, Variant], CacheTask | str] = {}
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
         track_rows = {
             t.id: t
             for t in Track.objects.filter(id__in=chunk).order_by().only("id", "path", "is_lossless", "missing_since")
         }
-        for quality in qualities:
-            results.update(_enqueue_chunk(chunk, track_rows, quality, priority, force))
+        for variant in variants:
+            results.update(_enqueue_chunk(chunk, track_rows, variant, priority, force))
     if any(isinstance(v, CacheTask) for v in results.values()):
         transaction.on_commit(doorbell.ring)
     return results
 
 
-def active_task(track_id: int, quality: str) -> CacheTask | None:
+def active_task(track_id: int, variant: Variant | str) -> CacheTask | None:
     """The pending or running task of this rendition (the one ``enqueue`` would join), if any."""
-    return CacheTask.objects.filter(track_id=track_id, quality=quality, status__in=CacheTask.ACTIVE_STATUSES).first()
+    variant = Variant.of(variant)
+    return CacheTask.objects.filter(
+        track_id=track_id, format=variant.format, quality=variant.quality, status__in=CacheTask.ACTIVE_STATUSES
+    ).first()
 
 
-def _enqueue_chunk(chunk, track_rows, quality, priority, force):
-    results: dict[tuple[int, str], CacheTask | str] = {}
+def _enqueue_chunk(chunk, track_rows, variant: Variant, priority, force):
+    results: dict[tuple[int, Variant], CacheTask | str] = {}
+    same_variant = {"format": variant.format, "quality": variant.quality}
     # The file as it is now, not as the last scan saw it: a rendition made before the file
     # changed must not count as cached, and a changed file leaves quarantine.
     candidates: dict[int, tuple[Track, SourceState]] = {}
     for track_id in chunk:
         track = track_rows.get(track_id)
-        key = (track_id, quality)
+        key = (track_id, variant)
         if track is None or track.missing_since is not None:
             results[key] = "source missing (rescan the library?)"
         elif not track.is_lossless:
@@ -97,9 +103,9 @@ def _enqueue_chunk(chunk, track_rows, quality, priority, force):
                 results[key] = f"source unavailable: {exc}"
     renditions, quarantined = {}, {}
     if candidates and not force:
-        renditions = {r.track_id: r for r in CachedRendition.objects.filter(track_id__in=candidates, quality=quality)}
+        renditions = {r.track_id: r for r in CachedRendition.objects.filter(track_id__in=candidates, **same_variant)}
         for track_id, size, mtime_ns, error in (
-            CacheTask.objects.filter(track_id__in=candidates, quality=quality, status=Status.FAILED)
+            CacheTask.objects.filter(track_id__in=candidates, status=Status.FAILED, **same_variant)
             .order_by("id")
             .values_list("track_id", "source_size", "source_mtime_ns", "error")
         ):
@@ -110,10 +116,10 @@ def _enqueue_chunk(chunk, track_rows, quality, priority, force):
         rendition = renditions.get(track_id)
         failed_before = quarantined.get(track_id)
         if rendition is not None and is_fresh(rendition, state, cache_dir):
-            results[(track_id, quality)] = ALREADY_CACHED
+            results[(track_id, variant)] = ALREADY_CACHED
         elif failed_before is not None and failed_before[:2] == (state.size, state.mtime_ns):
             reason = last_line(failed_before[2] or "", "see the task's error")
-            results[(track_id, quality)] = f"failed before (fix the file or force a retry): {reason[:200]}"
+            results[(track_id, variant)] = f"failed before (fix the file or force a retry): {reason[:200]}"
         else:
             wanted.append((track, state))
 
@@ -123,7 +129,8 @@ def _enqueue_chunk(chunk, track_rows, quality, priority, force):
                 [
                     CacheTask(
                         track_id=t.id,
-                        quality=quality,
+                        format=variant.format,
+                        quality=variant.quality,
                         priority=priority,
                         force=force,
                         source_size=state.size,
@@ -135,16 +142,16 @@ def _enqueue_chunk(chunk, track_rows, quality, priority, force):
             )
             wanted_ids = [t.id for t, _state in wanted]
             active = CacheTask.objects.filter(
-                track_id__in=wanted_ids, quality=quality, status__in=CacheTask.ACTIVE_STATUSES
+                track_id__in=wanted_ids, status__in=CacheTask.ACTIVE_STATUSES, **same_variant
             )
             active.filter(status=Status.PENDING, priority__lt=priority).update(priority=priority)
             if force:
                 active.filter(status=Status.PENDING, force=False).update(force=True)
             for task in active:
-                results[(task.track_id, quality)] = task
+                results[(task.track_id, variant)] = task
         for t, _state in wanted:
             # Finished between our insert and our read (rare): nothing left to do for it.
-            results.setdefault((t.id, quality), ALREADY_CACHED)
+            results.setdefault((t.id, variant), ALREADY_CACHED)
     return results
 
 

@@ -1,6 +1,8 @@
 """The decisions and writes of the audio cache: the door that views, the admin, commands and
 other apps go through (reads are in ``audiocache.selectors``).
 
+- ``choose_format``: which format a listener gets (``formats.py``), ``set_streaming_format``
+  their choice on the account page;
 - ``play``: which file answers a stream request (``play.py``), following a transcode while it
   is written (``following.py``), counting plays (``play_counts.py``);
 - ``precache_mixtape``/``precache_tracks``: queue a batch of renditions (``precache.py``);
@@ -13,20 +15,24 @@ other apps go through (reads are in ``audiocache.selectors``).
 
 from .cleanup import enforce_limits, evict_to_size, expire, purge, reconcile
 from .downloads import DownloadFile, DownloadPlan, plan_download
+from .formats import AUTOMATIC, UnknownFormat, choose_format, preferred_format, set_streaming_format
 from .play import NotPlayable, Play, PlayRequest, WaitForTranscode, play, wait_for_transcode
 from .precache import PrecacheResult, precache_mixtape, precache_tracks
 from .queue_changes import cancel_tasks, retranscode, retry_tasks
 from .transcoding import make_rendition, run_task
 
 __all__ = [
+    "AUTOMATIC",
     "DownloadFile",
     "DownloadPlan",
     "NotPlayable",
     "Play",
     "PlayRequest",
     "PrecacheResult",
+    "UnknownFormat",
     "WaitForTranscode",
     "cancel_tasks",
+    "choose_format",
     "enforce_limits",
     "evict_to_size",
     "expire",
@@ -35,10 +41,12 @@ __all__ = [
     "play",
     "precache_mixtape",
     "precache_tracks",
+    "preferred_format",
     "purge",
     "reconcile",
     "retranscode",
     "retry_tasks",
     "run_task",
+    "set_streaming_format",
     "wait_for_transcode",
 ]

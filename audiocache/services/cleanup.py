@@ -34,7 +34,9 @@ CHUNK = 500
 MAX_DAYS = 36_500  # "older than N days" beyond a century is a typo, and overflows date arithmetic
 # The only files reconciliation may delete: our renditions, and our temporary files. Whatever
 # else lies in the folder (someone pointed AUDIO_CACHE_DIR at the wrong place) is left alone.
-OWN_FILE = re.compile(r"^(?:[0-9a-f]{32}_(?:high|medium|low)_\d+k\.mp3|\.tmp-.+|\.health-.+)$")
+OWN_FILE = re.compile(
+    r"^(?:[0-9a-f]{32}_(?:(?:mp3|opus|aac)_)?(?:high|medium|low)_\d+k\.(?:mp3|opus|m4a)|\.tmp-.+|\.health-.+)$"
+)
 # A file in the cache folder that no row names is left alone this long: a worker renames its
 # finished file into place a moment before it records the row.
 ORPHAN_GRACE_SECONDS = 600

@@ -17,7 +17,7 @@ from mixtapes.files import SourceUnavailable, source_state
 from mixtapes.models import Track
 
 from ..models import CachedRendition, CacheTask
-from ..qualities import ORIGINAL
+from ..qualities import DEFAULT_FORMAT, ORIGINAL, Variant
 from ..queue import tasks
 from ..renditions import rendition_path
 
@@ -46,13 +46,16 @@ def plan_download(track_ids: list[int], quality: str) -> DownloadPlan:
     track_ids = list(dict.fromkeys(track_ids))
     tracks = Track.objects.in_bulk(track_ids)
     use_cache = settings.AUDIO_CACHE_ENABLED and quality != ORIGINAL
-    queued = tasks.enqueue(track_ids, [quality], priority=CacheTask.PRIORITY_PLAY) if use_cache else {}
-    made = [track_id for track_id in track_ids if queued.get((track_id, quality)) == tasks.ALREADY_CACHED]
-    renditions = {r.track_id: r for r in CachedRendition.objects.filter(track_id__in=made, quality=quality)}
+    variant = Variant(DEFAULT_FORMAT, quality) if use_cache else None  # MP3s: every player plays them
+    queued = tasks.enqueue(track_ids, [variant], priority=CacheTask.PRIORITY_PLAY) if use_cache else {}
+    made = [track_id for track_id in track_ids if queued.get((track_id, variant)) == tasks.ALREADY_CACHED]
+    renditions = {
+        r.track_id: r for r in CachedRendition.objects.filter(track_id__in=made, format=DEFAULT_FORMAT, quality=quality)
+    }
 
     files, preparing, missing = [], 0, 0
     for track_id in track_ids:
-        outcome = queued.get((track_id, quality))
+        outcome = queued.get((track_id, variant))
         if isinstance(outcome, CacheTask):
             preparing += 1
             continue

@@ -1,10 +1,15 @@
 """Following a transcode while ffmpeg writes it (progressive streaming, ``AUDIO_CACHE_PROGRESSIVE``).
 
 On a miss the play service joins (or starts) the play-priority transcode and answers from
-the task's temporary file as it grows, so a listener hears MP3 from the first second; every
-listener of the same track and quality follows the same ffmpeg run.
+the task's temporary file as it grows, so a listener hears the rendition from the first second;
+every listener of the same track and variant follows the same ffmpeg run.
 
-Honest lengths: the rendition's frame count is planned from the track's probed length and
+Opus and AAC are followed without a length: their frames differ in size, so nobody knows the
+final size until ffmpeg ends. They are sent whole as they grow (chunked, no ranges: an Ogg Opus
+file as ffmpeg writes it, and for AAC an ADTS copy of the same encode, since the MP4 that is
+kept has its index at the front only once finished); the next request gets the finished file.
+
+Honest lengths (MP3): the rendition's frame count is planned from the track's probed length and
 the file's first bytes give its header's length, so the final size is known before ffmpeg
 ends (``transcode/mp3.py``). Responses carry that size, ranges are answered against it, and a
 player can seek as in a finished file (a range beyond what is written waits for ffmpeg,
@@ -43,6 +48,7 @@ from ..transcode import mp3
 from ..transcode.ffmpeg import TEMP_PREFIX
 
 Status = CacheTask.Status
+FIRST_BYTES = 512  # an Opus or ADTS stream with its first page or frames
 
 
 def _alive(task: CacheTask) -> bool:
@@ -52,34 +58,48 @@ def _alive(task: CacheTask) -> bool:
     )
 
 
+# What a followed file is, per format (AAC's is the ADTS copy).
+FOLLOWED_TYPES = {"mp3": "audio/mpeg", "opus": "audio/ogg; codecs=opus", "aac": "audio/aac"}
+
+
 @dataclass(frozen=True)
 class TranscodeOutput:
-    """The file a live attempt writes, with the length it was planned to have."""
+    """The file a live attempt writes, with the length it was planned to have (MP3 only)."""
 
     temp_name: str
-    frames: int
+    frames: int | None
     task_id: int
     label: str
+    format: str = "mp3"
 
     @classmethod
     def of_task(cls, task: CacheTask) -> "TranscodeOutput | None":
-        """The output of a live attempt that has one with a planned length, else None."""
-        if not _alive(task) or not task.temp_name or not task.planned_frames:
+        """The output of a live attempt that can be followed (an MP3 needs a planned length), else None."""
+        if not _alive(task) or not task.temp_name or (task.format == "mp3" and not task.planned_frames):
             return None
-        return cls(task.temp_name, task.planned_frames, task.pk, f"track {task.track_id} at {task.quality}")
+        label = f"track {task.track_id} at {task.variant.label}"
+        return cls(task.temp_name, task.planned_frames, task.pk, label, task.format)
 
     def open(self) -> GrowingFile | None:
         """The file, open, once ffmpeg has written its header; None if it cannot be followed
         (yet). Only a plain temporary name of ours, a regular file inside the cache folder, is
         ever opened, whatever the task row says."""
         name = self.temp_name
-        if not self.frames or not name.startswith(TEMP_PREFIX) or name != os.path.basename(name):
+        if self.format not in FOLLOWED_TYPES or (self.format == "mp3" and not self.frames):
+            return None
+        if not name.startswith(TEMP_PREFIX) or name != os.path.basename(name):
             return None
         path = Path(settings.AUDIO_CACHE_DIR) / name
         try:
-            file, _st = open_regular(path, follow_links=False)
+            file, st = open_regular(path, follow_links=False)
         except (OSError, ValueError):  # not created yet, already gone, a link, a NUL in the name
             return None
+        if self.format != "mp3":
+            if st.st_size < FIRST_BYTES:  # nothing a player could start from yet
+                file.close()
+                return None
+            digest = hashlib.sha256(f"{self.task_id}:{name}".encode()).hexdigest()[:24]
+            return GrowingFile(file, path, None, f'W/"p{digest}"', self.label, FOLLOWED_TYPES[self.format])
         try:
             layout = mp3.read_layout_of(file.fd)
         except (mp3.NotYet, mp3.NotMP3, OSError):

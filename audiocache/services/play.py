@@ -34,10 +34,10 @@ from ..delivery.files import StoredFile, content_type_for, means_no_file, open_r
 from ..delivery.growing import GrowingFile
 from ..delivery.ranges import from_the_start
 from ..models import CachedRendition, CacheTask
-from ..qualities import ORIGINAL
+from ..qualities import DEFAULT_FORMAT, FORMATS, ORIGINAL, Variant
 from ..queue import tasks
 from ..renditions import planned_frames, rendition_path
-from ..transcode.ffmpeg import ENCODER_PROFILE
+from ..transcode.ffmpeg import ENCODER_PROFILES
 from . import following, play_counts
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,12 @@ class PlayRequest:
     range_header: str | None = None
     may_wait: bool = True  # False once the request has waited for its transcode
     share_token: str = ""  # a share link's token (``?share=``): opens the tracks of its mixtape
+    format: str = DEFAULT_FORMAT  # of the rendition: mp3, opus or aac (services/formats.py chooses)
+
+    @property
+    def variant(self) -> Variant | None:
+        """The rendition asked for; None for the original."""
+        return None if self.quality == ORIGINAL else Variant(self.format, self.quality)
 
     @property
     def from_start(self) -> bool:
@@ -92,31 +98,35 @@ def play(request: PlayRequest) -> Play | WaitForTranscode:
 
 
 def _decide(request: PlayRequest, *, looked_again: bool = False) -> Play | WaitForTranscode:
-    found = selectors.stream_lookup(request.track_id, request.quality)
+    variant = request.variant
+    found = selectors.stream_lookup(request.track_id, variant or ORIGINAL)
     if found is None:
         raise NotPlayable("No such track.")
     track, public, rendition = found
     if not public and not _may_hear_private(request, track.pk):
         raise NotPlayable("No such track.")  # not 403: do not confirm that a private track exists
 
-    if not (settings.AUDIO_CACHE_ENABLED and request.quality != ORIGINAL and track.is_lossless):
+    if not (settings.AUDIO_CACHE_ENABLED and variant is not None and track.is_lossless):
         return _original(request, track, public, "bypass")
     source = _current_source(track)
     hit = _hit(request, rendition, source, public)
     if hit is not None:
         return hit
-    followable = settings.AUDIO_CACHE_PROGRESSIVE and source is not None and planned_frames(track, source) is not None
+    # An MP3 is followed with its planned length; Opus and AAC without one (services/following.py).
+    followable = (
+        settings.AUDIO_CACHE_PROGRESSIVE
+        and source is not None
+        and (variant.format != "mp3" or planned_frames(track, source) is not None)
+    )
     # One look at the queue serves both: a transcode being written is followed, a task another
     # listener queued is joined without the enqueue's checks and writes.
-    task = tasks.active_task(track.pk, request.quality)
+    task = tasks.active_task(track.pk, variant)
     growing = following.follow_task(task) if followable else None
     if growing is not None:
         return _counted(request, Play(track.pk, public, "progressive", growing), "miss")
     if task is None or task.priority < CacheTask.PRIORITY_PLAY:
         # A miss: make it at play priority (a failed source stays quarantined).
-        task = tasks.enqueue([track], [request.quality], priority=CacheTask.PRIORITY_PLAY).get(
-            (track.pk, request.quality)
-        )
+        task = tasks.enqueue([track], [variant], priority=CacheTask.PRIORITY_PLAY).get((track.pk, variant))
     if task == tasks.ALREADY_CACHED and not looked_again:  # finished since the look-up above: look again
         return _decide(replace(request, may_wait=False), looked_again=True)
     if followable and isinstance(task, CacheTask) and _may_wait(request, task):
@@ -161,7 +171,7 @@ def _hit(request, rendition: CachedRendition | None, source: SourceState | None,
         source is None
         or rendition is None
         or (rendition.source_size, rendition.source_mtime_ns) != (source.size, source.mtime_ns)
-        or rendition.encoder_profile != ENCODER_PROFILE
+        or rendition.encoder_profile != ENCODER_PROFILES.get(rendition.format)
     ):
         return None
     path = rendition_path(rendition)
@@ -172,7 +182,8 @@ def _hit(request, rendition: CachedRendition | None, source: SourceState | None,
     except OSError:
         return None  # evicted (or never written): a miss
     play_counts.record_hit(rendition.pk)
-    stored = StoredFile(file, st, "audio/mpeg", f"r:{path.name}", root="cache", name=path.name)
+    content_type = FORMATS[rendition.format].content_type
+    stored = StoredFile(file, st, content_type, f"r:{path.name}", root="cache", name=path.name)
     return _counted(request, Play(rendition.track_id, public, "hit", stored), "hit")
 
 

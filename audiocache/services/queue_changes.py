@@ -2,18 +2,19 @@
 tasks, cancel active ones. Each returns how many tasks it queued or cancelled."""
 
 from ..models import CacheTask
+from ..qualities import Variant
 from ..queue import tasks
 
 
 def retranscode(renditions) -> int:
     """Queue fresh transcodes of these renditions (a queryset); each keeps being served until
     its new file replaces it."""
-    by_quality: dict[str, list[int]] = {}
-    for track_id, quality in renditions.values_list("track_id", "quality"):
-        by_quality.setdefault(quality, []).append(track_id)
+    by_variant: dict[Variant, list[int]] = {}
+    for track_id, fmt, quality in renditions.values_list("track_id", "format", "quality"):
+        by_variant.setdefault(Variant(fmt, quality), []).append(track_id)
     queued = 0
-    for quality, track_ids in by_quality.items():
-        results = tasks.enqueue(track_ids, [quality], force=True)
+    for variant, track_ids in by_variant.items():
+        results = tasks.enqueue(track_ids, [variant], force=True)
         queued += sum(1 for r in results.values() if isinstance(r, CacheTask))
     return queued
 
@@ -23,7 +24,7 @@ def retry_tasks(task_rows) -> int:
     failed source is quarantined until its file changes; whoever retries by hand overrides that."""
     retried = 0
     for task in task_rows.filter(status__in=[CacheTask.Status.FAILED, CacheTask.Status.CANCELLED]):
-        result = tasks.enqueue([task.track_id], [task.quality], priority=task.priority, force=True)
+        result = tasks.enqueue([task.track_id], [task.variant], priority=task.priority, force=True)
         retried += sum(1 for r in result.values() if isinstance(r, CacheTask))
     return retried
 

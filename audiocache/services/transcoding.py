@@ -9,6 +9,7 @@ again, a full or unwritable cache folder makes the task wait without spending it
 how it ended, and the cache's size cap and age limit are applied.
 """
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -26,16 +27,18 @@ from mixtapes.probe import last_line
 
 from ..events.sending import BatchEvents
 from ..models import CachedRendition, CacheTask
-from ..qualities import BITRATES, QUALITY_NAMES
+from ..qualities import Variant, enabled_formats
 from ..queue import batches, tasks
 from ..renditions import cache_file_name, check_planned_size, is_fresh, planned_frames, rendition_path
+from ..transcode import tags
 from ..transcode.ffmpeg import (
-    ENCODER_PROFILE,
+    ENCODER_PROFILES,
     CacheUnwritable,
     FFmpegMissing,
     SourceFacts,
     TranscodeError,
     TranscodeTimeout,
+    output_sample_rate,
     transcode,
 )
 from . import cleanup
@@ -50,9 +53,10 @@ class SourceChanged(SourceUnavailable):
     """The file changed during the transcode: worth another attempt, unlike a missing file."""
 
 
-def fresh_rendition(track: Track, quality: str, source: SourceState | None = None, cache_dir=None):
-    """The rendition at ``quality`` if it is fresh, else None; ``source`` spares a stat when known."""
-    rendition = CachedRendition.objects.filter(track=track, quality=quality).first()
+def fresh_rendition(track: Track, variant: Variant | str, source: SourceState | None = None, cache_dir=None):
+    """The rendition of ``variant`` if it is fresh, else None; ``source`` spares a stat when known."""
+    variant = Variant.of(variant)
+    rendition = CachedRendition.objects.filter(track=track, format=variant.format, quality=variant.quality).first()
     if rendition is None:
         return None
     try:
@@ -64,7 +68,7 @@ def fresh_rendition(track: Track, quality: str, source: SourceState | None = Non
 
 def make_rendition(
     track: Track,
-    quality: str,
+    variant: Variant | str,
     *,
     overwrite: bool = False,
     cache_dir: Path | None = None,
@@ -79,18 +83,21 @@ def make_rendition(
     file would replace the old one. ``on_output(temporary path, planned frames or None)`` is
     called before ffmpeg starts writing (listeners may follow that file while it grows).
     """
-    if quality not in QUALITY_NAMES:
-        raise ValueError(f"unknown quality {quality!r}")
+    variant = Variant.of(variant)  # ValueError for an unknown one
+    if variant.format not in enabled_formats():
+        raise ValueError(f"the {variant.spec.label} format is turned off (AUDIO_CACHE_FORMATS)")
     cache_dir = Path(cache_dir or settings.AUDIO_CACHE_DIR)
     if not overwrite:
-        rendition = fresh_rendition(track, quality, cache_dir=cache_dir)
+        rendition = fresh_rendition(track, variant, cache_dir=cache_dir)
         if rendition is not None:
             return rendition_path(rendition, cache_dir)
     before = source_state(track)
-    destination = cache_dir / cache_file_name(track.path, quality)
-    # Planned only for listeners who may follow the file (progressive streaming).
-    frames = planned_frames(track, before) if settings.AUDIO_CACHE_PROGRESSIVE else None
+    destination = cache_dir / cache_file_name(track.path, variant)
+    # Planned only for listeners who may follow the file (progressive streaming), and only for
+    # MP3, whose length follows from its frames; Opus and AAC are followed without a length.
+    frames = planned_frames(track, before) if settings.AUDIO_CACHE_PROGRESSIVE and variant.format == "mp3" else None
     facts = SourceFacts(track.sample_rate, track.channels, track.has_cover, track.duration)
+    source_tags = _with_scanned(tags.read_tags(before.path), track)
 
     def check_before_publish() -> None:
         # Checked before the rename, so a stale result never replaces a newer rendition.
@@ -102,29 +109,77 @@ def make_rendition(
     size = transcode(
         before.path,
         destination,
-        quality,
+        variant,
         facts,
         before_publish=check_before_publish,
         on_output=None if on_output is None else lambda temp: on_output(temp, frames),
+        finish=lambda path: _carry_tags(path, variant, track, source_tags),
+        reserve=tags.mp3_reserve(source_tags) if variant.format == "mp3" else 0,
         **transcode_options,
     )
+    previous = CachedRendition.objects.filter(track=track, format=variant.format, quality=variant.quality).first()
     CachedRendition.objects.update_or_create(
         track=track,
-        quality=quality,
+        format=variant.format,
+        quality=variant.quality,
         defaults={
-            "bitrate": BITRATES[quality],
+            "bitrate": variant.bitrate,
             "file_name": destination.name,
             "size": size,
             "source_size": before.size,
             "source_mtime_ns": before.mtime_ns,
-            "encoder_profile": ENCODER_PROFILE,
+            "encoder_profile": ENCODER_PROFILES[variant.format],
             "created_at": timezone.now(),
         },
     )
-    logger.info("rendition track=%s quality=%s bytes=%s", track.pk, quality, size)
+    if previous is not None and previous.file_name != destination.name:
+        _remove_replaced(previous, cache_dir)
+    logger.info("rendition track=%s variant=%s bytes=%s", track.pk, variant, size)
     if frames is not None:
         check_planned_size(destination, size, frames, track)
     return destination
+
+
+def _with_scanned(found: "tags.SourceTags", track: Track) -> "tags.SourceTags":
+    """The source's tags as mutagen reads them (bounded), completed by what the scan read with
+    ffprobe where mutagen reads nothing (a WAV's RIFF INFO, TTA): a rendition never has fewer
+    tags than the library shows."""
+
+    def first(value, fallback):
+        return value if value not in (None, "") else fallback
+
+    return dataclasses.replace(
+        found,
+        title=first(found.title, track.title),
+        artist=first(found.artist, track.artist),
+        album=first(found.album, track.album),
+        album_artist=first(found.album_artist, track.album_artist),
+        track=first(found.track, track.track_number),
+        disc=first(found.disc, track.disc_number),
+        track_gain=first(found.track_gain, track.replaygain_track_gain),
+        track_peak=first(found.track_peak, track.replaygain_track_peak),
+        album_gain=first(found.album_gain, track.replaygain_album_gain),
+        album_peak=first(found.album_peak, track.replaygain_album_peak),
+    )
+
+
+def _carry_tags(rendition: Path, variant: Variant, track: Track, source_tags: tags.SourceTags) -> None:
+    """Every tag and the cover of the source, in the rendition's format (transcode/tags.py).
+    Tags that cannot be written cost the tags (ffmpeg's stay), never the rendition."""
+    samples = None  # AAC's gapless note (iTunSMPB) states the length in samples at the output rate
+    if variant.format == "aac" and track.duration and track.sample_rate:
+        samples = round(track.duration * (output_sample_rate(track.sample_rate) or track.sample_rate))
+    try:
+        tags.write_tags(rendition, variant.format, source_tags, source_samples=samples)
+    except tags.TagWriteError as exc:
+        logger.warning("track %s: the %s rendition keeps ffmpeg's tags only: %s", track.pk, variant.label, exc)
+
+
+def _remove_replaced(previous: CachedRendition, cache_dir: Path) -> None:
+    """A rendition made again under a new name (an MP3 of the seed's naming): its old file goes."""
+    path = rendition_path(previous, cache_dir)
+    if path is not None:
+        path.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -163,10 +218,10 @@ def run_task(
         outcome = TaskOutcome(tasks.fail(task, worker_id, f"internal error: {exc}") or "lost", str(exc))
     seconds = round(time.monotonic() - started, 2)
     logger.info(
-        "transcode task=%s track=%s quality=%s result=%s seconds=%.2f %s",
-        task.pk, task.track_id, task.quality, outcome.status, seconds,
+        "transcode task=%s track=%s variant=%s result=%s seconds=%.2f %s",
+        task.pk, task.track_id, task.variant, outcome.status, seconds,
         f"bytes={outcome.size}" if outcome.size is not None else outcome.detail,
-        extra={"task": task.pk, "track": task.track_id, "quality": task.quality, "result": outcome.status,
+        extra={"task": task.pk, "track": task.track_id, "quality": str(task.variant), "result": outcome.status,
                "seconds": seconds, "bytes": outcome.size},
     )  # fmt: skip
     if outcome.settled:
@@ -186,7 +241,7 @@ def _execute(task, worker_id, cancelled, shutting_down, cache_dir, machine_delay
         source = source_state(track)
     except SourceUnavailable as exc:
         return TaskOutcome(tasks.fail(task, worker_id, str(exc), permanent=True), str(exc))
-    if not task.force and fresh_rendition(track, task.quality, source, cache_dir) is not None:
+    if not task.force and fresh_rendition(track, task.variant, source, cache_dir) is not None:
         tasks.finish(task, worker_id, Status.SKIPPED, "already cached")
         return TaskOutcome(Status.SKIPPED, "already cached")
 
@@ -203,7 +258,7 @@ def _execute(task, worker_id, cancelled, shutting_down, cache_dir, machine_delay
     try:
         path = make_rendition(
             track,
-            task.quality,
+            task.variant,
             overwrite=True,
             cache_dir=cache_dir,
             temp_tag=tasks.temp_tag(task.pk, task.attempts),
@@ -249,7 +304,8 @@ def _enforce_limits(task: CacheTask, cache_dir) -> None:
     if not (settings.AUDIO_CACHE_MAX_SIZE or settings.AUDIO_CACHE_MAX_AGE_DAYS):
         return
     try:
-        cleanup.enforce_limits(keep=Q(track_id=task.track_id, quality=task.quality), cache_dir=cache_dir)
+        keep = Q(track_id=task.track_id, format=task.format, quality=task.quality)
+        cleanup.enforce_limits(keep=keep, cache_dir=cache_dir)
     except Exception:  # eviction trouble must not fail a transcode that worked
         logger.exception("could not apply the cache limits")
 
@@ -259,7 +315,7 @@ def _announce_start(task: CacheTask) -> None:
         for batch in batches.open_batches_of(task):
             # The counts query runs only for ticks that are not throttled away.
             BatchEvents(batch.pk).track_started(
-                task.track, task.quality, lambda batch=batch: batches.batch_counts(batch)
+                task.track, str(task.variant), lambda batch=batch: batches.batch_counts(batch)
             )
     except Exception:
         logger.exception("could not announce task %s", task.pk)
@@ -273,11 +329,11 @@ def _announce_outcome(task: CacheTask, outcome: TaskOutcome) -> None:
         counts = batches.batch_counts(batch)
         events = BatchEvents(batch.pk)
         if outcome.status == Status.DONE:
-            events.track_cached(task.track, task.quality, counts)
+            events.track_cached(task.track, str(task.variant), counts)
         elif outcome.status == Status.FAILED:
-            events.track_failed(task.track, task.quality, counts, outcome.detail)
+            events.track_failed(task.track, str(task.variant), counts, outcome.detail)
         else:
-            events.track_skipped(task.track, task.quality, counts, outcome.detail)
+            events.track_skipped(task.track, str(task.variant), counts, outcome.detail)
         batch.items.filter(task=task).update(announced=True)
         counts, just_finished = batches.check_finished(batch, all_announced=True)
         if just_finished:

@@ -1,4 +1,4 @@
-"""Turn one lossless file into one MP3 rendition with ffmpeg, safely.
+"""Turn one lossless file into one rendition (MP3, Opus or AAC) with ffmpeg, safely.
 
 Safety rules (DESIGN.md): ffmpeg runs from an argument list (never a shell) with
 ``-nostdin`` and a timeout; the input is ``file:<absolute path>`` so no name is ever read
@@ -26,7 +26,7 @@ from django.conf import settings
 
 from mixtapes.probe import ffmpeg_input, stderr_tail
 
-from ..qualities import BITRATES
+from ..qualities import Variant, enabled_formats
 
 # Rates MP3 can carry; anything above is resampled (to 44.1 kHz for its multiples, else 48 kHz).
 MAX_MP3_SAMPLE_RATE = 48000
@@ -34,11 +34,23 @@ TEMP_PREFIX = ".tmp-"
 # A rendition shorter than this share of the probed duration means the source is damaged.
 TRUNCATION_TOLERANCE = 0.98
 TEMP_SUFFIX = ".part"
+# A placeholder ID3 frame that holds room for the full tags (an argument can carry 128 KiB).
+RESERVE_KEY = "mixtapes-reserved"
+MAX_RESERVE = 100_000
 
 # What every rendition is made with, besides the bitrate. Changing anything here changes
 # ENCODER_PROFILE, which makes every existing rendition stale (they are re-made on demand).
-_PROFILE_ARGS = ("libmp3lame", "cbr", "id3v2.3", "xing", "cover-copy", "ac2-if-more", "ar-max-48000")
-ENCODER_PROFILE = "mp3-" + hashlib.sha256(" ".join(_PROFILE_ARGS).encode()).hexdigest()[:12]
+# Each format has its own profile: a change to Opus's settings re-makes Opus renditions only.
+_PROFILE_ARGS = {
+    "mp3": ("libmp3lame", "cbr", "id3v2.3", "xing", "cover-copy", "ac2-if-more", "ar-max-48000"),
+    "opus": ("libopus", "vbr", "ar-48000", "ac2-if-more", "tags-mutagen", "r128-gains"),
+    "aac": ("aac-lc", "cbr-target", "mp4-faststart", "editlist", "ac2-if-more", "ar-max-48000", "tags-mutagen",
+            "itunsmpb"),
+}  # fmt: skip
+ENCODER_PROFILES = {
+    fmt: f"{fmt}-" + hashlib.sha256(" ".join(args).encode()).hexdigest()[:12] for fmt, args in _PROFILE_ARGS.items()
+}
+ENCODER_PROFILE = ENCODER_PROFILES["mp3"]  # the seed's MP3 profile: every existing rendition keeps it
 
 
 class TranscodeError(Exception):
@@ -94,8 +106,22 @@ def output_sample_rate(source_rate: int | None) -> int | None:
     return 44100 if source_rate % 44100 == 0 else 48000
 
 
-def build_command(source: Path, output: Path, quality: str, facts: SourceFacts, *, ffmpeg: str | None = None) -> list:
-    bitrate = BITRATES[quality]
+def build_command(
+    source: Path,
+    output: Path,
+    variant: Variant | str,
+    facts: SourceFacts,
+    *,
+    ffmpeg: str | None = None,
+    follow: Path | None = None,
+    reserve: int = 0,
+) -> list:
+    """ffmpeg's arguments for one rendition written to ``output``. ``follow`` (AAC only): a
+    second file of the same encoded audio, as ADTS, that listeners can read while it grows (an
+    MP4 with its index at the front is only readable once finished). ``reserve`` (MP3): bytes
+    of room to leave in the ID3 tag, where the full tags go later without moving the audio
+    (transcode/tags.py)."""
+    variant = Variant.of(variant)
     command = [
         ffmpeg or settings.AUDIO_CACHE_FFMPEG,
         "-hide_banner",
@@ -107,29 +133,66 @@ def build_command(source: Path, output: Path, quality: str, facts: SourceFacts, 
         "-map", "0:a:0",
         "-map_metadata", "0",
     ]  # fmt: skip
-    if facts.has_cover:
-        # The embedded picture becomes the MP3's APIC frame, unchanged.
+    if variant.format == "mp3" and facts.has_cover:
+        # The embedded picture becomes the MP3's APIC frame, unchanged. (Opus and AAC get theirs
+        # from transcode/tags.py: ffmpeg cannot put a picture in Ogg.)
         command += ["-map", "0:v?", "-c:v", "copy", "-disposition:v", "attached_pic"]
         # The picture is one packet, but ffmpeg holds the audio back (up to 10 s of it) waiting
         # for more video to interleave: listeners following the file would wait for it. Same bytes.
         command += ["-max_interleave_delta", "100000"]
-    command += ["-c:a", "libmp3lame", "-b:a", f"{bitrate}k"]  # -b:a without -q:a is constant bitrate
-    rate = output_sample_rate(facts.sample_rate)
-    if rate:
-        command += ["-ar", str(rate)]
-    if facts.channels and facts.channels > 2:
-        command += ["-ac", "2"]
-    command += [
-        "-id3v2_version", "3",
-        "-write_xing", "1",
-        "-progress", "pipe:1",
-        # Each frame reaches the file as it is made (not in 256 KiB lumps): listeners following
-        # the file hear the first second at once. Same bytes, so not part of ENCODER_PROFILE.
-        "-flush_packets", "1",
-        "-f", "mp3",
-        ffmpeg_input(output),
-    ]  # fmt: skip
+    command += _codec_args(variant, facts)
+    if variant.format == "mp3" and reserve:
+        command += ["-metadata", f"{RESERVE_KEY}={' ' * min(reserve, MAX_RESERVE)}"]
+    command += ["-progress", "pipe:1"]
+    if variant.format == "mp3":
+        command += [
+            "-id3v2_version", "3",
+            "-write_xing", "1",
+            # Each frame reaches the file as it is made (not in 256 KiB lumps): listeners following
+            # the file hear the first second at once. Same bytes, so not part of ENCODER_PROFILE.
+            "-flush_packets", "1",
+            "-f", "mp3",
+            ffmpeg_input(output),
+        ]  # fmt: skip
+    elif variant.format == "opus":
+        # Ogg pages of at most 0.2 s, written as they are made: listeners follow the file closely.
+        command += ["-page_duration", "200000", "-flush_packets", "1", "-f", "opus", ffmpeg_input(output)]
+    elif follow is None:
+        command += ["-movflags", "+faststart", "-f", "mp4", ffmpeg_input(output)]
+    else:
+        # One encode, two files (the tee muxer): the MP4 that is kept, and the ADTS stream that
+        # listeners follow; a failure of the second never spoils the first.
+        slaves = (
+            f"[f=mp4:movflags=+faststart]{_tee_path(output)}|[f=adts:onfail=ignore:flush_packets=1]{_tee_path(follow)}"
+        )
+        command += ["-flush_packets", "1", "-f", "tee", slaves]
     return command
+
+
+def _codec_args(variant: Variant, facts: SourceFacts) -> list:
+    bitrate = f"{variant.bitrate}k"
+    if variant.format == "mp3":
+        args = ["-c:a", "libmp3lame", "-b:a", bitrate]  # -b:a without -q:a is constant bitrate
+        rate = output_sample_rate(facts.sample_rate)
+    elif variant.format == "opus":
+        args = ["-c:a", "libopus", "-b:a", bitrate, "-vbr", "on"]
+        rate = 48000  # Opus decodes at 48 kHz whatever the source: resampled once, here, well
+    else:
+        args = ["-c:a", "aac", "-b:a", bitrate]
+        rate = output_sample_rate(facts.sample_rate)
+    if rate:
+        args += ["-ar", str(rate)]
+    if facts.channels and facts.channels > 2:
+        args += ["-ac", "2"]
+    return args
+
+
+def _tee_path(path: Path) -> str:
+    """A file name inside the tee muxer's list, its special characters escaped."""
+    text = ffmpeg_input(path)
+    for char in "\\|[]":
+        text = text.replace(char, "\\" + char)
+    return text
 
 
 def live_command(source: Path, quality: str, facts: SourceFacts, start: float) -> list:
@@ -141,7 +204,7 @@ def live_command(source: Path, quality: str, facts: SourceFacts, start: float) -
         "-ss", f"{start:.3f}",  # before -i: seeks the input, then decodes from there
         "-i", ffmpeg_input(source),
         "-map", "0:a:0", "-map_metadata", "-1",
-        "-c:a", "libmp3lame", "-b:a", f"{BITRATES[quality]}k",
+        "-c:a", "libmp3lame", "-b:a", f"{Variant('mp3', quality).bitrate}k",
     ]  # fmt: skip
     rate = output_sample_rate(facts.sample_rate)
     if rate:
@@ -162,7 +225,7 @@ def make_temp_path(cache_dir: Path, final_name: str, tag: str = "") -> Path:
 def transcode(
     source: Path,
     destination: Path,
-    quality: str,
+    variant: Variant | str,
     facts: SourceFacts,
     *,
     timeout: float | None = None,
@@ -171,28 +234,41 @@ def transcode(
     should_stop: Callable[[], bool] | None = None,
     before_publish: Callable[[], None] | None = None,
     on_output: Callable[[Path], None] | None = None,
+    finish: Callable[[Path], None] | None = None,
+    reserve: int = 0,
 ) -> int:
     """Write the rendition of ``source`` to ``destination`` atomically; returns its size in bytes.
 
     ``on_progress`` gets 0.0-1.0 as ffmpeg advances; ``should_stop`` is polled and, when it
-    returns True, ffmpeg is killed and ``TranscodeError("stopped")`` raised. ``before_publish``
-    runs after the file is complete and synced, just before it replaces ``destination``; it
-    raises to cancel. ``on_output`` gets the temporary file's path before ffmpeg starts writing
-    it (progressive streaming follows it). On any failure the temporary file is removed and an
-    existing ``destination`` is left untouched.
+    returns True, ffmpeg is killed and ``TranscodeError("stopped")`` raised. ``on_output`` gets
+    the path of the file listeners may follow while ffmpeg writes it (progressive streaming),
+    before ffmpeg starts. ``finish`` completes the file once ffmpeg is done (the tags): on a
+    copy when listeners may be following the one ffmpeg wrote, so their bytes never change
+    under them. ``before_publish`` runs after the file is complete and synced, just before it
+    replaces ``destination``; it raises to cancel. On any failure the temporary files are
+    removed and an existing ``destination`` is left untouched.
     """
+    variant = Variant.of(variant)
     timeout = timeout or settings.AUDIO_CACHE_TRANSCODE_TIMEOUT
+    temps: list[Path] = []
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
         temp = make_temp_path(destination.parent, destination.name, temp_tag)
+        temps.append(temp)
+        followed = temp
+        if variant.format == "aac" and on_output is not None:
+            followed = make_temp_path(destination.parent, destination.name.replace(".m4a", ".aac"), temp_tag)
+            temps.append(followed)
     except OSError as exc:
         # A bare OSError used to surface as "internal error" with a traceback in the worker log;
         # this is a failed transcode like any other, with a message that says what to fix.
         raise CacheUnwritable.from_os_error(destination.parent, exc) from None
-    command = build_command(source, temp, quality, facts)
+    command = build_command(
+        source, temp, variant, facts, follow=followed if followed != temp else None, reserve=reserve
+    )
     try:
         if on_output is not None:
-            on_output(temp)
+            on_output(followed)
         try:
             _run_ffmpeg(command, source, facts.duration, timeout, on_progress, should_stop)
         except (MachineTrouble, TranscodeTimeout):
@@ -202,18 +278,26 @@ def transcode(
                 raise
             raise _machine_trouble(destination.parent, str(exc)) or exc from None
         try:
-            size = _fsync(temp)
+            published = temp
+            if finish is not None:
+                if followed == temp and on_output is not None:
+                    published = make_temp_path(destination.parent, destination.name, temp_tag)
+                    temps.append(published)
+                    shutil.copyfile(temp, published)
+                finish(published)
+            size = _fsync(published)
             if size == 0:
                 raise TranscodeError("ffmpeg produced an empty file")
             if before_publish is not None:
                 before_publish()
-            os.replace(temp, destination)
+            os.replace(published, destination)
             _fsync_dir(destination.parent)
         except OSError as exc:  # the disk filled up or went read-only at the last moment
             raise CacheUnwritable.from_os_error(destination.parent, exc) from None
         return size
     finally:
-        temp.unlink(missing_ok=True)
+        for path in temps:
+            path.unlink(missing_ok=True)
 
 
 PROBE_BYTES = 64 * 1024
@@ -335,20 +419,30 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def check_ffmpeg(ffmpeg: str | None = None) -> str:
-    """Raise ``FFmpegMissing`` unless ffmpeg runs and has libmp3lame; returns its version line."""
+    """Raise ``FFmpegMissing`` unless ffmpeg runs and has the encoders of the formats the cache
+    makes (libmp3lame; libopus when Opus is on; AAC's encoder is ffmpeg's own); returns its
+    version line."""
     ffmpeg = ffmpeg or settings.AUDIO_CACHE_FFMPEG
+    needed = {"libmp3lame": "MP3"}
+    if "opus" in enabled_formats():
+        needed["libopus"] = "Opus"
     try:
         version = subprocess.run([ffmpeg, "-version"], capture_output=True, text=True, timeout=30, check=False)
-        has_lame = "--enable-libmp3lame" in version.stdout
-        if not has_lame and version.returncode == 0:  # a build that does not list its configuration
+        missing = [name for name in needed if f"--enable-{name}" not in version.stdout]
+        if missing and version.returncode == 0:  # a build that does not list its configuration
             encoders = subprocess.run(
                 [ffmpeg, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=30, check=False
             )
-            has_lame = encoders.returncode == 0 and "libmp3lame" in encoders.stdout
+            missing = [name for name in missing if encoders.returncode != 0 or name not in encoders.stdout]
     except FileNotFoundError:
         raise FFmpegMissing(f"{ffmpeg!r} was not found: install ffmpeg or set AUDIO_CACHE_FFMPEG") from None
     except (PermissionError, subprocess.TimeoutExpired) as exc:
         raise FFmpegMissing(f"{ffmpeg!r} cannot be run ({exc}): check AUDIO_CACHE_FFMPEG") from None
-    if version.returncode != 0 or not has_lame:
+    if version.returncode != 0 or "libmp3lame" in missing:
         raise FFmpegMissing(f"{ffmpeg!r} has no libmp3lame MP3 encoder: install a full ffmpeg build")
+    if missing:
+        raise FFmpegMissing(
+            f"{ffmpeg!r} has no {missing[0]} {needed[missing[0]]} encoder: install a full ffmpeg build, "
+            f"or leave {needed[missing[0]].lower()} out of AUDIO_CACHE_FORMATS"
+        )
     return (version.stdout.splitlines() or ["ffmpeg"])[0]

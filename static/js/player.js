@@ -1,5 +1,7 @@
-// Share page player: one <audio> element over /stream/<id>/?quality=..., with play/pause,
-// previous/next, a seek bar and a quality selector that keeps the position when switching.
+// Share page player: one <audio> element over /stream/<id>/?quality=...&format=..., with
+// play/pause, previous/next, a seek bar, and quality and format selectors that keep the
+// position when switching. "Automatic" asks the browser which formats it plays (Opus, then
+// AAC, then MP3, which every browser plays) and streams the best one.
 (function () {
   "use strict";
 
@@ -19,10 +21,13 @@
   const cover = document.getElementById("player-cover");
   const artist = document.getElementById("player-artist");
   const qualitySelect = document.getElementById("player-quality");
+  const formatSelect = document.getElementById("player-format");
+  const formats = JSON.parse(document.getElementById("player-formats").textContent);
   const sourceLine = document.getElementById("player-source");
   const errorLine = document.getElementById("player-error");
   const rows = Array.from(document.querySelectorAll(".share-track"));
   const STORAGE_KEY = "mixtapes.quality";
+  const FORMAT_KEY = "mixtapes.format";
 
   let index = 0;
   let seeking = false;
@@ -44,11 +49,59 @@
     return qualitySelect.value;
   }
 
+  // --- Which format: what this browser can play, best first -------------------------------
+
+  const TYPES = {
+    opus: ['audio/ogg; codecs="opus"', 'audio/webm; codecs="opus"'],
+    aac: ['audio/mp4; codecs="mp4a.40.2"', "audio/aac"],
+  };
+
+  function browserPlays(name) {
+    const probe = document.createElement("audio");
+    const types = TYPES[name] || [];
+    // canPlayType answers "probably", "maybe" or ""; MediaSource knows codecs more precisely.
+    return types.some(
+      (type) =>
+        probe.canPlayType(type) !== "" ||
+        (typeof MediaSource !== "undefined" && MediaSource.isTypeSupported && MediaSource.isTypeSupported(type)),
+    );
+  }
+
+  const bestFormat = ["opus", "aac"].find((name) => formats[name] && browserPlays(name)) || "mp3";
+
+  function format() {
+    const chosen = formatSelect ? formatSelect.value : "auto";
+    return chosen === "auto" ? bestFormat : chosen;
+  }
+
+  // "medium" for an MP3, "opus:medium" otherwise: how the server names a rendition.
+  function variant() {
+    return format() === "mp3" ? quality() : `${format()}:${quality()}`;
+  }
+
+  function variantLabel() {
+    const spec = formats[format()];
+    return `${spec.label} ${spec.bitrates[quality()]}k`;
+  }
+
+  function labelQualities() {
+    const spec = formats[format()];
+    for (const option of qualitySelect.options) {
+      if (spec.bitrates[option.value]) {
+        const name = option.value.charAt(0).toUpperCase() + option.value.slice(1);
+        option.textContent = `${name} · ${spec.label} ${spec.bitrates[option.value]}k`;
+      }
+    }
+    if (formatSelect) formatSelect.options[0].textContent = `Automatic (${formats[bestFormat].label})`;
+  }
+
   // A share link's token rides along on every stream and picture URL of its page.
   const shareParam = root.dataset.share ? `&share=${encodeURIComponent(root.dataset.share)}` : "";
 
   function streamUrl(track) {
-    return `${track.stream_url}?quality=${encodeURIComponent(quality())}${shareParam}`;
+    const q = quality();
+    const kind = q === "original" ? "" : `&format=${encodeURIComponent(format())}`;
+    return `${track.stream_url}?quality=${encodeURIComponent(q)}${kind}${shareParam}`;
   }
 
   function coverUrl(track, size) {
@@ -61,7 +114,7 @@
     const q = quality();
     if (q === "original") return ["Original file", "text-bg-light border"];
     if (!track.lossless) return ["Original (already lossy)", "text-bg-light border"];
-    if (track.cached.includes(q)) return ["From cache", "text-bg-success"];
+    if (track.cached.includes(variant())) return ["From cache", "text-bg-success"];
     return ["Not cached yet", "text-bg-warning"];
   }
 
@@ -82,13 +135,13 @@
       const cache = response.headers.get("X-Audio-Cache");
       sourceState = cache;
       if (cache === "hit") {
-        sourceLine.textContent = `Streaming the ${quality()} MP3 from the cache.`;
-        if (!track.cached.includes(quality())) track.cached.push(quality());
+        sourceLine.textContent = `Streaming the ${variantLabel()} from the cache.`;
+        if (!track.cached.includes(variant())) track.cached.push(variant());
       } else if (cache === "progressive") {
-        // The MP3 itself, followed as ffmpeg writes it (not yet cached: the badge stays).
-        sourceLine.textContent = `Streaming the ${quality()} MP3 as it is being made.`;
+        // The rendition itself, followed as ffmpeg writes it (not yet cached: the badge stays).
+        sourceLine.textContent = `Streaming the ${variantLabel()} as it is being made.`;
       } else if (cache === "miss") {
-        sourceLine.textContent = "Streaming the original file; an MP3 is being made for next time.";
+        sourceLine.textContent = `Streaming the original file; the ${variantLabel()} is being made for next time.`;
       } else {
         sourceLine.textContent = "Streaming the original file.";
       }
@@ -245,7 +298,7 @@
     // Where the listener was: the start the failed load was going to seek to, if any.
     const position = pendingStart ? pendingStart.time : audio.currentTime;
     const deadline = Date.now() + 180000;
-    sourceLine.textContent = "This browser cannot play the original file; preparing an MP3 of this track…";
+    sourceLine.textContent = `This browser cannot play the original file; preparing the ${variantLabel()} of this track…`;
     const poll = async () => {
       if (index !== forIndex || url !== streamUrl(track)) return; // the listener moved on
       try {
@@ -260,7 +313,7 @@
         /* try again below */
       }
       if (Date.now() < deadline) waitTimer = setTimeout(poll, 1500);
-      else showError(`This track could not be played (${reason}), and no MP3 was ready in time.`);
+      else showError(`This track could not be played (${reason}), and no ${variantLabel()} was ready in time.`);
     };
     waitTimer = setTimeout(poll, 1000);
   }
@@ -288,19 +341,22 @@
     else audio.currentTime = Number(seek.value);
   });
 
-  qualitySelect.addEventListener("change", () => {
+  function switchFile(key, value) {
     try {
-      localStorage.setItem(STORAGE_KEY, quality());
+      localStorage.setItem(key, value);
     } catch (error) {
       /* private browsing: the choice lasts for this page only */
     }
+    labelQualities();
     renderBadges();
     if (!audio.getAttribute("src")) return;
     // Same track, same position, same play/pause state; only the file changes. If the previous
     // switch has not loaded yet, its pending start is where the listener is.
     const here = pendingStart ? pendingStart : { time: audio.currentTime, play: !audio.paused };
     load(index, { startAt: here.time, play: here.play });
-  });
+  }
+  qualitySelect.addEventListener("change", () => switchFile(STORAGE_KEY, quality()));
+  if (formatSelect) formatSelect.addEventListener("change", () => switchFile(FORMAT_KEY, formatSelect.value));
 
   rows.forEach((row, i) => row.querySelector(".play-track").addEventListener("click", () => load(i, { play: true })));
 
@@ -418,8 +474,14 @@
     if (remembered && !qualitySelect.disabled && [...qualitySelect.options].some((o) => o.value === remembered)) {
       qualitySelect.value = remembered;
     }
+    const rememberedFormat = localStorage.getItem(FORMAT_KEY);
+    if (formatSelect && [...formatSelect.options].some((o) => o.value === rememberedFormat)) {
+      formatSelect.value = rememberedFormat;
+    }
   } catch (error) {
     /* no storage: keep the server's default */
   }
+  root.dataset.bestFormat = bestFormat; // what "Automatic" picked here (the tests read it)
+  labelQualities();
   renderBadges();
 })();

@@ -35,9 +35,10 @@ def test_cachedebug_explains_a_track(cache_dir, music_root, file_track):
         call_command("cachedebug", argument, stdout=out)
         text = out.getvalue()
         assert f"Track {track.pk}" in text
-        assert f"medium  {name}  file: 2048 bytes, row: 2048 bytes" in text and "FRESH" in text
-        assert f"low     {stale_name}  file: 1 bytes" in text and "STALE" in text
-        assert f"high    {cache_file_name(track.path, 'high')}  file: missing, no row" in text
+        assert f"medium      {name}  file: 2048 bytes, row: 2048 bytes" in text and "FRESH" in text
+        assert f"low         {stale_name}  file: 1 bytes" in text and "STALE" in text
+        assert f"high        {cache_file_name(track.path, 'high')}  file: missing, no row" in text
+        assert f"opus:low    {cache_file_name(track.path, 'opus:low')}  file: missing, no row" in text
 
 
 @pytest.mark.parametrize(

@@ -171,12 +171,15 @@ def _walk_through(page, browser, base, artifacts, problems):
     listen.set_default_timeout(20_000)
     listen.goto(base + "/share/night-drive/")
     assert_accessible_names(listen)
+    listen.get_by_label("Format", exact=True).select_option(
+        "mp3"
+    )  # what the save precached (Opus: tests/e2e/test_formats_browser.py)
     assert listen.locator(".cache-badge").all_text_contents() == ["From cache", "From cache"]
     listen.get_by_label("Quality").select_option("medium")
     listen.get_by_role("button", name="Play Après minuit").click()
     audio = "document.getElementById('player-audio')"
     wait_in_page(listen, f"{audio}.currentTime > 0.3")
-    assert listen.evaluate(f"{audio}.currentSrc").endswith("?quality=medium")
+    assert listen.evaluate(f"{audio}.currentSrc").endswith("?quality=medium&format=mp3")
     wait_in_page(listen, "document.getElementById('player-source').textContent.includes('from the cache')")
 
     duration = listen.evaluate(f"{audio}.duration")

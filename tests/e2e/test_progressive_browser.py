@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import connections
 
 from audiocache.models import CachedRendition, CacheTask
+from audiocache.qualities import BITRATES
 from mixtapes.library import scan_library
 from mixtapes.models import Track
 from tests.conftest import SLOW_FFMPEG, dying_ffmpeg, wait_until
@@ -88,15 +89,17 @@ def _listen(page, base, track, mixtape, streams, shots):
     page.goto(f"{base}/share/{mixtape.slug}/")
     assert page.locator(".cache-badge").text_content() == "Not cached yet"
     page.get_by_label("Quality").select_option(QUALITY)
+    page.get_by_label("Format", exact=True).select_option("mp3")  # an MP3's planned length lets the player seek in it
     page.get_by_role("button", name="Play Long Noise").click()
     wait_in_page(page, f"{AUDIO}.currentTime > 0.5")
     assert page.evaluate(f"{AUDIO}.error") is None
     # The player asks the server (HEAD) what it streams and says so.
     wait_in_page(page, "document.getElementById('player-source').textContent !== ''")
-    assert page.locator("#player-source").text_content() == f"Streaming the {QUALITY} MP3 as it is being made."
+    label = f"MP3 {BITRATES[QUALITY]}k"
+    assert page.locator("#player-source").text_content() == f"Streaming the {label} as it is being made."
 
     first = streams[0]
-    assert first.url.endswith(f"/stream/{track.pk}/?quality={QUALITY}")
+    assert first.url.endswith(f"/stream/{track.pk}/?quality={QUALITY}&format=mp3")
     assert first.header_value("x-audio-cache") == "progressive"
     promised = total_size(first)
     # Chromium reads the length from the promised size (the MP3's Xing frame is only filled in
@@ -186,6 +189,7 @@ def test_when_the_mp3_being_made_fails_the_player_goes_on_with_the_original(
         page.goto(f"{base}/share/{mixtape.slug}/")
         page.evaluate(RECORD_EVENTS)
         page.get_by_label("Quality").select_option(QUALITY)
+        page.get_by_label("Format", exact=True).select_option("mp3")
         page.get_by_role("button", name="Play Long Noise").click()
         wait_in_page(page, "document.getElementById('player-source').textContent.includes('being made')")
         wait_until(

@@ -151,7 +151,7 @@ def test_precache_wait_follows_a_separate_worker(make_audio, spawn, settings):
         ([], "say what to precache"),
         (["--mixtape", "nope"], "no mixtape with slug 'nope'"),
         (["--track", "999999"], "no track with id 999999"),
-        (["--all", "--quality", "ultra"], "invalid choice: 'ultra'"),
+        (["--all", "--quality", "ultra"], "unknown quality 'ultra'"),
     ],
 )
 def test_precache_bad_arguments(manage_env, args, message):

@@ -5,7 +5,10 @@ import time
 import pytest
 
 from audiocache.models import CacheTask
+from audiocache.qualities import Variant
 from audiocache.queue import tasks
+
+MP3_medium = Variant("mp3", "medium")
 
 
 @pytest.mark.django_db
@@ -21,7 +24,7 @@ def test_an_unreachable_redis_never_fails_or_slows_an_enqueue(
     track = file_track()
     started = time.monotonic()
     with django_capture_on_commit_callbacks(execute=True):  # the doorbell rings after the commit
-        task = tasks.enqueue([track], ["medium"], priority=CacheTask.PRIORITY_PLAY)[(track.pk, "medium")]
+        task = tasks.enqueue([track], ["medium"], priority=CacheTask.PRIORITY_PLAY)[(track.pk, MP3_medium)]
     assert isinstance(task, CacheTask)
     assert time.monotonic() - started < 1  # the doorbell has a thread of its own
     wait_until(lambda: "workers elsewhere find new work by polling" in caplog.text, 15, 0.05, "the warning")

@@ -10,9 +10,12 @@ import pytest
 from django.utils import timezone
 
 from audiocache.models import CachedRendition, CacheTask
+from audiocache.qualities import Variant
 from audiocache.queue import batches, tasks
 from audiocache.queue.pool import WorkerPool, run_batch_inline
 from tests.queue.conftest import scanned_tracks
+
+MP3_medium = Variant("mp3", "medium")
 
 Status = CacheTask.Status
 
@@ -44,7 +47,7 @@ def test_pool_processes_a_batch_with_failures_and_skips(make_audio, settings, fi
 
     # Playing the broken track again does not queue it again.
     again = tasks.enqueue([broken], ["medium"], priority=CacheTask.PRIORITY_PLAY)
-    assert again[(broken.pk, "medium")].startswith("failed before")
+    assert again[(broken.pk, MP3_medium)].startswith("failed before")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -11,11 +11,14 @@ from django.db import connection
 from django.utils import timezone
 
 from audiocache.models import CachedRendition, CacheTask
+from audiocache.qualities import Variant
 from audiocache.queue import tasks
 from audiocache.queue.pool import WorkerPool
 from audiocache.transcode.ffmpeg import ENCODER_PROFILE
 from tests.factories import CacheTaskFactory
 from tests.queue.conftest import scanned_tracks
+
+MP3_medium = Variant("mp3", "medium")
 
 Status = CacheTask.Status
 
@@ -26,8 +29,8 @@ Status = CacheTask.Status
 @pytest.mark.django_db
 def test_enqueue_is_idempotent_and_upgrades_priority(file_track):
     track = file_track()
-    first = tasks.enqueue([track], ["medium"])[(track.pk, "medium")]
-    again = tasks.enqueue([track], ["medium"], priority=CacheTask.PRIORITY_PLAY)[(track.pk, "medium")]
+    first = tasks.enqueue([track], ["medium"])[(track.pk, MP3_medium)]
+    again = tasks.enqueue([track], ["medium"], priority=CacheTask.PRIORITY_PLAY)[(track.pk, MP3_medium)]
     assert first.pk == again.pk
     assert CacheTask.objects.get().priority == CacheTask.PRIORITY_PLAY
     tasks.enqueue([track], ["medium"], priority=CacheTask.PRIORITY_PRECACHE)
@@ -47,13 +50,13 @@ def test_enqueue_skips_what_needs_no_work(file_track, settings):
     (settings.AUDIO_CACHE_DIR / "x.mp3").write_bytes(b"mp3")
     results = tasks.enqueue([lossy, missing, cached], ["medium"])
     assert results == {
-        (lossy.pk, "medium"): "lossy source, streamed as is",
-        (missing.pk, "medium"): "source missing (rescan the library?)",
-        (cached.pk, "medium"): "already cached",
+        (lossy.pk, MP3_medium): "lossy source, streamed as is",
+        (missing.pk, MP3_medium): "source missing (rescan the library?)",
+        (cached.pk, MP3_medium): "already cached",
     }
     assert CacheTask.objects.count() == 0
     forced = tasks.enqueue([cached], ["medium"], force=True)
-    assert isinstance(forced[(cached.pk, "medium")], CacheTask)
+    assert isinstance(forced[(cached.pk, MP3_medium)], CacheTask)
 
 
 @pytest.mark.django_db
@@ -63,11 +66,11 @@ def test_failed_sources_are_quarantined_until_they_change(file_track):
         track=track, status=Status.FAILED, error="ffmpeg: Invalid data\n", source_size=track.file_size,
         source_mtime_ns=track.file_mtime_ns,
     )  # fmt: skip
-    result = tasks.enqueue([track], ["medium"], priority=CacheTask.PRIORITY_PLAY)[(track.pk, "medium")]
+    result = tasks.enqueue([track], ["medium"], priority=CacheTask.PRIORITY_PLAY)[(track.pk, MP3_medium)]
     assert result.startswith("failed before") and "Invalid data" in result
     path = track.absolute_path()
     os.utime(path, ns=(track.file_mtime_ns, track.file_mtime_ns + 10**9))  # the file changed
-    assert isinstance(tasks.enqueue([track], ["medium"])[(track.pk, "medium")], CacheTask)
+    assert isinstance(tasks.enqueue([track], ["medium"])[(track.pk, MP3_medium)], CacheTask)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -80,7 +83,7 @@ def test_twenty_concurrent_enqueues_give_one_task_and_one_ffmpeg_run(make_audio)
         try:
             barrier.wait()
             result = tasks.enqueue([track.pk], ["medium"], priority=CacheTask.PRIORITY_PLAY)
-            task_ids.append(result[(track.pk, "medium")].pk)
+            task_ids.append(result[(track.pk, MP3_medium)].pk)
         except Exception as exc:  # collected: an exception in a thread would otherwise vanish
             errors.append(exc)
         finally:

@@ -114,6 +114,9 @@ def test_a_track_pointing_outside_music_root_is_refused(make_audio, tmp_path):
 
 def test_cache_file_names_do_not_depend_on_where_the_library_is(settings, tmp_path):
     name = cache_file_name("Artist/Album/01.flac", "medium")
-    assert name.endswith("_medium_192k.mp3") and len(name) == 32 + len("_medium_192k.mp3")
+    assert name.endswith("_mp3_medium_192k.mp3") and len(name) == 32 + len("_mp3_medium_192k.mp3")
+    digest = name[:32]
+    assert cache_file_name("Artist/Album/01.flac", "opus:low") == f"{digest}_opus_low_96k.opus"
+    assert cache_file_name("Artist/Album/01.flac", "aac:high") == f"{digest}_aac_high_256k.m4a"
     settings.MUSIC_ROOT = tmp_path / "moved"
     assert cache_file_name("Artist/Album/01.flac", "medium") == name

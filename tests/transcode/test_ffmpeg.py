@@ -208,3 +208,36 @@ def test_a_full_disk_fails_clearly_and_leaves_nothing(make_audio, settings, tiny
     client.force_login(UserFactory())
     response = client.get(f"/stream/{track.pk}/?quality=high")
     assert response.status_code == 200 and response["X-Audio-Cache"] == "miss"  # the original still plays
+
+
+def test_an_ffmpeg_without_opus_is_refused_only_while_opus_is_on(tmp_path, settings):
+    fake = tmp_path / "ffmpeg"
+    fake.write_text(
+        '#!/bin/sh\n[ "$1" = "-version" ] && echo "ffmpeg version 9 configuration: --enable-libmp3lame" && exit 0\n'
+        'echo " A..... libmp3lame  MP3"\n'
+    )
+    fake.chmod(0o755)
+    with pytest.raises(FFmpegMissing, match=r"no libopus Opus encoder.*leave opus out of AUDIO_CACHE_FORMATS"):
+        check_ffmpeg(str(fake))
+    settings.AUDIO_CACHE_FORMATS = ["mp3", "aac"]
+    assert check_ffmpeg(str(fake)) == "ffmpeg version 9 configuration: --enable-libmp3lame"
+
+
+def test_opus_and_aac_commands(tmp_path):
+    facts = SourceFacts(sample_rate=96000, channels=6, has_cover=True, duration=10)
+    opus = build_command(tmp_path / "a.flac", tmp_path / "o.opus", "opus:high", facts, ffmpeg="ffmpeg")
+    assert opus[opus.index("-c:a") + 1 :][:5] == ["libopus", "-b:a", "160k", "-vbr", "on"]
+    assert opus[opus.index("-ar") + 1] == "48000" and opus[opus.index("-ac") + 1] == "2"
+    assert opus[-3:] == ["-f", "opus", f"file:{tmp_path}/o.opus"] and "0:v?" not in opus  # the cover: tags.py
+    aac = build_command(tmp_path / "a.flac", tmp_path / "o.m4a", "aac:low", facts, ffmpeg="ffmpeg")
+    assert aac[aac.index("-c:a") + 1 : aac.index("-c:a") + 4] == ["aac", "-b:a", "128k"]
+    assert aac[-1] == f"file:{tmp_path}/o.m4a"
+    assert aac[aac.index("-f") + 1] == "mp4" and "+faststart" in aac
+    # Followed while it is made: one encode, two files, names escaped for the tee muxer.
+    odd = tmp_path / "we|ird[dir]"
+    tee = build_command(tmp_path / "a.flac", odd / "o.m4a", "aac:low", facts, ffmpeg="ffmpeg", follow=odd / "o.aac")
+    assert tee[-2] == "tee"
+    escaped = str(odd).replace("|", "\\|").replace("[", "\\[").replace("]", "\\]")
+    assert tee[-1] == (
+        f"[f=mp4:movflags=+faststart]file:{escaped}/o.m4a|[f=adts:onfail=ignore:flush_packets=1]file:{escaped}/o.aac"
+    )

@@ -36,7 +36,7 @@ class Command(BaseCommand):
             write(self.style.WARNING(f"  on disk now    unavailable: {report.source_problem}"))
         write(f"Cache folder {settings.AUDIO_CACHE_DIR}:")
         for quality in report.qualities:
-            line = f"  {quality.quality:<7} {quality.expected_name}  file: " + (
+            line = f"  {quality.quality:<11} {quality.expected_name}  file: " + (
                 f"{quality.file_size} bytes" if quality.file_size is not None else "missing"
             )
             rendition = quality.rendition
@@ -55,7 +55,7 @@ class Command(BaseCommand):
             for task in report.recent_tasks:
                 error = task.error_line
                 write(
-                    f"  #{task.pk} {task.quality:<7} {task.status:<9} attempts {task.attempts}"
+                    f"  #{task.pk} {task.variant!s:<11} {task.status:<9} attempts {task.attempts}"
                     + (f": {error}" if error else "")
                 )
 

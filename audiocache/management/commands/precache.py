@@ -1,3 +1,4 @@
+import argparse
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -7,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from audiocache import selectors, services
 from audiocache.events.payload import Counts
-from audiocache.qualities import QUALITY_NAMES
+from audiocache.qualities import QUALITY_NAMES, Variant, enabled_formats
 from audiocache.queue.batches import follow
 from audiocache.queue.pool import run_batch_inline
 from audiocache.services.precache import mixtape_track_ids
@@ -20,7 +21,7 @@ class Command(BaseCommand):
     # every batch, where they would add about 0.15 s before the first transcode.
     requires_system_checks = []
     help = (
-        "Queue MP3 renditions of lossless tracks as one batch. Tracks already cached (and fresh), lossy "
+        "Queue renditions (MP3, Opus, AAC) of lossless tracks as one batch. Tracks already cached (and fresh), lossy "
         "tracks and sources that failed before are skipped. Without --wait or --inline it returns at once "
         "and the workers (the web process's pool or cacheworker processes) do the work."
     )
@@ -36,8 +37,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--quality",
             nargs="+",
-            choices=QUALITY_NAMES,
-            help=f"Qualities to make (default: AUDIO_CACHE_PRECACHE_QUALITIES = {','.join(settings.AUDIO_CACHE_PRECACHE_QUALITIES)}).",
+            type=_variant,
+            metavar="[FORMAT:]QUALITY",
+            help=(
+                f"Qualities ({', '.join(QUALITY_NAMES)}) or format:quality pairs such as opus:medium (default: "
+                f"AUDIO_CACHE_PRECACHE_QUALITIES = {','.join(settings.AUDIO_CACHE_PRECACHE_QUALITIES)})."
+            ),
         )
         parser.add_argument(
             "--overwrite", action="store_true", help="Transcode again even if a fresh rendition exists."
@@ -122,3 +127,14 @@ class Command(BaseCommand):
         elif summary.finished or time.monotonic() - self._last_line > 5:
             self._last_line = time.monotonic()
             self.stdout.write(line)
+
+
+def _variant(text: str) -> str:
+    """``--quality`` values: ``medium`` (MP3) or ``opus:medium``, in a format AUDIO_CACHE_FORMATS allows."""
+    try:
+        variant = Variant.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if variant.format not in enabled_formats():
+        raise argparse.ArgumentTypeError(f"{variant.format} is turned off (AUDIO_CACHE_FORMATS)")
+    return str(variant)

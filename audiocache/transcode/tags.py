@@ -1,0 +1,769 @@
+"""A source's tags and front cover, carried into a rendition with mutagen after ffmpeg's encode.
+
+ffmpeg's ``-map_metadata`` is wrong or lossy for what a tagged library holds: lyrics become
+``TXXX:lyrics`` in MP3, MusicBrainz ids land under ffmpeg's own names, Ogg gets no cover and MP4
+drops every name it does not know. So the transcoder lets ffmpeg encode and then calls
+``write_tags(rendition, fmt, read_tags(source))``, which replaces whatever ffmpeg wrote with the
+full set in each format's conventional names (as MusicBrainz Picard writes them).
+
+``read_tags`` reads every container the library holds; ``write_tags`` writes the three rendition
+formats (MP3, Ogg Opus, MP4/AAC). Both use mutagen only, except where a comment says why not.
+"""
+
+import base64
+import io
+import logging
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mutagen
+from mutagen.apev2 import APEBinaryValue, APEv2
+from mutagen.flac import FLAC, Picture
+from mutagen.id3 import (
+    APIC,
+    ID3,
+    TALB,
+    TCOM,
+    TCON,
+    TDRC,
+    TIT2,
+    TPE1,
+    TPE2,
+    TPOS,
+    TRCK,
+    TXXX,
+    UFID,
+    USLT,
+    ID3v1SaveOptions,
+    PictureType,
+)
+from mutagen.mp3 import MP3
+from mutagen.mp4 import MP4, Atom, AtomDataType, Atoms, MP4Cover, MP4FreeForm, MP4Tags
+from mutagen.ogg import OggPage
+from mutagen.oggopus import OggOpus
+
+from mixtapes.tags import clean_text, parse_number, parse_replaygain
+
+logger = logging.getLogger(__name__)
+
+# A front cover is a few hundred KiB; anything past this is junk or an attack, and is skipped.
+MAX_PICTURE_BYTES = 16 * 1024 * 1024
+# Lyrics are the one multi-line text; a whole libretto fits. Other texts are cut by clean_text
+# at the library's own limit (mixtapes.models.MAX_TAG_LENGTH).
+MAX_LYRICS_CHARS = 100_000
+# mutagen loads a whole tag (an ID3 tag, an MP4 ilst, a FLAC picture block) into memory before we
+# can look at it. Reading goes through a file object that refuses to hand out more than this in
+# all, so a file that declares a 2 GiB picture costs at most this much memory, and gives no tags.
+READ_BUDGET_BYTES = 64 * 1024 * 1024
+
+FORMATS = ("mp3", "opus", "aac")
+
+# ReplayGain aims at -18 LUFS, R128 (and so Opus's R128_*_GAIN tags) at -23 LUFS: a ReplayGain
+# gain is 5 dB more than the R128 gain of the same track.
+REPLAYGAIN_OVER_R128_DB = 5.0
+
+# Kept from what ffmpeg wrote: they describe the rendition's encoder, not the source.
+_ENCODER_ID3 = "TSSE"
+_ENCODER_VORBIS = "ENCODER"
+_ENCODER_MP4 = "\xa9too"
+
+
+class TagWriteError(Exception):
+    """The rendition's tags could not be written: no such file, not the format said, or gapless
+    information that does not fit the file."""
+
+
+@dataclass(frozen=True)
+class Cover:
+    """One picture: its bytes and MIME type (sniffed from the bytes when they say)."""
+
+    data: bytes = field(repr=False)
+    mime: str
+
+    def __repr__(self) -> str:
+        return f"Cover({self.mime}, {len(self.data)} bytes)"
+
+
+@dataclass(frozen=True)
+class SourceTags:
+    """What a rendition carries of its source. Texts are one line, cut at the library's limit
+    (lyrics keep their lines); several values of one field are joined with "; ". ReplayGain is
+    kept as numbers, normalised the way taggers print them: gains in dB to 0.01, peaks (a
+    fraction of full scale) to 0.000001, so every format's text gives back the same number."""
+
+    title: str = ""
+    artist: str = ""
+    album: str = ""
+    album_artist: str = ""
+    track: int | None = None
+    track_total: int | None = None
+    disc: int | None = None
+    disc_total: int | None = None
+    date: str = ""
+    genre: str = ""
+    composer: str = ""
+    # MusicBrainz: the recording id is what taggers call "MusicBrainz Track Id".
+    musicbrainz_recording_id: str = ""
+    musicbrainz_release_track_id: str = ""
+    musicbrainz_album_id: str = ""
+    musicbrainz_artist_id: str = ""
+    musicbrainz_album_artist_id: str = ""
+    musicbrainz_release_group_id: str = ""
+    track_gain: float | None = None
+    track_peak: float | None = None
+    album_gain: float | None = None
+    album_peak: float | None = None
+    lyrics: str = ""
+    cover: Cover | None = None
+
+
+# --- names ----------------------------------------------------------------------------------
+
+_TEXT_FIELDS = ("title", "artist", "album", "album_artist", "date", "genre", "composer")
+_NUMBER_FIELDS = ("track", "track_total", "disc", "disc_total")
+_REPLAYGAIN_FIELDS = ("track_gain", "track_peak", "album_gain", "album_peak")
+
+# field, Vorbis comment / APEv2 name (as Picard writes them), ID3 TXXX and MP4 freeform name.
+_MUSICBRAINZ = (
+    ("musicbrainz_recording_id", "MUSICBRAINZ_TRACKID", "MusicBrainz Track Id"),
+    ("musicbrainz_release_track_id", "MUSICBRAINZ_RELEASETRACKID", "MusicBrainz Release Track Id"),
+    ("musicbrainz_album_id", "MUSICBRAINZ_ALBUMID", "MusicBrainz Album Id"),
+    ("musicbrainz_artist_id", "MUSICBRAINZ_ARTISTID", "MusicBrainz Artist Id"),
+    ("musicbrainz_album_artist_id", "MUSICBRAINZ_ALBUMARTISTID", "MusicBrainz Album Artist Id"),
+    ("musicbrainz_release_group_id", "MUSICBRAINZ_RELEASEGROUPID", "MusicBrainz Release Group Id"),
+)
+# The recording id lives in ID3's UFID frame under this owner, not in a TXXX frame.
+MUSICBRAINZ_UFID_OWNER = "http://musicbrainz.org"
+
+# Vorbis comments and APEv2 keys, read case-insensitively: the first name is the one we write
+# (Vorbis); the others are what other taggers, APEv2 and ffmpeg's muxers use.
+_DICT_NAMES: dict[str, tuple[str, ...]] = {
+    "title": ("TITLE",),
+    "artist": ("ARTIST",),
+    "album": ("ALBUM",),
+    "album_artist": ("ALBUMARTIST", "ALBUM ARTIST", "ALBUM_ARTIST"),
+    "track": ("TRACKNUMBER", "TRACK"),
+    "track_total": ("TRACKTOTAL", "TOTALTRACKS"),
+    "disc": ("DISCNUMBER", "DISC", "DISK"),
+    "disc_total": ("DISCTOTAL", "TOTALDISCS"),
+    "date": ("DATE", "YEAR"),
+    "genre": ("GENRE",),
+    "composer": ("COMPOSER",),
+    "lyrics": ("LYRICS", "UNSYNCEDLYRICS", "UNSYNCED LYRICS"),
+    **{name: (key,) for name, key, _ in _MUSICBRAINZ},
+    **{name: (f"REPLAYGAIN_{name.upper()}",) for name in _REPLAYGAIN_FIELDS},
+}
+# ID3 text frames for the one-value fields (TRCK and TPOS hold "n/N").
+_ID3_TEXT = {
+    "title": "TIT2",
+    "artist": "TPE1",
+    "album": "TALB",
+    "album_artist": "TPE2",
+    "date": "TDRC",  # mutagen reads ID3v2.3's TYER/TDAT/TIME as one TDRC, and writes them back
+    "composer": "TCOM",
+}
+_ID3_FRAME_TYPES = {"TIT2": TIT2, "TPE1": TPE1, "TALB": TALB, "TPE2": TPE2, "TDRC": TDRC, "TCOM": TCOM}
+_MP4_TEXT = {
+    "title": "\xa9nam",
+    "artist": "\xa9ART",
+    "album": "\xa9alb",
+    "album_artist": "aART",
+    "date": "\xa9day",
+    "genre": "\xa9gen",  # mutagen turns an old numeric gnre into this on reading
+    "composer": "\xa9wrt",
+    "lyrics": "\xa9lyr",
+}
+_MP4_FREEFORM = "----:com.apple.iTunes:"
+ITUNSMPB = _MP4_FREEFORM + "iTunSMPB"
+
+_MP4_IMAGE_FORMATS = {
+    "image/jpeg": AtomDataType.JPEG,
+    "image/png": AtomDataType.PNG,
+    "image/gif": AtomDataType.GIF,
+    "image/bmp": AtomDataType.BMP,
+}
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+class _OverBudget(Exception):
+    pass
+
+
+class _BoundedReader:
+    """A read-only file that hands out at most ``budget`` bytes in all, then raises: mutagen
+    reads whole tags before we see them, and a hostile file may declare gigabytes of one."""
+
+    def __init__(self, raw, budget: int, name: str):
+        self._raw = raw
+        self._left = budget
+        self.name = name
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0 or size > self._left:
+            size = self._left + 1  # never ask the file (and allocate) for more than the budget
+        data = self._raw.read(size)
+        self._left -= len(data)
+        if self._left < 0:
+            raise _OverBudget
+        return data
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+
+def read_tags(path: Path | str) -> SourceTags:
+    """The tags and front cover of ``path`` (FLAC, ALAC/AAC, WavPack, APE, WAV, AIFF, MP3, Ogg
+    Opus/Vorbis...). A file mutagen cannot read, a damaged one or one whose tags are bigger than
+    READ_BUDGET_BYTES gives empty tags: a rendition without tags beats no rendition."""
+    try:
+        with open(path, "rb") as raw:
+            audio = mutagen.File(_BoundedReader(raw, READ_BUDGET_BYTES, os.fspath(path)))
+            return _tags_of(audio) if audio is not None else SourceTags()
+    except _OverBudget:
+        logger.warning("%s: tags larger than %d bytes, not read", path, READ_BUDGET_BYTES)
+    except Exception as exc:  # mutagen raises many types on damaged files
+        logger.info("%s: tags not readable (%s: %s)", path, type(exc).__name__, exc)
+    return SourceTags()
+
+
+@dataclass
+class _Found:
+    """Raw values by SourceTags field name, and the pictures as (picture type, MIME, bytes)."""
+
+    values: dict[str, list[str]] = field(default_factory=dict)
+    pictures: list[tuple[int, str, bytes]] = field(default_factory=list)
+
+    def add(self, name: str, values) -> None:
+        if name not in self.values:
+            texts = [str(v) for v in values if str(v).strip()]
+            if texts:
+                self.values[name] = texts
+
+
+def _tags_of(audio) -> SourceTags:
+    tags = audio.tags
+    found = _Found()
+    if isinstance(tags, ID3):  # MP3, WAV, AIFF (and TTA) carry ID3
+        _from_id3(tags, found)
+    elif isinstance(tags, MP4Tags):
+        _from_mp4(tags, found)
+    elif isinstance(tags, APEv2):  # WavPack, Monkey's Audio, Musepack...
+        _from_dict(tags, found, _ape_texts)
+        _ape_pictures(tags, found)
+    elif tags is not None:  # Vorbis comments: FLAC, Ogg Vorbis, Ogg Opus, Ogg FLAC
+        _from_dict(tags, found, _vorbis_texts)
+        _vorbis_pictures(tags, found)
+        if isinstance(audio, OggOpus):
+            _from_r128(tags, found)
+    if isinstance(audio, FLAC):
+        found.pictures[:0] = [(p.type, p.mime, p.data) for p in audio.pictures]
+    return _assemble(found)
+
+
+def _vorbis_texts(tags, key: str) -> list[str]:
+    try:
+        return list(tags[key])
+    except (KeyError, ValueError):
+        return []
+
+
+def _ape_texts(tags, key: str) -> list[str]:
+    value = tags.get(key)
+    if value is None or isinstance(value, APEBinaryValue):
+        return []
+    return list(value)  # an APEv2 text value iterates over its NUL-separated values
+
+
+def _from_dict(tags, found: _Found, texts) -> None:
+    for name, keys in _DICT_NAMES.items():
+        for key in keys:
+            found.add(name, texts(tags, key))
+
+
+def _from_r128(tags, found: _Found) -> None:
+    """Opus's R128_*_GAIN (Q7.8 dB relative to -23 LUFS, RFC 7845 section 5.2.1) as ReplayGain,
+    where no REPLAYGAIN_* tag said it already."""
+    for name, key in (("track_gain", "R128_TRACK_GAIN"), ("album_gain", "R128_ALBUM_GAIN")):
+        for value in _vorbis_texts(tags, key)[:1]:
+            try:
+                q78 = int(value.strip())
+            except ValueError:
+                continue
+            if -32768 <= q78 <= 32767:
+                found.add(name, [f"{q78 / 256 + REPLAYGAIN_OVER_R128_DB:.2f} dB"])
+
+
+def _vorbis_pictures(tags, found: _Found) -> None:
+    # base64 is 4/3 of the bytes: a value this long would decode past MAX_PICTURE_BYTES.
+    longest = MAX_PICTURE_BYTES * 4 // 3 + 4096
+    for value in _vorbis_texts(tags, "METADATA_BLOCK_PICTURE"):
+        if len(value) > longest:
+            continue
+        try:
+            picture = Picture(base64.b64decode(value))
+        except (ValueError, struct.error, mutagen.MutagenError):  # not base64, or not a picture block
+            continue
+        found.pictures.append((picture.type, picture.mime, picture.data))
+    # The old, unofficial COVERART (bare base64 image) that some taggers still write.
+    for value in _vorbis_texts(tags, "COVERART")[:1]:
+        if len(value) <= longest:
+            try:
+                data = base64.b64decode(value)
+            except ValueError:
+                continue
+            mime = next(iter(_vorbis_texts(tags, "COVERARTMIME")), "")
+            found.pictures.append((PictureType.OTHER, mime, data))
+
+
+def _ape_pictures(tags, found: _Found) -> None:
+    """APEv2 "Cover Art (Front)" and friends: a file name, a NUL, then the image."""
+    for key, value in tags.items():
+        if key.lower().startswith("cover art") and isinstance(value, APEBinaryValue):
+            _name, _, data = bytes(value.value).partition(b"\0")
+            kind = PictureType.COVER_FRONT if key.lower() == "cover art (front)" else PictureType.OTHER
+            found.pictures.append((kind, "", data))
+
+
+def _from_id3(tags: ID3, found: _Found) -> None:
+    for name, frame_id in _ID3_TEXT.items():
+        frame = tags.get(frame_id)
+        if frame is not None:
+            found.add(name, frame.text)
+    genre = tags.get("TCON")
+    if genre is not None:
+        found.add("genre", genre.genres)  # "(17)" and "17" become "Rock"
+    for name, frame_id in (("track", "TRCK"), ("disc", "TPOS")):
+        frame = tags.get(frame_id)
+        if frame is not None:
+            found.add(name, frame.text[:1])
+    for frame in tags.getall("UFID"):
+        if frame.owner == MUSICBRAINZ_UFID_OWNER:
+            found.add("musicbrainz_recording_id", [frame.data.decode("ascii", "replace")])
+    by_description = {frame.desc.lower(): frame.text for frame in tags.getall("TXXX")}
+    for name, _key, description in _MUSICBRAINZ:
+        found.add(name, by_description.get(description.lower(), []))
+    for name in _REPLAYGAIN_FIELDS:
+        found.add(name, by_description.get(f"replaygain_{name}", []))
+    lyrics = tags.getall("USLT")
+    if lyrics:
+        found.add("lyrics", [lyrics[0].text])
+    for frame in tags.getall("APIC"):
+        if frame.mime != "-->":  # "-->" means the data is a URL, not a picture
+            found.pictures.append((frame.type, frame.mime, frame.data))
+
+
+def _from_mp4(tags: MP4Tags, found: _Found) -> None:
+    for name, atom in _MP4_TEXT.items():
+        found.add(name, tags.get(atom, []))
+    for atom, number, total in (("trkn", "track", "track_total"), ("disk", "disc", "disc_total")):
+        for pair in tags.get(atom, [])[:1]:
+            found.add(number, [pair[0]] if pair[0] else [])
+            found.add(total, [pair[1]] if len(pair) > 1 and pair[1] else [])
+    freeform = {key.lower(): values for key, values in tags.items() if key.startswith("----:")}
+
+    def texts(name: str) -> list[str]:
+        values = freeform.get((_MP4_FREEFORM + name).lower(), [])
+        return [bytes(v).decode("utf-8", "replace") for v in values]
+
+    for name, _key, description in _MUSICBRAINZ:
+        found.add(name, texts(description))
+    for name in _REPLAYGAIN_FIELDS:
+        found.add(name, texts(f"replaygain_{name}"))
+    for cover in tags.get("covr", []):
+        mime = next((m for m, f in _MP4_IMAGE_FORMATS.items() if f == cover.imageformat), "")
+        found.pictures.append((PictureType.COVER_FRONT, mime, bytes(cover)))
+
+
+def _assemble(found: _Found) -> SourceTags:
+    values = found.values
+
+    def text(name: str) -> str:
+        return clean_text("; ".join(dict.fromkeys(values.get(name, []))))
+
+    numbers: dict[str, int | None] = {}
+    for number, total in (("track", "track_total"), ("disc", "disc_total")):
+        raw = (values.get(number) or [""])[0]
+        numbers[number] = parse_number(raw)
+        _, slash, after = raw.partition("/")
+        explicit = (values.get(total) or [""])[0]
+        numbers[total] = parse_number(explicit) or (parse_number(after) if slash else None)
+    replaygain = {}
+    for name in _REPLAYGAIN_FIELDS:
+        number = parse_replaygain(name, (values.get(name) or [""])[0])
+        replaygain[name] = None if number is None else round(number, 2 if name.endswith("gain") else 6)
+    return SourceTags(
+        **{name: text(name) for name in _TEXT_FIELDS},
+        **{name: text(name) for name, _key, _description in _MUSICBRAINZ},
+        **numbers,
+        **replaygain,
+        lyrics=_clean_lyrics((values.get("lyrics") or [""])[0]),
+        cover=_front_cover(found.pictures),
+    )
+
+
+def _clean_lyrics(value: str) -> str:
+    """Lines kept (as \\n), other control characters dropped, cut at MAX_LYRICS_CHARS."""
+    value = value[: MAX_LYRICS_CHARS * 2].replace("\r\n", "\n").replace("\r", "\n")
+    kept = "".join(ch for ch in value if ch in "\n\t" or not (ord(ch) < 32 or 0x7F <= ord(ch) <= 0x9F))
+    return kept.strip()[:MAX_LYRICS_CHARS]
+
+
+def _front_cover(pictures: list[tuple[int, str, bytes]]) -> Cover | None:
+    """The front cover if one is typed so, else the first picture; pictures past
+    MAX_PICTURE_BYTES (or empty) are skipped."""
+    usable = [(kind, mime, data) for kind, mime, data in pictures if 0 < len(data) <= MAX_PICTURE_BYTES]
+    if not usable:
+        return None
+    _kind, mime, data = next((p for p in usable if p[0] == PictureType.COVER_FRONT), usable[0])
+    return Cover(data=bytes(data), mime=picture_mime(data, mime))
+
+
+def picture_mime(data: bytes, declared: str = "") -> str:
+    """The image type its first bytes say (taggers write "image/jpg", or nothing, or lie);
+    the declared type when the bytes say nothing we know."""
+    head = bytes(data[:12])
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head.startswith(b"BM"):
+        return "image/bmp"
+    declared = (declared or "").strip().lower()
+    if declared == "image/jpg":
+        return "image/jpeg"
+    return declared if declared.startswith("image/") else "application/octet-stream"
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+def write_tags(path: Path | str, fmt: str, tags: SourceTags, *, source_samples: int | None = None) -> None:
+    """Replace the tags ffmpeg wrote in the rendition ``path`` (``fmt``: "mp3", "opus" or "aac")
+    with ``tags``, in place; the encoder's own tag is kept. For "aac", ``source_samples`` (the
+    source's length in samples at the rendition's rate) adds iTunSMPB, the gapless information
+    Apple's players read. Raises TagWriteError. Run it on the temporary file, before it is
+    published: the file is rewritten and, for MP3, its ID3 tag changes length."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown rendition format {fmt!r}; known: {', '.join(FORMATS)}")
+    if not os.path.isfile(path):
+        raise TagWriteError(f"{path}: no such rendition file")
+    writer = {"mp3": _write_mp3, "opus": _write_opus, "aac": _write_mp4}[fmt]
+    try:
+        writer(path, tags, source_samples)
+    except TagWriteError:
+        raise
+    except Exception as exc:  # mutagen's errors, and OSError
+        raise TagWriteError(f"{path}: cannot write {fmt} tags ({type(exc).__name__}: {exc})") from exc
+
+
+def _gain(value: float) -> str:
+    return f"{value:.2f} dB"
+
+
+def _peak(value: float) -> str:
+    return f"{value:.6f}"
+
+
+def _replaygain_texts(tags: SourceTags) -> dict[str, str]:
+    """ReplayGain as "-6.50 dB" and "0.988547", by field name."""
+    texts = {}
+    for name in _REPLAYGAIN_FIELDS:
+        value = getattr(tags, name)
+        if value is not None:
+            texts[name] = _gain(value) if name.endswith("gain") else _peak(value)
+    return texts
+
+
+def _write_mp3(path, tags: SourceTags, _source_samples) -> None:
+    """ID3v2.3, as today's renditions, in exactly the room ffmpeg's own tag took: mutagen
+    rewrites only the ID3v2 tag at the front of the file, and with the same length every later
+    byte (the Xing/LAME frame, the audio) stays at its offset. Listeners who followed the
+    transcode were told that layout; a seek they make once the file is published lands on the
+    same audio. ffmpeg's tag is made big enough first (``mp3_reserve``); tags that still do not
+    fit raise TagWriteError (the rendition keeps ffmpeg's)."""
+    audio = MP3(path)  # raises unless there are MPEG audio frames
+    if audio.tags is None:
+        raise TagWriteError(f"{path}: ffmpeg wrote no ID3 tag to make room in")
+    id3 = audio.tags
+    kept = id3.getall(_ENCODER_ID3)
+    id3.clear()
+    for frame in kept:
+        id3.add(frame)
+    _fill_id3(id3, tags)
+
+    def same_size(info) -> int:
+        if info.padding < 0:
+            raise TagWriteError(f"{path}: the tags need {-info.padding} bytes more than ffmpeg's tag holds")
+        return info.padding
+
+    audio.save(v1=ID3v1SaveOptions.UPDATE, v2_version=3, padding=same_size)
+
+
+def mp3_reserve(tags: SourceTags) -> int:
+    """Bytes to add to ffmpeg's ID3 tag (as a placeholder frame) so that ``tags`` fit in it later
+    without moving the audio: their text frames as ID3v2.3 writes them, and some slack (the
+    cover, which ffmpeg copies itself, may be written a few bytes longer by mutagen)."""
+    id3 = ID3()
+    _fill_id3(id3, tags, with_cover=False)
+    buffer = io.BytesIO()
+    id3.save(buffer, v2_version=3, padding=lambda info: 0)
+    return len(buffer.getvalue()) + MP3_SLACK
+
+
+MP3_SLACK = 1024
+
+
+def _fill_id3(id3, tags: SourceTags, *, with_cover: bool = True) -> None:
+    encoding = 3  # UTF-8; mutagen writes UTF-16 instead when saving ID3v2.3
+    for name, frame_id in _ID3_TEXT.items():
+        value = getattr(tags, name)
+        if value:
+            id3.add(_ID3_FRAME_TYPES[frame_id](encoding=encoding, text=[value]))
+    if tags.genre:
+        id3.add(TCON(encoding=encoding, text=[tags.genre]))
+    # ID3 has no separate totals: "n/N" in TRCK/TPOS, which needs the number.
+    if tags.track:
+        id3.add(TRCK(encoding=encoding, text=[_pair(tags.track, tags.track_total)]))
+    if tags.disc:
+        id3.add(TPOS(encoding=encoding, text=[_pair(tags.disc, tags.disc_total)]))
+    for name, _key, description in _MUSICBRAINZ:
+        value = getattr(tags, name)
+        if not value:
+            continue
+        if name == "musicbrainz_recording_id":
+            id3.add(UFID(owner=MUSICBRAINZ_UFID_OWNER, data=value.encode("ascii", "replace")))
+        else:
+            id3.add(TXXX(encoding=encoding, desc=description, text=[value]))
+    for name, text in _replaygain_texts(tags).items():
+        id3.add(TXXX(encoding=encoding, desc=f"REPLAYGAIN_{name.upper()}", text=[text]))
+    if tags.lyrics:
+        id3.add(USLT(encoding=encoding, lang="XXX", desc="", text=tags.lyrics))
+    if with_cover and tags.cover is not None:
+        id3.add(
+            APIC(encoding=encoding, mime=tags.cover.mime, type=PictureType.COVER_FRONT, desc="", data=tags.cover.data)
+        )
+    # ID3v2.3 has no TDRC: mutagen turns it into TYER (year), TDAT (day and month) and TIME,
+    # so a date given to the month only ("2024-03") keeps its year alone.
+    id3.update_to_v23()
+
+
+def _pair(number: int, total: int | None) -> str:
+    return f"{number}/{total}" if total else str(number)
+
+
+def _write_opus(path, tags: SourceTags, _source_samples) -> None:
+    """Vorbis comments as Picard writes them, the cover as METADATA_BLOCK_PICTURE, and loudness
+    as RFC 7845's R128_TRACK_GAIN / R128_ALBUM_GAIN instead of REPLAYGAIN_* (the RFC asks Opus
+    files not to carry those).
+
+    The header's output gain stays 0, as ffmpeg wrote it. Every decoder applies the output gain,
+    wanted or not, so putting the track gain there would make this rendition play at another
+    loudness than the source and than its MP3 and AAC siblings for everyone, and would leave no
+    way back to album loudness; the R128 tags let each player choose track, album or neither.
+    (Were the output gain not 0, the R128 gains below are written relative to it, as the RFC says.)
+
+    Peaks have no place in an Opus file: the RFC defines no R128 peak tag (a decoder's output
+    level depends on the output gain and on resampling, not on the source's samples), so
+    track_peak and album_peak are not carried."""
+    audio = OggOpus(path)  # raises unless this is an Ogg Opus stream
+    if audio.tags is None:
+        audio.add_tags()
+    comments = audio.tags
+    kept = _vorbis_texts(comments, _ENCODER_VORBIS)
+    comments.clear()
+    if kept:
+        comments[_ENCODER_VORBIS] = kept
+    for name in _TEXT_FIELDS:
+        value = getattr(tags, name)
+        if value:
+            comments[_DICT_NAMES[name][0]] = [value]
+    for name in _NUMBER_FIELDS:
+        value = getattr(tags, name)
+        if value:
+            comments[_DICT_NAMES[name][0]] = [str(value)]
+    for name, key, _description in _MUSICBRAINZ:
+        value = getattr(tags, name)
+        if value:
+            comments[key] = [value]
+    if tags.lyrics:
+        comments["LYRICS"] = [tags.lyrics]
+    output_gain = _opus_output_gain_db(path)
+    for name, key in (("track_gain", "R128_TRACK_GAIN"), ("album_gain", "R128_ALBUM_GAIN")):
+        value = getattr(tags, name)
+        if value is not None:
+            comments[key] = [str(r128_gain(value, output_gain))]
+    if tags.cover is not None:
+        picture = Picture()
+        picture.type = PictureType.COVER_FRONT
+        picture.mime = tags.cover.mime
+        picture.desc = ""
+        picture.data = tags.cover.data
+        # Width, height and depth stay 0: "not known", which the FLAC picture block allows.
+        comments["METADATA_BLOCK_PICTURE"] = [base64.b64encode(picture.write()).decode("ascii")]
+    audio.save()
+
+
+def r128_gain(replaygain_db: float, output_gain_db: float = 0.0) -> int:
+    """A ReplayGain gain as an R128_*_GAIN value: Q7.8 fixed point (dB x 256) relative to
+    -23 LUFS, on top of the header's output gain (RFC 7845 section 5.2.1)."""
+    q78 = round((replaygain_db - REPLAYGAIN_OVER_R128_DB - output_gain_db) * 256)
+    return max(-32768, min(32767, q78))
+
+
+def opus_head(path) -> tuple[int, int]:
+    """(pre-skip in samples, output gain in Q7.8 dB) of an Ogg Opus file's ID header.
+
+    mutagen reads this header but keeps neither value, so the two fields are unpacked here from
+    the packet mutagen's OggPage returns (RFC 7845 section 5.1: bytes 10-11 and 16-17)."""
+    with open(path, "rb") as fileobj:
+        page = OggPage(fileobj)
+        while not page.packets or not page.packets[0].startswith(b"OpusHead"):
+            page = OggPage(fileobj)
+    pre_skip, output_gain = struct.unpack_from("<H4xh", page.packets[0], 10)
+    return pre_skip, output_gain
+
+
+def _opus_output_gain_db(path) -> float:
+    return opus_head(path)[1] / 256
+
+
+def _write_mp4(path, tags: SourceTags, source_samples: int | None) -> None:
+    """iTunes atoms and freeform names as Picard writes them. mutagen rewrites the moov's
+    udta/meta/ilst and moves the chunk offsets that follow; the edit list ffmpeg wrote (the
+    encoder's priming, trimmed by players that honour it) and the audio are untouched."""
+    audio = MP4(path)  # raises unless this is an MP4 file
+    if audio.tags is None:
+        audio.add_tags()
+    atoms = audio.tags
+    kept = atoms.get(_ENCODER_MP4)
+    atoms.clear()
+    if kept:
+        atoms[_ENCODER_MP4] = kept
+    for name, atom in _MP4_TEXT.items():
+        value = getattr(tags, name)
+        if value:
+            atoms[atom] = [value]
+    for atom, number, total in (("trkn", tags.track, tags.track_total), ("disk", tags.disc, tags.disc_total)):
+        if number or total:
+            atoms[atom] = [(number or 0, total or 0)]  # 0: not known
+    for name, _key, description in _MUSICBRAINZ:
+        value = getattr(tags, name)
+        if value:
+            atoms[_MP4_FREEFORM + description] = [_utf8(value)]
+    for name, text in _replaygain_texts(tags).items():
+        atoms[f"{_MP4_FREEFORM}replaygain_{name}"] = [_utf8(text)]
+    # covr holds JPEG, PNG, GIF and BMP only; any other picture stays out.
+    if tags.cover is not None and tags.cover.mime in _MP4_IMAGE_FORMATS:
+        atoms["covr"] = [MP4Cover(tags.cover.data, imageformat=_MP4_IMAGE_FORMATS[tags.cover.mime])]
+    if source_samples is not None:
+        atoms[ITUNSMPB] = [_utf8(itunsmpb(gapless_info(path, source_samples)))]
+    audio.save()
+
+
+def _utf8(text: str) -> MP4FreeForm:
+    return MP4FreeForm(text.encode("utf-8"), dataformat=AtomDataType.UTF8)
+
+
+# --- gapless AAC ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Gapless:
+    """An AAC stream's samples: ``priming`` (encoder delay) + ``length`` (the source's) +
+    ``padding`` (the rest of the last frame) == ``frames`` x ``frame_samples``."""
+
+    priming: int
+    length: int
+    padding: int
+    frames: int
+    frame_samples: int
+
+
+def itunsmpb(info: Gapless) -> str:
+    """Apple's iTunSMPB text: twelve space-led hexadecimal words, of which the second is the
+    priming, the third the padding and the fourth (64-bit) the original sample count."""
+    return f" 00000000 {info.priming:08X} {info.padding:08X} {info.length:016X}" + " 00000000" * 8
+
+
+def gapless_info(path, source_samples: int) -> Gapless:
+    """Priming, padding and frame count of an MP4's first audio track, from the file itself.
+
+    The priming is the media time at which ffmpeg's edit list starts playing; the frames are
+    counted in the sample table (stts). mutagen finds these atoms (``Atoms``) but does not
+    decode them, so their few fixed fields are unpacked here (ISO/IEC 14496-12: mdhd, elst,
+    stts). Raises TagWriteError when the file has no edit list or ``source_samples`` does not
+    fit the stream (then iTunSMPB would tell players to cut the wrong samples)."""
+    with open(path, "rb") as fileobj:
+        atoms = Atoms(fileobj)
+        trak = _audio_trak(atoms, fileobj)
+        stbl = trak[b"mdia", b"minf", b"stbl"]
+        timescale = _mdhd_timescale(trak[b"mdia", b"mdhd"].read(fileobj)[1])
+        edits = [child for child in trak.children if child.name == b"edts"]
+        if not edits:
+            raise TagWriteError(f"{path}: no edit list, so the encoder delay is not recorded")
+        priming = _edit_list_start(edits[0].read(fileobj)[1])
+        deltas = _stts(stbl[(b"stts",)].read(fileobj)[1])
+    rate = MP4(path).info.sample_rate
+    if timescale != rate:
+        raise TagWriteError(f"{path}: media timescale {timescale} is not the sample rate {rate}")
+    if not deltas:
+        raise TagWriteError(f"{path}: no samples in the sample table (a fragmented MP4?)")
+    # Every AAC frame decodes to the same number of samples; ffmpeg shortens the last one's
+    # duration in stts to where the audio ends, so the largest duration is the frame's.
+    frame_samples = max(delta for _count, delta in deltas)
+    frames = sum(count for count, _delta in deltas)
+    played = sum(count * delta for count, delta in deltas) - priming
+    padding = frames * frame_samples - priming - source_samples
+    if padding < 0 or abs(played - source_samples) >= frame_samples:
+        raise TagWriteError(
+            f"{path}: {source_samples} source samples do not fit a stream of {frames} frames "
+            f"with {priming} samples of priming ({played} played)"
+        )
+    return Gapless(priming, source_samples, padding, frames, frame_samples)
+
+
+def _audio_trak(atoms: Atoms, fileobj) -> Atom:
+    for trak in atoms[b"moov"].findall(b"trak"):
+        try:
+            hdlr = trak[b"mdia", b"hdlr"].read(fileobj)[1]
+        except KeyError:
+            continue
+        if hdlr[8:12] == b"soun":  # version/flags, pre_defined, then the handler type
+            return trak
+    raise TagWriteError("no audio track in the MP4 file")
+
+
+def _mdhd_timescale(data: bytes) -> int:
+    # version 1 has 64-bit creation and modification times before the timescale.
+    return struct.unpack_from(">I", data, 20 if data[0] == 1 else 12)[0]
+
+
+def _edit_list_start(edts: bytes) -> int:
+    """The media time where the edit starts: the samples skipped at the front."""
+    elst = Atom(io.BytesIO(edts))
+    if elst.name != b"elst":
+        raise TagWriteError("the edit box holds no edit list")
+    data = elst.read(io.BytesIO(edts))[1]
+    version, count = data[0], struct.unpack_from(">I", data, 4)[0]
+    entry = struct.Struct(">Qqi" if version == 1 else ">Iii")
+    starts = [entry.unpack_from(data, 8 + i * entry.size)[1] for i in range(min(count, 16))]
+    if len(starts) != 1 or starts[0] < 0:  # -1 is an empty edit: a pause before the media
+        raise TagWriteError("an edit list other than one plain edit cannot be told as iTunSMPB")
+    return starts[0]
+
+
+def _stts(data: bytes) -> list[tuple[int, int]]:
+    count = struct.unpack_from(">I", data, 4)[0]
+    if 8 + count * 8 > len(data):
+        raise TagWriteError("the sample table is damaged")
+    return [struct.unpack_from(">II", data, 8 + i * 8) for i in range(count)]
