@@ -2,19 +2,21 @@
 """Transcoding throughput of the queue and pool against a bare ffmpeg loop, in one run.
 
     .venv/bin/python bench/transcode_throughput.py [--tracks 8] [--seconds 60] [--workers 2] [--rounds 2]
+                                                   [--format mp3|opus|aac]
 
 Generates TRACKS lossless files of SECONDS each (FLAC, stereo, 44.1 kHz, music-like noise),
 scans them once, then, ROUNDS times and alternating so both see the same machine:
 
   bare   `xargs -P WORKERS ffmpeg ...` with exactly the arguments our transcoder uses
-  ours   `manage.py precache --all --inline --workers WORKERS --quality medium`, the first
+  ours   `manage.py precache --all --inline --workers WORKERS --quality FORMAT:medium`, the first
          precache after the scan: every round starts from the database as the scan left it
          and an empty cache folder (queue, claims, leases, fsync + rename, database writes,
          progress events and the command's start-up all included)
 
 and prints the best time of each and the speed ratio bare / ours (target: at least 0.95),
 plus the fixed start-up cost of the command (Python, Django, ffmpeg check, pool start and
-stop, measured with nothing to do) and the ratio without it.
+stop, measured with nothing to do) and the ratio without it, and the size of the medium
+renditions against the FLACs they were made from.
 """
 
 import argparse
@@ -37,6 +39,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--format", choices=("mp3", "opus", "aac"), default="mp3")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="transcode-bench-"))
@@ -51,14 +54,18 @@ def main() -> None:
     import django
 
     django.setup()
+    from audiocache.qualities import Variant
+    from audiocache.transcode import tags
     from audiocache.transcode.ffmpeg import SourceFacts, build_command
-    from mixtapes.demo import AudioSpec, chord, render_audio
+    from mixtapes.demo import AudioSpec, render_audio
 
     try:
         print(f"Generating {args.tracks} x {args.seconds:g} s FLAC in {music} ...")
         sources = []
         for n in range(args.tracks):
-            spec = AudioSpec("flac", args.seconds, signal=chord(220 + 20 * n, 330 + 15 * n, 440, tremolo=0.5))
+            # Pink noise at a music-like level: it compresses like music (FLAC near 1,000 kb/s, as
+            # a CD's), so the sizes compare as they would on a real library.
+            spec = AudioSpec("flac", args.seconds, noise=True)
             sources.append(render_audio(music / f"{n:02d} - Track.flac", spec))
 
         manage = [sys.executable, str(REPO / "manage.py")]
@@ -67,12 +74,17 @@ def main() -> None:
         subprocess.run([*manage, "scanlibrary", "-v", "0"], check=True, env=env, capture_output=True)
 
         facts = SourceFacts(sample_rate=44100, channels=2, has_cover=False, duration=args.seconds)
+        variant = Variant(args.format, "medium")
         bare_out = work / "bare"
         bare_out.mkdir()
-        # Exactly our arguments (progress reporting included), one line per track.
-        script = "\n".join(
-            shlex.join(build_command(src, bare_out / f"{src.stem}.mp3", "medium", facts)) for src in sources
-        )
+
+        def bare_command(src: Path) -> str:
+            # Exactly our arguments (progress reporting and an MP3's room for its tags included).
+            reserve = tags.mp3_reserve(tags.read_tags(src)) if args.format == "mp3" else 0
+            output = bare_out / f"{src.stem}.{variant.spec.extension}"
+            return shlex.join(build_command(src, output, variant, facts, reserve=reserve))
+
+        script = "\n".join(bare_command(src) for src in sources)
 
         def run_bare() -> float:
             for f in bare_out.iterdir():
@@ -86,7 +98,16 @@ def main() -> None:
 
         def run_precache(*extra: str) -> float:
             started = time.monotonic()
-            command = [*manage, "precache", "--all", "--inline", "--workers", str(args.workers), "--quality", "medium"]
+            command = [
+                *manage,
+                "precache",
+                "--all",
+                "--inline",
+                "--workers",
+                str(args.workers),
+                "--quality",
+                str(variant),
+            ]
             subprocess.run([*command, *extra], check=True, env=env, capture_output=True)
             return time.monotonic() - started
 
@@ -116,6 +137,10 @@ def main() -> None:
         bare, ours = min(bare_times), min(our_times)
         startup = min(run_startup() for _ in range(3))
         audio = args.tracks * args.seconds
+        flac_bytes = sum(src.stat().st_size for src in sources)
+        made_bytes = sum(f.stat().st_size for f in cache.iterdir() if not f.name.startswith("."))
+        print(f"format {variant.label}: {made_bytes / 1e6:.1f} MB of renditions for {flac_bytes / 1e6:.1f} MB "
+              f"of FLAC ({100 * made_bytes / flac_bytes:.1f} %)")  # fmt: skip
         print(f"bare xargs -P{args.workers} ffmpeg: {bare:7.2f} s  ({audio / bare:6.1f}x real time)")
         print(f"precache --inline --workers {args.workers}: {ours:7.2f} s  ({audio / ours:6.1f}x real time)")
         print(f"speed ratio bare / ours: {bare / ours:.3f}  (target >= 0.95)")

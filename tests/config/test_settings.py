@@ -120,6 +120,8 @@ def test_every_setting_is_read_from_the_environment(checkout, tmp_path):
         ("AUDIO_CACHE_MAX_WORKERS", "-1"),
         ("AUDIO_CACHE_MAX_WORKERS", "four"),
         ("AUDIO_CACHE_PRECACHE_QUALITIES", "medium,ultra"),
+        ("AUDIO_CACHE_PRECACHE_QUALITIES", "medium,flac:high"),
+        ("AUDIO_CACHE_FORMATS", "mp3,vorbis"),
         ("AUDIO_CACHE_MAX_SIZE", "lots"),
         ("AUDIO_CACHE_ENABLED", "maybe"),
         ("AUDIO_CACHE_TRANSCODE_TIMEOUT", "0"),

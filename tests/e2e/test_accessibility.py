@@ -62,7 +62,7 @@ def test_no_serious_accessibility_violations(browser, client, make_audio, static
         member = browser.new_context(color_scheme=scheme)
         member.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": base}])
         page = member.new_page()
-        for path in ("/", "/mixtapes/", "/editor/new/", "/account/apps/"):
+        for path in ("/", "/mixtapes/", "/editor/new/", "/account/", "/account/apps/"):
             page.goto(base + path)
             found[path] = violations(page)
         page.goto(f"{base}/editor/{mixtape.slug}/?batch={batch.pk}")  # its links, the progress window open

@@ -158,9 +158,12 @@ def test_reconcile_removes_orphans_both_ways(cache_dir, settings, music_snapshot
     kept = rendition(cache_dir)
     no_file = rendition(cache_dir)
     (cache_dir / no_file.file_name).unlink()
-    old_orphan = cache_dir / f"{0x123:032x}_medium_192k.mp3"
+    old_orphan = cache_dir / f"{0x123:032x}_medium_192k.mp3"  # the seed's naming
     old_orphan.write_bytes(b"x" * 10)
     age(old_orphan, 3600)
+    opus_orphan = cache_dir / f"{0x124:032x}_opus_low_96k.opus"
+    opus_orphan.write_bytes(b"x" * 4)
+    age(opus_orphan, 3600)
     young_orphan = cache_dir / f"{0x4567:032x}_medium_192k.mp3"  # a worker may be about to record its row
     young_orphan.write_bytes(b"x")
     running_temp = cache_dir / ".tmp-t1a1-abc.part"  # a transcode in progress
@@ -172,11 +175,11 @@ def test_reconcile_removes_orphans_both_ways(cache_dir, settings, music_snapshot
     age(abandoned_temp, 3 * 3600)
 
     dry = cleanup.reconcile(dry_run=True)
-    assert (dry.orphan_files, dry.orphan_rows) == (2, 1)
+    assert (dry.orphan_files, dry.orphan_rows) == (3, 1)
     assert CachedRendition.objects.count() == 2 and old_orphan.exists()
 
     report = cleanup.reconcile()
-    assert (report.orphan_files, report.orphan_rows, report.bytes) == (2, 1, 15)
+    assert (report.orphan_files, report.orphan_rows, report.bytes) == (3, 1, 19)
     assert list(CachedRendition.objects.values_list("pk", flat=True)) == [kept.pk]
     assert sorted(file_names(cache_dir)) == sorted([kept.file_name, young_orphan.name, running_temp.name])
     assert music_snapshot()
