@@ -83,7 +83,9 @@ def uvicorn_server(manage_env):
     yield start
     for process in servers:
         if process.returncode is None:
-            stop(process)
+            log = stop(process)
+            if "Traceback" in log or " 500 " in log:
+                print(f"--- the server's log (it failed a request) ---\n{log[-30000:]}")  # shown when a test fails
 
 
 @pytest.fixture

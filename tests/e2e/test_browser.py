@@ -56,6 +56,7 @@ def test_build_save_follow_and_play_a_mixtape(
     page = context.new_page()
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("response", lambda r: problems.append(f"HTTP {r.status} {r.url}") if r.status >= 500 else None)
     page.set_default_timeout(20_000)
     try:
         _walk_through(page, browser, base, artifacts, problems)
@@ -168,6 +169,7 @@ def _walk_through(page, browser, base, artifacts, problems):
     listen = visitor.new_page()
     listen.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     listen.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    listen.on("response", lambda r: problems.append(f"HTTP {r.status} {r.url}") if r.status >= 500 else None)
     listen.set_default_timeout(20_000)
     listen.goto(base + "/share/night-drive/")
     assert_accessible_names(listen)
