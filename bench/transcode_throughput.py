@@ -7,7 +7,7 @@
 Generates TRACKS lossless files of SECONDS each (FLAC, stereo, 44.1 kHz, music-like noise),
 scans them once, then, ROUNDS times and alternating so both see the same machine:
 
-  bare   `xargs -P WORKERS ffmpeg ...` with exactly the arguments our transcoder uses
+  bare   `xargs -P WORKERS ffmpeg ...` with exactly the arguments a worker's ffmpeg gets
   ours   `manage.py precache --all --inline --workers WORKERS --quality FORMAT:medium`, the first
          precache after the scan: every round starts from the database as the scan left it
          and an empty cache folder (queue, claims, leases, fsync + rename, database writes,
@@ -79,10 +79,12 @@ def main() -> None:
         bare_out.mkdir()
 
         def bare_command(src: Path) -> str:
-            # Exactly our arguments (progress reporting and an MP3's room for its tags included).
+            # Exactly the command a worker runs: progress reporting, an MP3's room for its tags, and
+            # for AAC the ADTS copy listeners may follow (the tee muxer) included.
             reserve = tags.mp3_reserve(tags.read_tags(src)) if args.format == "mp3" else 0
             output = bare_out / f"{src.stem}.{variant.spec.extension}"
-            return shlex.join(build_command(src, output, variant, facts, reserve=reserve))
+            follow = bare_out / f"{src.stem}.aac" if args.format == "aac" else None
+            return shlex.join(build_command(src, output, variant, facts, reserve=reserve, follow=follow))
 
         script = "\n".join(bare_command(src) for src in sources)
 
