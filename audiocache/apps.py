@@ -2,7 +2,7 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from .qualities import FORMAT_NAMES, QUALITY_NAMES, Variant, enabled_formats
+from .qualities import FORMAT_NAMES, QUALITY_NAMES, allowed_variant
 
 
 class AudioCacheConfig(AppConfig):
@@ -38,12 +38,9 @@ def check_quality_settings() -> None:
     problem = "" if precache else "it is empty"
     for text in precache:
         try:
-            variant = Variant.parse(text)
+            allowed_variant(text)
         except ValueError as exc:
             problem = str(exc)
-            break
-        if variant.format not in enabled_formats():
-            problem = f"{variant.format} is not in AUDIO_CACHE_FORMATS"
             break
     if problem:
         raise ImproperlyConfigured(

@@ -9,7 +9,7 @@ from mixtapes.models import Mixtape, Track
 from mixtapes.probe import last_line
 
 from .date_probing import DateProbingQuerySet
-from .qualities import DEFAULT_FORMAT, FORMATS, Variant
+from .qualities import DEFAULT_FORMAT, FORMAT_CHOICES, Variant
 
 
 class Quality(models.TextChoices):
@@ -18,15 +18,9 @@ class Quality(models.TextChoices):
     LOW = "low", "Low"
 
 
-class Format(models.TextChoices):
-    MP3 = "mp3", FORMATS["mp3"].label
-    OPUS = "opus", FORMATS["opus"].label
-    AAC = "aac", FORMATS["aac"].label
-
-
 def format_field():
     # Every row made before Opus and AAC is an MP3: the default keeps them valid as they are.
-    return models.CharField(max_length=8, choices=Format.choices, default=DEFAULT_FORMAT)
+    return models.CharField(max_length=8, choices=FORMAT_CHOICES, default=DEFAULT_FORMAT)
 
 
 class VariantMixin:
@@ -231,14 +225,11 @@ class StreamingPreference(models.Model):
     """A listener's "Streaming format" (account page): automatic, or one format
     (audiocache/services/formats.py applies it)."""
 
-    class Choice(models.TextChoices):
-        AUTOMATIC = "auto", "Automatic (the best my player can play)"
-        MP3 = "mp3", "MP3"
-        OPUS = "opus", "Opus"
-        AAC = "aac", "AAC"
+    AUTOMATIC = "auto"
+    CHOICES = [(AUTOMATIC, "Automatic (the best my player can play)"), *FORMAT_CHOICES]
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    format = models.CharField(max_length=8, choices=Choice.choices, default=Choice.AUTOMATIC)
+    format = models.CharField(max_length=8, choices=CHOICES, default=AUTOMATIC)
 
     def __str__(self):
         return f"{self.user}: {self.get_format_display()}"

@@ -22,15 +22,31 @@ class Format:
     extension: str  # of the files on disk
     content_type: str  # what the HTTP response says
     bitrates: dict  # quality name -> kbit/s, best first
+    # Its final size follows from its frames, so a transcode can be followed with a planned length
+    # and ranges (MP3); else it is followed as it grows, without a length (services/following.py).
+    planned_length: bool = False
+    # The file listeners follow while the transcode runs, when it is not the kept one: its suffix
+    # and type (AAC: an ADTS copy of the same encode, as an MP4 is readable only once finished).
+    follow_suffix: str = ""
+    follow_type: str = ""
+
+    @property
+    def followed_type(self) -> str:
+        """What the file followed while the transcode runs is."""
+        return self.follow_type or self.content_type
 
 
 FORMATS: dict[str, Format] = {
-    "mp3": Format("mp3", "MP3", "mp3", "audio/mpeg", {"high": 256, "medium": 192, "low": 128}),
+    "mp3": Format("mp3", "MP3", "mp3", "audio/mpeg", {"high": 256, "medium": 192, "low": 128}, planned_length=True),
     # About half MP3's bitrate for the same perceived quality; every current browser plays it.
     "opus": Format("opus", "Opus", "opus", "audio/ogg; codecs=opus", {"high": 160, "medium": 128, "low": 96}),
     # AAC-LC in MP4 (.m4a): what Apple devices decode best (README, "Formats").
-    "aac": Format("aac", "AAC", "m4a", "audio/mp4", {"high": 256, "medium": 192, "low": 128}),
-}
+    "aac": Format(
+        "aac", "AAC", "m4a", "audio/mp4", {"high": 256, "medium": 192, "low": 128},
+        follow_suffix=".aac", follow_type="audio/aac",
+    ),
+}  # fmt: skip
+FORMAT_CHOICES = [(name, spec.label) for name, spec in FORMATS.items()]
 DEFAULT_FORMAT = "mp3"
 FORMAT_NAMES: tuple[str, ...] = tuple(FORMATS)
 
@@ -81,11 +97,25 @@ class Variant:
         """``Opus 128k``."""
         return f"{self.spec.label} {self.bitrate}k"
 
+    @property
+    def lookup(self) -> dict:
+        """The variant as a filter on the rows that carry one (renditions, tasks, batch items)."""
+        return {"format": self.format, "quality": self.quality}
+
 
 def enabled_formats() -> tuple[str, ...]:
     """The formats ``AUDIO_CACHE_FORMATS`` lets the cache make (MP3 always: the fallback)."""
     allowed = getattr(settings, "AUDIO_CACHE_FORMATS", FORMAT_NAMES)
     return tuple(name for name in FORMAT_NAMES if name == DEFAULT_FORMAT or name in allowed)
+
+
+def allowed_variant(value: Variant | str) -> Variant:
+    """``Variant.of(value)``, refused (ValueError, which says why) when AUDIO_CACHE_FORMATS turns
+    its format off: for settings, commands and anything asked to make a rendition."""
+    variant = Variant.of(value)
+    if variant.format not in enabled_formats():
+        raise ValueError(f"{variant.format} is turned off (AUDIO_CACHE_FORMATS)")
+    return variant
 
 
 def all_variants(*, every: bool = False) -> list[Variant]:

@@ -53,12 +53,17 @@ def rendition_path(rendition: CachedRendition, cache_dir: Path | None = None) ->
     return Path(cache_dir) / name
 
 
+def made_from(rendition: CachedRendition, source: SourceState) -> bool:
+    """The row says the rendition was made from the source as it is now, with today's settings
+    for its format (the file itself is not looked at)."""
+    return (
+        (rendition.source_size, rendition.source_mtime_ns) == (source.size, source.mtime_ns)
+        and rendition.encoder_profile == ENCODER_PROFILES.get(rendition.format)
+    )
+
+
 def is_fresh(rendition: CachedRendition, source: SourceState, cache_dir: Path | None = None) -> bool:
-    if (
-        rendition.source_size != source.size
-        or rendition.source_mtime_ns != source.mtime_ns
-        or rendition.encoder_profile != ENCODER_PROFILES.get(rendition.format)
-    ):
+    if not made_from(rendition, source):
         return False
     path = rendition_path(rendition, cache_dir)
     return path is not None and path.is_file()

@@ -161,9 +161,7 @@ class CacheWorker:
             t
             for t in tracks
             for q in qualities
-            if CachedRendition.objects.filter(
-                track=t, format=Variant.of(q).format, quality=Variant.of(q).quality
-            ).exists()
+            if CachedRendition.objects.filter(track=t, **Variant.of(q).lookup).exists()
             and not self.audio_cache.is_cached(t, q)
         ]
         if not outdated:

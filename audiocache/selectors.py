@@ -171,8 +171,7 @@ def fresh_renditions(variant: Variant | str | None = None):
     renditions = CachedRendition.objects.filter(fresh_q())
     if variant is None:
         return renditions
-    variant = Variant.of(variant)
-    return renditions.filter(format=variant.format, quality=variant.quality)
+    return renditions.filter(**Variant.of(variant).lookup)
 
 
 def ready_counts(mixtapes, variant: Variant | str) -> dict[int, int]:

@@ -8,7 +8,6 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from audiocache import services as cache_services
-from audiocache.models import StreamingPreference
 from audiocache.qualities import FORMATS, enabled_formats
 
 
@@ -22,7 +21,7 @@ class StreamingFormatForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        choices = [(StreamingPreference.Choice.AUTOMATIC, "Automatic: the best the player says it plays, else MP3")]
+        choices = [(cache_services.AUTOMATIC, "Automatic: the best the player says it plays, else MP3")]
         choices += [(name, FORMATS[name].label) for name in enabled_formats()]
         self.fields["format"].choices = choices
 

@@ -50,6 +50,11 @@ def _content_type(track) -> tuple[str, str]:
     return "application/octet-stream", suffix
 
 
+def moment(value) -> str | None:
+    """A time as the API writes it (ISO 8601 to the second); None stays None (left out)."""
+    return value.isoformat(timespec="seconds") if value is not None else None
+
+
 def song(track) -> dict:
     artist, album = artist_name(track), album_name(track)
     content_type, suffix = _content_type(track)
@@ -74,7 +79,7 @@ def song(track) -> dict:
         "isVideo": False,
         "type": "music",
         "mediaType": "song",
-        "created": track.added_at.isoformat(timespec="seconds"),
+        "created": moment(track.added_at),
         "albumId": ids.album_id(artist, album),
         "artistId": ids.artist_id(artist),
         "coverArt": ids.TRACK_COVER + str(track.pk),
@@ -179,7 +184,7 @@ def album_data(album: Album) -> dict:
         "artistId": ids.artist_id(album.artist),
         "songCount": album.song_count,
         "duration": round(album.duration),
-        "created": (album.created or timezone.now()).isoformat(timespec="seconds"),
+        "created": moment(album.created or timezone.now()),
         "coverArt": album.id,
     }
 
@@ -281,8 +286,8 @@ def playlist_summary(mixtape: Mixtape, count: int, seconds: float | None) -> dic
         "public": mixtape.is_shared,
         "songCount": count,
         "duration": round(seconds or 0),
-        "created": mixtape.created_at.isoformat(timespec="seconds"),
-        "changed": mixtape.updated_at.isoformat(timespec="seconds"),
+        "created": moment(mixtape.created_at),
+        "changed": moment(mixtape.updated_at),
         "coverArt": ids.MIXTAPE_COVER + str(mixtape.pk) if mixtape.cover else None,
     }
 
@@ -327,9 +332,9 @@ def shares(links: list[ShareLink], url_of) -> list[dict]:
             "url": url_of(link),
             "description": link.label or link.mixtape.title,
             "username": link.mixtape.owner.get_username(),
-            "created": link.created_at.isoformat(timespec="seconds"),
-            "expires": link.expires_at.isoformat(timespec="seconds") if link.expires_at else None,
-            "lastVisited": link.last_visited_at.isoformat(timespec="seconds") if link.last_visited_at else None,
+            "created": moment(link.created_at),
+            "expires": moment(link.expires_at),
+            "lastVisited": moment(link.last_visited_at),
             "visitCount": link.visits,
             "entry": songs[link.mixtape_id],
         }
@@ -341,7 +346,7 @@ def shares(links: list[ShareLink], url_of) -> list[dict]:
 
 
 def _user_fields():
-    return [f for f in get_user_model()._meta.concrete_fields]
+    return list(get_user_model()._meta.concrete_fields)
 
 
 _LOGIN = PreparedQuery(

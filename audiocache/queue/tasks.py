@@ -77,15 +77,12 @@ def enqueue(
 
 def active_task(track_id: int, variant: Variant | str) -> CacheTask | None:
     """The pending or running task of this rendition (the one ``enqueue`` would join), if any."""
-    variant = Variant.of(variant)
-    return CacheTask.objects.filter(
-        track_id=track_id, format=variant.format, quality=variant.quality, status__in=CacheTask.ACTIVE_STATUSES
-    ).first()
+    active = CacheTask.objects.filter(track_id=track_id, status__in=CacheTask.ACTIVE_STATUSES)
+    return active.filter(**Variant.of(variant).lookup).first()
 
 
 def _enqueue_chunk(chunk, track_rows, variant: Variant, priority, force):
     results: dict[tuple[int, Variant], CacheTask | str] = {}
-    same_variant = {"format": variant.format, "quality": variant.quality}
     # The file as it is now, not as the last scan saw it: a rendition made before the file
     # changed must not count as cached, and a changed file leaves quarantine.
     candidates: dict[int, tuple[Track, SourceState]] = {}
@@ -103,9 +100,9 @@ def _enqueue_chunk(chunk, track_rows, variant: Variant, priority, force):
                 results[key] = f"source unavailable: {exc}"
     renditions, quarantined = {}, {}
     if candidates and not force:
-        renditions = {r.track_id: r for r in CachedRendition.objects.filter(track_id__in=candidates, **same_variant)}
+        renditions = {r.track_id: r for r in CachedRendition.objects.filter(track_id__in=candidates, **variant.lookup)}
         for track_id, size, mtime_ns, error in (
-            CacheTask.objects.filter(track_id__in=candidates, status=Status.FAILED, **same_variant)
+            CacheTask.objects.filter(track_id__in=candidates, status=Status.FAILED, **variant.lookup)
             .order_by("id")
             .values_list("track_id", "source_size", "source_mtime_ns", "error")
         ):
@@ -129,8 +126,7 @@ def _enqueue_chunk(chunk, track_rows, variant: Variant, priority, force):
                 [
                     CacheTask(
                         track_id=t.id,
-                        format=variant.format,
-                        quality=variant.quality,
+                        **variant.lookup,
                         priority=priority,
                         force=force,
                         source_size=state.size,
@@ -142,7 +138,7 @@ def _enqueue_chunk(chunk, track_rows, variant: Variant, priority, force):
             )
             wanted_ids = [t.id for t, _state in wanted]
             active = CacheTask.objects.filter(
-                track_id__in=wanted_ids, status__in=CacheTask.ACTIVE_STATUSES, **same_variant
+                track_id__in=wanted_ids, status__in=CacheTask.ACTIVE_STATUSES, **variant.lookup
             )
             active.filter(status=Status.PENDING, priority__lt=priority).update(priority=priority)
             if force:

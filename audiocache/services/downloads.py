@@ -49,9 +49,9 @@ def plan_download(track_ids: list[int], quality: str) -> DownloadPlan:
     variant = Variant(DEFAULT_FORMAT, quality) if use_cache else None  # MP3s: every player plays them
     queued = tasks.enqueue(track_ids, [variant], priority=CacheTask.PRIORITY_PLAY) if use_cache else {}
     made = [track_id for track_id in track_ids if queued.get((track_id, variant)) == tasks.ALREADY_CACHED]
-    renditions = {
-        r.track_id: r for r in CachedRendition.objects.filter(track_id__in=made, format=DEFAULT_FORMAT, quality=quality)
-    }
+    renditions = (
+        {r.track_id: r for r in CachedRendition.objects.filter(track_id__in=made, **variant.lookup)} if variant else {}
+    )
 
     files, preparing, missing = [], 0, 0
     for track_id in track_ids:

@@ -44,6 +44,7 @@ from django.utils import timezone
 from ..delivery.files import open_regular
 from ..delivery.growing import GrowingFile
 from ..models import CacheTask
+from ..qualities import DEFAULT_FORMAT, FORMATS, Format
 from ..transcode import mp3
 from ..transcode.ffmpeg import TEMP_PREFIX
 
@@ -58,10 +59,6 @@ def _alive(task: CacheTask) -> bool:
     )
 
 
-# What a followed file is, per format (AAC's is the ADTS copy).
-FOLLOWED_TYPES = {"mp3": "audio/mpeg", "opus": "audio/ogg; codecs=opus", "aac": "audio/aac"}
-
-
 @dataclass(frozen=True)
 class TranscodeOutput:
     """The file a live attempt writes, with the length it was planned to have (MP3 only)."""
@@ -70,22 +67,23 @@ class TranscodeOutput:
     frames: int | None
     task_id: int
     label: str
-    format: str = "mp3"
+    spec: Format = FORMATS[DEFAULT_FORMAT]
 
     @classmethod
     def of_task(cls, task: CacheTask) -> "TranscodeOutput | None":
-        """The output of a live attempt that can be followed (an MP3 needs a planned length), else None."""
-        if not _alive(task) or not task.temp_name or (task.format == "mp3" and not task.planned_frames):
+        """The output of a live attempt that can be followed (one whose length can be planned
+        needs its plan), else None."""
+        spec = task.variant.spec
+        if not _alive(task) or not task.temp_name or (spec.planned_length and not task.planned_frames):
             return None
-        label = f"track {task.track_id} at {task.variant.label}"
-        return cls(task.temp_name, task.planned_frames, task.pk, label, task.format)
+        return cls(task.temp_name, task.planned_frames, task.pk, f"track {task.track_id} at {task.variant.label}", spec)
 
     def open(self) -> GrowingFile | None:
         """The file, open, once ffmpeg has written its header; None if it cannot be followed
         (yet). Only a plain temporary name of ours, a regular file inside the cache folder, is
         ever opened, whatever the task row says."""
         name = self.temp_name
-        if self.format not in FOLLOWED_TYPES or (self.format == "mp3" and not self.frames):
+        if self.spec.planned_length and not self.frames:
             return None
         if not name.startswith(TEMP_PREFIX) or name != os.path.basename(name):
             return None
@@ -94,12 +92,12 @@ class TranscodeOutput:
             file, st = open_regular(path, follow_links=False)
         except (OSError, ValueError):  # not created yet, already gone, a link, a NUL in the name
             return None
-        if self.format != "mp3":
+        if not self.spec.planned_length:
             if st.st_size < FIRST_BYTES:  # nothing a player could start from yet
                 file.close()
                 return None
             digest = hashlib.sha256(f"{self.task_id}:{name}".encode()).hexdigest()[:24]
-            return GrowingFile(file, path, None, f'W/"p{digest}"', self.label, FOLLOWED_TYPES[self.format])
+            return GrowingFile(file, path, None, f'W/"p{digest}"', self.label, self.spec.followed_type)
         try:
             layout = mp3.read_layout_of(file.fd)
         except (mp3.NotYet, mp3.NotMP3, OSError):

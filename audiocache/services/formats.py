@@ -19,7 +19,7 @@ from .. import selectors
 from ..models import StreamingPreference
 from ..qualities import DEFAULT_FORMAT, FORMAT_NAMES, enabled_formats
 
-AUTOMATIC = "auto"
+AUTOMATIC = StreamingPreference.AUTOMATIC
 # Media types that name each format in an Accept header (RFC 9110 section 12.5.1).
 ACCEPTED_TYPES = {
     "audio/ogg; codecs=opus": "opus",
@@ -62,7 +62,7 @@ def preferred_format(user) -> str:
 
 def set_streaming_format(user, choice: str) -> None:
     """Save the listener's "Streaming format" (``auto`` or a format name)."""
-    if choice not in StreamingPreference.Choice.values:
+    if choice != AUTOMATIC and choice not in FORMAT_NAMES:
         raise UnknownFormat(f"Unknown streaming format {choice[:40]!r}")
     StreamingPreference.objects.update_or_create(user=user, defaults={"format": choice})
 

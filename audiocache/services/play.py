@@ -36,8 +36,7 @@ from ..delivery.ranges import from_the_start
 from ..models import CachedRendition, CacheTask
 from ..qualities import DEFAULT_FORMAT, FORMATS, ORIGINAL, Variant
 from ..queue import tasks
-from ..renditions import planned_frames, rendition_path
-from ..transcode.ffmpeg import ENCODER_PROFILES
+from ..renditions import made_from, planned_frames, rendition_path
 from . import following, play_counts
 
 logger = logging.getLogger(__name__)
@@ -112,11 +111,12 @@ def _decide(request: PlayRequest, *, looked_again: bool = False) -> Play | WaitF
     hit = _hit(request, rendition, source, public)
     if hit is not None:
         return hit
-    # An MP3 is followed with its planned length; Opus and AAC without one (services/following.py).
+    # A format whose length can be planned (MP3) is followed with it; the others without one
+    # (services/following.py).
     followable = (
         settings.AUDIO_CACHE_PROGRESSIVE
         and source is not None
-        and (variant.format != "mp3" or planned_frames(track, source) is not None)
+        and (not variant.spec.planned_length or planned_frames(track, source) is not None)
     )
     # One look at the queue serves both: a transcode being written is followed, a task another
     # listener queued is joined without the enqueue's checks and writes.
@@ -167,12 +167,7 @@ def _current_source(track: Track) -> SourceState | None:
 
 def _hit(request, rendition: CachedRendition | None, source: SourceState | None, public: bool) -> Play | None:
     """The fresh rendition, opened, or None."""
-    if (
-        source is None
-        or rendition is None
-        or (rendition.source_size, rendition.source_mtime_ns) != (source.size, source.mtime_ns)
-        or rendition.encoder_profile != ENCODER_PROFILES.get(rendition.format)
-    ):
+    if source is None or rendition is None or not made_from(rendition, source):
         return None
     path = rendition_path(rendition)
     if path is None:

@@ -27,7 +27,7 @@ from mixtapes.probe import last_line
 
 from ..events.sending import BatchEvents
 from ..models import CachedRendition, CacheTask
-from ..qualities import Variant, enabled_formats
+from ..qualities import Variant, allowed_variant
 from ..queue import batches, tasks
 from ..renditions import cache_file_name, check_planned_size, is_fresh, planned_frames, rendition_path
 from ..transcode import tags
@@ -38,7 +38,7 @@ from ..transcode.ffmpeg import (
     SourceFacts,
     TranscodeError,
     TranscodeTimeout,
-    output_sample_rate,
+    rendition_rate,
     transcode,
 )
 from . import cleanup
@@ -55,8 +55,7 @@ class SourceChanged(SourceUnavailable):
 
 def fresh_rendition(track: Track, variant: Variant | str, source: SourceState | None = None, cache_dir=None):
     """The rendition of ``variant`` if it is fresh, else None; ``source`` spares a stat when known."""
-    variant = Variant.of(variant)
-    rendition = CachedRendition.objects.filter(track=track, format=variant.format, quality=variant.quality).first()
+    rendition = CachedRendition.objects.filter(track=track, **Variant.of(variant).lookup).first()
     if rendition is None:
         return None
     try:
@@ -83,9 +82,7 @@ def make_rendition(
     file would replace the old one. ``on_output(temporary path, planned frames or None)`` is
     called before ffmpeg starts writing (listeners may follow that file while it grows).
     """
-    variant = Variant.of(variant)  # ValueError for an unknown one
-    if variant.format not in enabled_formats():
-        raise ValueError(f"the {variant.spec.label} format is turned off (AUDIO_CACHE_FORMATS)")
+    variant = allowed_variant(variant)  # ValueError for an unknown one, or one turned off
     cache_dir = Path(cache_dir or settings.AUDIO_CACHE_DIR)
     if not overwrite:
         rendition = fresh_rendition(track, variant, cache_dir=cache_dir)
@@ -93,9 +90,9 @@ def make_rendition(
             return rendition_path(rendition, cache_dir)
     before = source_state(track)
     destination = cache_dir / cache_file_name(track.path, variant)
-    # Planned only for listeners who may follow the file (progressive streaming), and only for
-    # MP3, whose length follows from its frames; Opus and AAC are followed without a length.
-    frames = planned_frames(track, before) if settings.AUDIO_CACHE_PROGRESSIVE and variant.format == "mp3" else None
+    # Planned only for listeners who may follow the file (progressive streaming), and only for a
+    # format whose length follows from its frames (MP3); the others are followed without one.
+    frames = planned_frames(track, before) if settings.AUDIO_CACHE_PROGRESSIVE and variant.spec.planned_length else None
     facts = SourceFacts(track.sample_rate, track.channels, track.has_cover, track.duration)
     source_tags = _with_scanned(tags.read_tags(before.path), track)
 
@@ -117,11 +114,11 @@ def make_rendition(
         reserve=tags.mp3_reserve(source_tags) if variant.format == "mp3" else 0,
         **transcode_options,
     )
-    previous = CachedRendition.objects.filter(track=track, format=variant.format, quality=variant.quality).first()
+    # Its old file name, if it had one: a file of the seed's naming is left to remove.
+    old_name = CachedRendition.objects.filter(track=track, **variant.lookup).values_list("file_name", flat=True).first()
     CachedRendition.objects.update_or_create(
         track=track,
-        format=variant.format,
-        quality=variant.quality,
+        **variant.lookup,
         defaults={
             "bitrate": variant.bitrate,
             "file_name": destination.name,
@@ -132,8 +129,10 @@ def make_rendition(
             "created_at": timezone.now(),
         },
     )
-    if previous is not None and previous.file_name != destination.name:
-        _remove_replaced(previous, cache_dir)
+    if old_name and old_name != destination.name:
+        replaced = rendition_path(CachedRendition(file_name=old_name), cache_dir)  # checked: inside the cache folder
+        if replaced is not None:
+            replaced.unlink(missing_ok=True)
     logger.info("rendition track=%s variant=%s bytes=%s", track.pk, variant, size)
     if frames is not None:
         check_planned_size(destination, size, frames, track)
@@ -168,18 +167,11 @@ def _carry_tags(rendition: Path, variant: Variant, track: Track, source_tags: ta
     Tags that cannot be written cost the tags (ffmpeg's stay), never the rendition."""
     samples = None  # AAC's gapless note (iTunSMPB) states the length in samples at the output rate
     if variant.format == "aac" and track.duration and track.sample_rate:
-        samples = round(track.duration * (output_sample_rate(track.sample_rate) or track.sample_rate))
+        samples = round(track.duration * (rendition_rate(variant.format, track.sample_rate) or track.sample_rate))
     try:
         tags.write_tags(rendition, variant.format, source_tags, source_samples=samples)
     except tags.TagWriteError as exc:
         logger.warning("track %s: the %s rendition keeps ffmpeg's tags only: %s", track.pk, variant.label, exc)
-
-
-def _remove_replaced(previous: CachedRendition, cache_dir: Path) -> None:
-    """A rendition made again under a new name (an MP3 of the seed's naming): its old file goes."""
-    path = rendition_path(previous, cache_dir)
-    if path is not None:
-        path.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -304,8 +296,7 @@ def _enforce_limits(task: CacheTask, cache_dir) -> None:
     if not (settings.AUDIO_CACHE_MAX_SIZE or settings.AUDIO_CACHE_MAX_AGE_DAYS):
         return
     try:
-        keep = Q(track_id=task.track_id, format=task.format, quality=task.quality)
-        cleanup.enforce_limits(keep=keep, cache_dir=cache_dir)
+        cleanup.enforce_limits(keep=Q(track_id=task.track_id, **task.variant.lookup), cache_dir=cache_dir)
     except Exception:  # eviction trouble must not fail a transcode that worked
         logger.exception("could not apply the cache limits")
 

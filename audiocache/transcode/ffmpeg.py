@@ -106,6 +106,14 @@ def output_sample_rate(source_rate: int | None) -> int | None:
     return 44100 if source_rate % 44100 == 0 else 48000
 
 
+OPUS_RATE = 48000  # Opus decodes at 48 kHz whatever the source: resampled once, at the encode, well
+
+
+def rendition_rate(fmt: str, source_rate: int | None) -> int | None:
+    """The sample rate ffmpeg is told to write in format ``fmt`` (None: the source's own)."""
+    return OPUS_RATE if fmt == "opus" else output_sample_rate(source_rate)
+
+
 def build_command(
     source: Path,
     output: Path,
@@ -173,13 +181,11 @@ def _codec_args(variant: Variant, facts: SourceFacts) -> list:
     bitrate = f"{variant.bitrate}k"
     if variant.format == "mp3":
         args = ["-c:a", "libmp3lame", "-b:a", bitrate]  # -b:a without -q:a is constant bitrate
-        rate = output_sample_rate(facts.sample_rate)
     elif variant.format == "opus":
         args = ["-c:a", "libopus", "-b:a", bitrate, "-vbr", "on"]
-        rate = 48000  # Opus decodes at 48 kHz whatever the source: resampled once, here, well
     else:
         args = ["-c:a", "aac", "-b:a", bitrate]
-        rate = output_sample_rate(facts.sample_rate)
+    rate = rendition_rate(variant.format, facts.sample_rate)
     if rate:
         args += ["-ar", str(rate)]
     if facts.channels and facts.channels > 2:
@@ -256,8 +262,9 @@ def transcode(
         temp = make_temp_path(destination.parent, destination.name, temp_tag)
         temps.append(temp)
         followed = temp
-        if variant.format == "aac" and on_output is not None:
-            followed = make_temp_path(destination.parent, destination.name.replace(".m4a", ".aac"), temp_tag)
+        if variant.spec.follow_suffix and on_output is not None:  # listeners follow a copy (AAC: ADTS)
+            followed_name = destination.with_suffix(variant.spec.follow_suffix).name
+            followed = make_temp_path(destination.parent, followed_name, temp_tag)
             temps.append(followed)
     except OSError as exc:
         # A bare OSError used to surface as "internal error" with a traceback in the worker log;

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from audiocache import selectors, services
 from audiocache.events.payload import Counts
-from audiocache.qualities import QUALITY_NAMES, Variant, enabled_formats
+from audiocache.qualities import QUALITY_NAMES, allowed_variant
 from audiocache.queue.batches import follow
 from audiocache.queue.pool import run_batch_inline
 from audiocache.services.precache import mixtape_track_ids
@@ -132,9 +132,6 @@ class Command(BaseCommand):
 def _variant(text: str) -> str:
     """``--quality`` values: ``medium`` (MP3) or ``opus:medium``, in a format AUDIO_CACHE_FORMATS allows."""
     try:
-        variant = Variant.parse(text)
+        return str(allowed_variant(text))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    if variant.format not in enabled_formats():
-        raise argparse.ArgumentTypeError(f"{variant.format} is turned off (AUDIO_CACHE_FORMATS)")
-    return str(variant)
