@@ -56,10 +56,10 @@ def rendition_path(rendition: CachedRendition, cache_dir: Path | None = None) ->
 def made_from(rendition: CachedRendition, source: SourceState) -> bool:
     """The row says the rendition was made from the source as it is now, with today's settings
     for its format (the file itself is not looked at)."""
-    return (
-        (rendition.source_size, rendition.source_mtime_ns) == (source.size, source.mtime_ns)
-        and rendition.encoder_profile == ENCODER_PROFILES.get(rendition.format)
-    )
+    return (rendition.source_size, rendition.source_mtime_ns) == (
+        source.size,
+        source.mtime_ns,
+    ) and rendition.encoder_profile == ENCODER_PROFILES.get(rendition.format)
 
 
 def is_fresh(rendition: CachedRendition, source: SourceState, cache_dir: Path | None = None) -> bool:

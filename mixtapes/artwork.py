@@ -14,7 +14,6 @@ is our own JPEG, made by the same bounded decoder as uploaded covers (``covers.s
 pixel limits, two decodes at a time).
 """
 
-import base64
 import hashlib
 import io
 import logging
@@ -26,12 +25,13 @@ from django.core.exceptions import ValidationError
 
 from config.paths import resolve_inside
 
+from . import embedded
 from .covers import shrink_to_jpeg
 
 logger = logging.getLogger(__name__)
 
 SIZES = (64, 128, 256, 512, 1024)  # a request is served the smallest at or above what it asks
-MAX_PICTURE_BYTES = 16 * 1024 * 1024  # an embedded or folder picture larger than this is ignored
+MAX_PICTURE_BYTES = embedded.MAX_PICTURE_BYTES  # an embedded or folder picture larger than this is ignored
 FOLDER_NAMES = ("cover", "folder", "front", "album")
 FOLDER_SUFFIXES = (".jpg", ".jpeg", ".png")
 NONE = b""  # a link to no picture
@@ -116,47 +116,9 @@ def find_picture(track) -> bytes | None:
 
 
 def _embedded(path: Path) -> bytes | None:
-    import mutagen
-
-    try:
-        audio = mutagen.File(path)
-    except Exception:  # a damaged file: the scan reported it; here it simply has no picture
-        return None
-    if audio is None:
-        return None
-    pictures = getattr(audio, "pictures", None)  # FLAC
-    if pictures:
-        return _front([(p.type, p.data) for p in pictures])
-    tags = audio.tags
-    if tags is None:
-        return None
-    if hasattr(tags, "getall"):  # ID3 (MP3, AIFF, WAV)
-        return _front([(frame.type, frame.data) for frame in tags.getall("APIC")])
-    if "covr" in tags:  # MP4
-        covers = tags["covr"]
-        return bytes(covers[0]) if covers else None
-    for key in ("Cover Art (Front)", "Cover Art (Other)"):  # APEv2 (WavPack, Monkey's Audio)
-        if key in tags:
-            value = tags[key].value
-            return value.split(b"\0", 1)[1] if b"\0" in value else None
-    blocks = tags.get("metadata_block_picture") if hasattr(tags, "get") else None  # Ogg
-    if blocks:
-        from mutagen.flac import Picture
-
-        try:
-            decoded = [Picture(base64.b64decode(block)) for block in blocks]
-        except (ValueError, TypeError, mutagen.MutagenError):
-            return None
-        return _front([(p.type, p.data) for p in decoded])
-    return None
-
-
-def _front(pictures: list[tuple[int, bytes]]) -> bytes | None:
-    """The front cover (type 3) if there is one, else the first picture."""
-    for kind, data in pictures:
-        if kind == 3:
-            return data
-    return pictures[0][1] if pictures else None
+    audio = embedded.read_audio(path)  # a damaged file: the scan reported it; here it has no picture
+    front = embedded.front_picture(embedded.pictures(audio)) if audio is not None else None
+    return front[1] if front else None
 
 
 def _beside(path: Path) -> bytes | None:

@@ -18,9 +18,8 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import mutagen
 from mutagen.apev2 import APEBinaryValue, APEv2
-from mutagen.flac import FLAC, Picture
+from mutagen.flac import Picture
 from mutagen.id3 import (
     APIC,
     ID3,
@@ -44,19 +43,20 @@ from mutagen.mp4 import MP4, Atom, AtomDataType, Atoms, MP4Cover, MP4FreeForm, M
 from mutagen.ogg import OggPage
 from mutagen.oggopus import OggOpus
 
+from mixtapes.embedded import (
+    MP4_IMAGE_FORMATS,
+    front_picture,
+    pictures,
+    read_audio,
+    vorbis_texts,
+)
 from mixtapes.tags import clean_text, parse_number, parse_replaygain
 
 logger = logging.getLogger(__name__)
 
-# A front cover is a few hundred KiB; anything past this is junk or an attack, and is skipped.
-MAX_PICTURE_BYTES = 16 * 1024 * 1024
 # Lyrics are the one multi-line text; a whole libretto fits. Other texts are cut by clean_text
 # at the library's own limit (mixtapes.models.MAX_TAG_LENGTH).
 MAX_LYRICS_CHARS = 100_000
-# mutagen loads a whole tag (an ID3 tag, an MP4 ilst, a FLAC picture block) into memory before we
-# can look at it. Reading goes through a file object that refuses to hand out more than this in
-# all, so a file that declares a 2 GiB picture costs at most this much memory, and gives no tags.
-READ_BUDGET_BYTES = 64 * 1024 * 1024
 
 FORMATS = ("mp3", "opus", "aac")
 
@@ -178,58 +178,16 @@ _MP4_TEXT = {
 _MP4_FREEFORM = "----:com.apple.iTunes:"
 ITUNSMPB = _MP4_FREEFORM + "iTunSMPB"
 
-_MP4_IMAGE_FORMATS = {
-    "image/jpeg": AtomDataType.JPEG,
-    "image/png": AtomDataType.PNG,
-    "image/gif": AtomDataType.GIF,
-    "image/bmp": AtomDataType.BMP,
-}
-
 # --- reading ----------------------------------------------------------------------------------
-
-
-class _OverBudget(Exception):
-    pass
-
-
-class _BoundedReader:
-    """A read-only file that hands out at most ``budget`` bytes in all, then raises: mutagen
-    reads whole tags before we see them, and a hostile file may declare gigabytes of one."""
-
-    def __init__(self, raw, budget: int, name: str):
-        self._raw = raw
-        self._left = budget
-        self.name = name
-
-    def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0 or size > self._left:
-            size = self._left + 1  # never ask the file (and allocate) for more than the budget
-        data = self._raw.read(size)
-        self._left -= len(data)
-        if self._left < 0:
-            raise _OverBudget
-        return data
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        return self._raw.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._raw.tell()
 
 
 def read_tags(path: Path | str) -> SourceTags:
     """The tags and front cover of ``path`` (FLAC, ALAC/AAC, WavPack, APE, WAV, AIFF, MP3, Ogg
-    Opus/Vorbis...). A file mutagen cannot read, a damaged one or one whose tags are bigger than
-    READ_BUDGET_BYTES gives empty tags: a rendition without tags beats no rendition."""
-    try:
-        with open(path, "rb") as raw:
-            audio = mutagen.File(_BoundedReader(raw, READ_BUDGET_BYTES, os.fspath(path)))
-            return _tags_of(audio) if audio is not None else SourceTags()
-    except _OverBudget:
-        logger.warning("%s: tags larger than %d bytes, not read", path, READ_BUDGET_BYTES)
-    except Exception as exc:  # mutagen raises many types on damaged files
-        logger.info("%s: tags not readable (%s: %s)", path, type(exc).__name__, exc)
-    return SourceTags()
+    Opus/Vorbis...), read within mixtapes.embedded's bounds. A file mutagen cannot read, a
+    damaged one or one whose tags are too big gives empty tags: a rendition without tags beats
+    no rendition."""
+    audio = read_audio(path)
+    return _tags_of(audio) if audio is not None else SourceTags()
 
 
 @dataclass
@@ -255,22 +213,12 @@ def _tags_of(audio) -> SourceTags:
         _from_mp4(tags, found)
     elif isinstance(tags, APEv2):  # WavPack, Monkey's Audio, Musepack...
         _from_dict(tags, found, _ape_texts)
-        _ape_pictures(tags, found)
     elif tags is not None:  # Vorbis comments: FLAC, Ogg Vorbis, Ogg Opus, Ogg FLAC
-        _from_dict(tags, found, _vorbis_texts)
-        _vorbis_pictures(tags, found)
+        _from_dict(tags, found, vorbis_texts)
         if isinstance(audio, OggOpus):
             _from_r128(tags, found)
-    if isinstance(audio, FLAC):
-        found.pictures[:0] = [(p.type, p.mime, p.data) for p in audio.pictures]
+    found.pictures = pictures(audio)
     return _assemble(found)
-
-
-def _vorbis_texts(tags, key: str) -> list[str]:
-    try:
-        return list(tags[key])
-    except (KeyError, ValueError):
-        return []
 
 
 def _ape_texts(tags, key: str) -> list[str]:
@@ -290,44 +238,13 @@ def _from_r128(tags, found: _Found) -> None:
     """Opus's R128_*_GAIN (Q7.8 dB relative to -23 LUFS, RFC 7845 section 5.2.1) as ReplayGain,
     where no REPLAYGAIN_* tag said it already."""
     for name, key in (("track_gain", "R128_TRACK_GAIN"), ("album_gain", "R128_ALBUM_GAIN")):
-        for value in _vorbis_texts(tags, key)[:1]:
+        for value in vorbis_texts(tags, key)[:1]:
             try:
                 q78 = int(value.strip())
             except ValueError:
                 continue
             if -32768 <= q78 <= 32767:
                 found.add(name, [f"{q78 / 256 + REPLAYGAIN_OVER_R128_DB:.2f} dB"])
-
-
-def _vorbis_pictures(tags, found: _Found) -> None:
-    # base64 is 4/3 of the bytes: a value this long would decode past MAX_PICTURE_BYTES.
-    longest = MAX_PICTURE_BYTES * 4 // 3 + 4096
-    for value in _vorbis_texts(tags, "METADATA_BLOCK_PICTURE"):
-        if len(value) > longest:
-            continue
-        try:
-            picture = Picture(base64.b64decode(value))
-        except (ValueError, struct.error, mutagen.MutagenError):  # not base64, or not a picture block
-            continue
-        found.pictures.append((picture.type, picture.mime, picture.data))
-    # The old, unofficial COVERART (bare base64 image) that some taggers still write.
-    for value in _vorbis_texts(tags, "COVERART")[:1]:
-        if len(value) <= longest:
-            try:
-                data = base64.b64decode(value)
-            except ValueError:
-                continue
-            mime = next(iter(_vorbis_texts(tags, "COVERARTMIME")), "")
-            found.pictures.append((PictureType.OTHER, mime, data))
-
-
-def _ape_pictures(tags, found: _Found) -> None:
-    """APEv2 "Cover Art (Front)" and friends: a file name, a NUL, then the image."""
-    for key, value in tags.items():
-        if key.lower().startswith("cover art") and isinstance(value, APEBinaryValue):
-            _name, _, data = bytes(value.value).partition(b"\0")
-            kind = PictureType.COVER_FRONT if key.lower() == "cover art (front)" else PictureType.OTHER
-            found.pictures.append((kind, "", data))
 
 
 def _from_id3(tags: ID3, found: _Found) -> None:
@@ -353,9 +270,6 @@ def _from_id3(tags: ID3, found: _Found) -> None:
     lyrics = tags.getall("USLT")
     if lyrics:
         found.add("lyrics", [lyrics[0].text])
-    for frame in tags.getall("APIC"):
-        if frame.mime != "-->":  # "-->" means the data is a URL, not a picture
-            found.pictures.append((frame.type, frame.mime, frame.data))
 
 
 def _from_mp4(tags: MP4Tags, found: _Found) -> None:
@@ -375,9 +289,6 @@ def _from_mp4(tags: MP4Tags, found: _Found) -> None:
         found.add(name, texts(description))
     for name in _REPLAYGAIN_FIELDS:
         found.add(name, texts(f"replaygain_{name}"))
-    for cover in tags.get("covr", []):
-        mime = next((m for m, f in _MP4_IMAGE_FORMATS.items() if f == cover.imageformat), "")
-        found.pictures.append((PictureType.COVER_FRONT, mime, bytes(cover)))
 
 
 def _assemble(found: _Found) -> SourceTags:
@@ -403,7 +314,7 @@ def _assemble(found: _Found) -> SourceTags:
         **numbers,
         **replaygain,
         lyrics=_clean_lyrics((values.get("lyrics") or [""])[0]),
-        cover=_front_cover(found.pictures),
+        cover=_cover(found.pictures),
     )
 
 
@@ -414,34 +325,9 @@ def _clean_lyrics(value: str) -> str:
     return kept.strip()[:MAX_LYRICS_CHARS]
 
 
-def _front_cover(pictures: list[tuple[int, str, bytes]]) -> Cover | None:
-    """The front cover if one is typed so, else the first picture; pictures past
-    MAX_PICTURE_BYTES (or empty) are skipped."""
-    usable = [(kind, mime, data) for kind, mime, data in pictures if 0 < len(data) <= MAX_PICTURE_BYTES]
-    if not usable:
-        return None
-    _kind, mime, data = next((p for p in usable if p[0] == PictureType.COVER_FRONT), usable[0])
-    return Cover(data=bytes(data), mime=picture_mime(data, mime))
-
-
-def picture_mime(data: bytes, declared: str = "") -> str:
-    """The image type its first bytes say (taggers write "image/jpg", or nothing, or lie);
-    the declared type when the bytes say nothing we know."""
-    head = bytes(data[:12])
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-        return "image/webp"
-    if head.startswith(b"BM"):
-        return "image/bmp"
-    declared = (declared or "").strip().lower()
-    if declared == "image/jpg":
-        return "image/jpeg"
-    return declared if declared.startswith("image/") else "application/octet-stream"
+def _cover(found: list[tuple[int, str, bytes]]) -> Cover | None:
+    front = front_picture(found)
+    return Cover(data=front[1], mime=front[0]) if front else None
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -579,7 +465,7 @@ def _write_opus(path, tags: SourceTags, _source_samples) -> None:
     if audio.tags is None:
         audio.add_tags()
     comments = audio.tags
-    kept = _vorbis_texts(comments, _ENCODER_VORBIS)
+    kept = vorbis_texts(comments, _ENCODER_VORBIS)
     comments.clear()
     if kept:
         comments[_ENCODER_VORBIS] = kept
@@ -663,8 +549,8 @@ def _write_mp4(path, tags: SourceTags, source_samples: int | None) -> None:
     for name, text in _replaygain_texts(tags).items():
         atoms[f"{_MP4_FREEFORM}replaygain_{name}"] = [_utf8(text)]
     # covr holds JPEG, PNG, GIF and BMP only; any other picture stays out.
-    if tags.cover is not None and tags.cover.mime in _MP4_IMAGE_FORMATS:
-        atoms["covr"] = [MP4Cover(tags.cover.data, imageformat=_MP4_IMAGE_FORMATS[tags.cover.mime])]
+    if tags.cover is not None and tags.cover.mime in MP4_IMAGE_FORMATS:
+        atoms["covr"] = [MP4Cover(tags.cover.data, imageformat=MP4_IMAGE_FORMATS[tags.cover.mime])]
     if source_samples is not None:
         atoms[ITUNSMPB] = [_utf8(itunsmpb(gapless_info(path, source_samples)))]
     audio.save()

@@ -22,7 +22,6 @@ from mutagen.oggopus import OggOpus
 from mutagen.wave import WAVE
 
 from audiocache.qualities import Variant
-from audiocache.transcode import tags as tags_module
 from audiocache.transcode.ffmpeg import SourceFacts, build_command
 from audiocache.transcode.mp3 import id3v2_length
 from audiocache.transcode.tags import (
@@ -37,6 +36,7 @@ from audiocache.transcode.tags import (
     read_tags,
     write_tags,
 )
+from mixtapes import embedded
 from mixtapes.demo import FORMATS as DEMO_FORMATS
 from mixtapes.demo import AudioSpec, render_audio, render_cover
 from mixtapes.models import MAX_TAG_LENGTH
@@ -504,7 +504,7 @@ def test_tags_beyond_the_read_budget_are_not_loaded(workdir, sources, monkeypatc
     audio = MP4(path)
     audio["covr"] = [MP4Cover(bytes(2 * 1024 * 1024), MP4Cover.FORMAT_JPEG)]
     audio.save()
-    monkeypatch.setattr(tags_module, "READ_BUDGET_BYTES", 1024 * 1024)
+    monkeypatch.setattr(embedded, "READ_BUDGET_BYTES", 1024 * 1024)
 
     assert read_tags(path) == SourceTags()
 
