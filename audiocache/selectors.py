@@ -334,7 +334,7 @@ def dashboard() -> dict:
     }
     # One row per variant that may be made or is held (a format turned off keeps its files
     # until they are purged): name, label, count, bytes and hits.
-    shown = [v for v in all_variants(every=True) if v in per_variant or v.format in enabled_formats()]
+    shown = _shown_variants(set(per_variant))
     empty = {"count": 0, "bytes": 0, "hits": 0}
     qualities = [
         {"name": v.quality, "format": v.format, "format_label": FORMATS[v.format].label, "label": v.label,
@@ -389,6 +389,13 @@ def dashboard() -> dict:
     }
 
 
+def _shown_variants(held: set[Variant]) -> list[Variant]:
+    """Every variant the cache may make, and any other it still holds (a format turned off
+    keeps its files until they are purged), in the usual order."""
+    enabled = enabled_formats()
+    return [v for v in all_variants(every=True) if v.format in enabled or v in held]
+
+
 # --- One track's cache, explained (cachedebug) ------------------------------------------------------------
 
 
@@ -420,10 +427,8 @@ def track_cache_report(track: Track, recent: int = 5) -> TrackCacheReport:
         state, problem = None, str(exc)
     renditions = {r.variant: r for r in CachedRendition.objects.filter(track=track)}
     reports = []
-    for variant in all_variants(every=True):
+    for variant in _shown_variants(set(renditions)):
         rendition = renditions.get(variant)
-        if rendition is None and variant.format not in enabled_formats():
-            continue
         # A row names its file (an MP3 of the seed's naming keeps its old name); else the name it would get.
         expected = rendition.file_name if rendition is not None else cache_file_name(track.path, variant)
         try:
