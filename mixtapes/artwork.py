@@ -18,6 +18,7 @@ import hashlib
 import io
 import logging
 import os
+import threading
 from pathlib import Path
 
 from django.conf import settings
@@ -93,9 +94,14 @@ def thumbnail(track, asked_size: int | None = None) -> Path | None:
 
 def _write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+    # One temporary name per thread, not per process: two requests for the same cover at once
+    # (a page shows it twice) each write their own copy, and the last rename wins.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 # --- finding the picture ----------------------------------------------------------------------

@@ -4,6 +4,8 @@ the track; a mixtape without a cover gets a mosaic of its albums' pictures."""
 
 import io
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from mutagen.flac import FLAC, Picture
@@ -76,6 +78,26 @@ def test_an_albums_tracks_share_one_thumbnail(flac, music_root):
     first, second = Track.objects.order_by("path")
     assert artwork.thumbnail(first, 128) == artwork.thumbnail(second, 128)
     assert len(list((music_root.parent / "artwork" / "pictures").rglob("*.jpg"))) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_requests_for_the_same_new_thumbnail_at_once_both_get_it(flac, music_root, monkeypatch):
+    """Both threads have written their copy before either renames it (the page asks for the
+    same cover twice): each rename finds its own file."""
+    flac("a.flac", jpeg("navy"))
+    track = track_at(music_root, "a.flac")
+    both_written = threading.Barrier(2, timeout=10)
+    real_replace = os.replace
+
+    def replace_when_both_wrote(source, destination):
+        both_written.wait()
+        return real_replace(source, destination)
+
+    monkeypatch.setattr(artwork.os, "replace", replace_when_both_wrote)
+    with ThreadPoolExecutor(2) as pool:
+        paths = list(pool.map(lambda _: artwork.thumbnail(track, 128), range(2)))
+    assert paths[0] is not None and paths[0] == paths[1]
+    assert not [p.name for p in paths[0].parent.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_a_picture_beside_the_file(flac, music_root):
