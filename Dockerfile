@@ -22,6 +22,10 @@ RUN SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')"
     DATA_ROOT=/tmp/build-data STATIC_ROOT=/app/staticfiles \
     /venv/bin/python manage.py collectstatic --noinput --verbosity 0 \
     && rm -rf /tmp/build-data
+# The app's bytecode, compiled once here: the final image runs with PYTHONDONTWRITEBYTECODE and
+# a read-only /app, so without it every process (each precache, cacheworker, server start)
+# compiled every module of the app again, about 0.25 s of CPU each time.
+RUN /venv/bin/python -m compileall -q /app
 
 # --- final: Python, ffmpeg, the app; runs as an unprivileged user ---------------------------
 FROM python:3.11-slim-bookworm

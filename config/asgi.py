@@ -11,7 +11,7 @@ import warnings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-from config.startup import exit_on_bad_settings
+from config.startup import exit_on_bad_settings, freeze_imported_objects
 
 exit_on_bad_settings()
 
@@ -27,3 +27,4 @@ warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume sy
 
 # The Subsonic API's stream and download answer like /stream/ (they call the same view code).
 application = Lifespan(StreamFastPath(ASGIHandler(), prefix=("/stream/", "/rest/stream", "/rest/download")))
+freeze_imported_objects()
