@@ -1,4 +1,5 @@
-"""The worker pool: N threads, each claiming one task at a time and running it.
+"""The worker pool: at most N ffmpeg processes at once, run by 2N threads that each claim one
+task at a time and run it.
 
 The same pool runs inside the web process (single node, started by ``lifespan.py``) and in
 ``manage.py cacheworker`` processes on any host (scale-out). Threads are enough: the work
@@ -7,6 +8,12 @@ transcode, the rendition row, the outcome, the batch events) is ``services.run_t
 pool only claims, runs and keeps leases. A housekeeping thread renews the leases of the
 running tasks, stops tasks that were cancelled or taken over, and reclaims tasks whose
 worker died.
+
+N is a number of encoder slots, not of threads: a thread takes a slot before it claims a task
+and gives it back the moment its ffmpeg exits. What follows (tags, fsync, publish, the rows and
+events, about 15 ms a task, far more when SQLite is busy) then runs beside the next task's
+ffmpeg instead of leaving its CPU idle; and since a task is only claimed once a slot is free,
+the most urgent one (a listener's) is always the next to be encoded.
 """
 
 import logging
@@ -42,8 +49,54 @@ class _Running:
     stop: threading.Event = field(default_factory=threading.Event)
 
 
+class _EncoderSlots:
+    """At most ``size`` ffmpeg processes at once (see the module's docstring)."""
+
+    def __init__(self, size: int):
+        self._free = size
+        self._changed = threading.Condition()
+
+    def take(self, stopping: threading.Event, timeout: float) -> bool:
+        """Wait (at most ``timeout``) for a free slot and take it; False when none came or the
+        pool is stopping (``wake_all`` cuts the wait short then)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._free == 0 and not stopping.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(left)
+            if stopping.is_set():
+                return False
+            self._free -= 1
+            return True
+
+    def give_back(self) -> None:
+        with self._changed:
+            self._free += 1
+            self._changed.notify()
+
+    def wake_all(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+
+class _HeldSlot:
+    """The slot one thread holds for one task: given back at ffmpeg's exit or at the end of the
+    task, whichever comes first, and only once. Used by its own thread only."""
+
+    def __init__(self, slots: _EncoderSlots):
+        self._slots = slots
+        self._held = True
+
+    def give_back(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.give_back()
+
+
 class WorkerPool:
-    """Run up to ``workers`` tasks at once until ``stop()`` (or, with ``burst``, until idle)."""
+    """Run up to ``workers`` transcodes at once until ``stop()`` (or, with ``burst``, until idle)."""
 
     def __init__(
         self,
@@ -67,6 +120,8 @@ class WorkerPool:
         self._running: dict[int, _Running] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._slots = _EncoderSlots(self.size)
+        self.thread_count = 2 * self.size  # a thread finishing its task for each one encoding
         self._idle_workers = 0
         self.processed = 0
         # The database away: one thread at a time probes it (and logs), the others wait their turn.
@@ -95,7 +150,7 @@ class WorkerPool:
         if swept:
             logger.info("worker pool %s: removed %d temporary files of transcodes that died", self.name, swept)
         doorbell.on_ring(self.wake)
-        for n in range(self.size):
+        for n in range(self.thread_count):
             thread = threading.Thread(
                 target=self._work, args=(f"{self.name}/{n}",), name=f"cacheworker-{n}", daemon=True
             )
@@ -114,6 +169,7 @@ class WorkerPool:
         """Stop claiming, kill running ffmpeg processes and hand their tasks back to the queue."""
         self._stopping.set()
         self._wakeup.set()
+        self._slots.wake_all()
         doorbell.off_ring(self.wake)
         with self._lock:
             for running in self._running.values():
@@ -138,36 +194,48 @@ class WorkerPool:
                 if pause > 0:
                     self._stopping.wait(min(pause, self.poll_interval * 5))
                     continue
-                close_old_connections()
+                if not self._slots.take(self._stopping, self.poll_interval):
+                    continue  # every encoder busy (or stopping): look at the loop's conditions again
+                slot = _HeldSlot(self._slots)
                 try:
-                    task = tasks.claim(worker_id)
-                except Exception as exc:
-                    if self._wait_for_database(exc):
-                        continue
-                    logger.exception("claim failed; retrying")
-                    self._stopping.wait(self.poll_interval)
-                    continue
-                try:
-                    if task is None:
-                        if self.burst and self._queue_is_drained():
-                            break
-                        self._idle()
-                        continue
-                    self._run(task, worker_id)
-                except Exception as exc:
-                    # The database went away mid-task (restart, "database is locked"): keep the
-                    # thread; the task's lease expires and it is retried.
-                    if self._wait_for_database(exc):
-                        continue
-                    logger.exception("worker %s: database error; going on", worker_id)
-                    self._stopping.wait(self.poll_interval)
+                    if self._claim_and_run(worker_id, slot) == "drained":
+                        break
+                finally:
+                    slot.give_back()
         finally:
             connection.close()
             if self.burst and not self._stopping.is_set():
                 with self._lock:
                     self._idle_workers += 1
-                    if self._idle_workers >= self.size:
+                    if self._idle_workers >= self.thread_count:
                         self._stopping.set()  # the housekeeper may go too
+
+    def _claim_and_run(self, worker_id: str, slot: _HeldSlot) -> str | None:
+        """Claim a task and run it, holding ``slot`` until its ffmpeg exits; "drained" when a
+        burst has nothing left to do."""
+        close_old_connections()
+        try:
+            task = tasks.claim(worker_id)
+        except Exception as exc:
+            if not self._wait_for_database(exc):
+                logger.exception("claim failed; retrying")
+                self._stopping.wait(self.poll_interval)
+            return None
+        try:
+            if task is None:
+                slot.give_back()  # idle threads hold no slot
+                if self.burst and self._queue_is_drained():
+                    return "drained"
+                self._idle()
+                return None
+            self._run(task, worker_id, slot)
+        except Exception as exc:
+            # The database went away mid-task (restart, "database is locked"): keep the
+            # thread; the task's lease expires and it is retried.
+            if not self._wait_for_database(exc):
+                logger.exception("worker %s: database error; going on", worker_id)
+                self._stopping.wait(self.poll_interval)
+        return None
 
     def _wait_for_database(self, exc: BaseException) -> bool:
         """When ``exc`` means the database cannot be reached: wait until it can, trying again
@@ -248,7 +316,7 @@ class WorkerPool:
         finally:
             connection.close()
 
-    def _run(self, task: CacheTask, worker_id: str) -> None:
+    def _run(self, task: CacheTask, worker_id: str, slot: _HeldSlot) -> None:
         running = _Running(worker_id)
         with self._lock:
             self._running[task.pk] = running
@@ -260,6 +328,7 @@ class WorkerPool:
                 shutting_down=self._stopping.is_set,
                 cache_dir=self.cache_dir,
                 machine_delay=tasks.machine_retry_delay(self._machine_failures + 1),
+                on_encoder_exit=slot.give_back,
             )
         finally:
             with self._lock:

@@ -198,13 +198,16 @@ def run_task(
     shutting_down: Callable[[], bool],
     cache_dir: Path | None = None,
     machine_delay: timedelta | None = None,
+    on_encoder_exit: Callable[[], None] | None = None,
 ) -> TaskOutcome:
     """Run a claimed task to its outcome (see the module's docstring); never raises.
-    ``machine_delay``: how long the task waits if the cache folder fails it (the pool backs off)."""
+    ``machine_delay``: how long the task waits if the cache folder fails it (the pool backs off).
+    ``on_encoder_exit``: called once ffmpeg has exited, while the rendition is still being
+    finished (tags, sync, publish) and its outcome recorded; never called without an ffmpeg."""
     _announce_start(task)
     started = time.monotonic()
     try:
-        outcome = _execute(task, worker_id, cancelled, shutting_down, cache_dir, machine_delay)
+        outcome = _execute(task, worker_id, cancelled, shutting_down, cache_dir, machine_delay, on_encoder_exit)
     except Exception as exc:  # never let one task kill the worker thread
         logger.exception("task %s crashed", task.pk)
         outcome = TaskOutcome(tasks.fail(task, worker_id, f"internal error: {exc}") or "lost", str(exc))
@@ -224,7 +227,9 @@ def run_task(
     return outcome
 
 
-def _execute(task, worker_id, cancelled, shutting_down, cache_dir, machine_delay=None) -> TaskOutcome:
+def _execute(
+    task, worker_id, cancelled, shutting_down, cache_dir, machine_delay=None, on_encoder_exit=None
+) -> TaskOutcome:
     track = task.track
     if not track.is_lossless:
         tasks.finish(task, worker_id, Status.SKIPPED, "lossy source: streamed as is")
@@ -258,6 +263,7 @@ def _execute(task, worker_id, cancelled, shutting_down, cache_dir, machine_delay
             on_progress=on_progress,
             on_output=lambda temp, frames: tasks.set_output(task, worker_id, temp.name, frames),
             should_stop=lambda: cancelled() or shutting_down(),
+            on_encoder_exit=on_encoder_exit,
         )
     except FFmpegMissing as exc:
         tasks.hand_back(task, worker_id)

@@ -242,6 +242,7 @@ def transcode(
     on_output: Callable[[Path], None] | None = None,
     finish: Callable[[Path], None] | None = None,
     reserve: int = 0,
+    on_encoder_exit: Callable[[], None] | None = None,
 ) -> int:
     """Write the rendition of ``source`` to ``destination`` atomically; returns its size in bytes.
 
@@ -251,8 +252,10 @@ def transcode(
     before ffmpeg starts. ``finish`` completes the file once ffmpeg is done (the tags): on a
     copy when listeners may be following the one ffmpeg wrote, so their bytes never change
     under them. ``before_publish`` runs after the file is complete and synced, just before it
-    replaces ``destination``; it raises to cancel. On any failure the temporary files are
-    removed and an existing ``destination`` is left untouched.
+    replaces ``destination``; it raises to cancel. ``on_encoder_exit`` is called as soon as
+    ffmpeg has exited, whatever its outcome, before the file is finished (a worker pool hands
+    the CPU to its next transcode then). On any failure the temporary files are removed and an
+    existing ``destination`` is left untouched.
     """
     variant = Variant.of(variant)
     timeout = timeout or settings.AUDIO_CACHE_TRANSCODE_TIMEOUT
@@ -277,7 +280,11 @@ def transcode(
         if on_output is not None:
             on_output(followed)
         try:
-            _run_ffmpeg(command, source, facts.duration, timeout, on_progress, should_stop)
+            try:
+                _run_ffmpeg(command, source, facts.duration, timeout, on_progress, should_stop)
+            finally:
+                if on_encoder_exit is not None:
+                    on_encoder_exit()
         except (MachineTrouble, TranscodeTimeout):
             raise
         except TranscodeError as exc:

@@ -1,5 +1,5 @@
 """The worker pool running in-process (audiocache/queue/pool.py): a batch with failures and skips,
-its bound on ffmpeg runs, cancelling and stopping.
+its bound on ffmpeg runs (encoder slots handed on at ffmpeg's exit), cancelling and stopping.
 """
 
 import threading
@@ -74,6 +74,74 @@ def test_pool_never_runs_more_ffmpeg_than_workers(make_audio, settings, monkeypa
     assert pool.join(timeout=60)
     assert peak[0] == 2
     assert CacheTask.objects.filter(status=Status.DONE).count() == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_next_ffmpeg_starts_while_a_finished_one_is_being_published(make_audio, settings, monkeypatch):
+    """One encoder slot: the slot goes back when ffmpeg exits, so the second task is encoded
+    while the first one's tags, sync and rows are still being written (slowed down here)."""
+    tracks = scanned_tracks(make_audio, "a.flac", "b.flac", duration=1)
+    from audiocache.transcode import ffmpeg, tags
+
+    log, lock = [], threading.Lock()
+    real_run, real_write = ffmpeg._run_ffmpeg, tags.write_tags
+
+    def running(*args, **kwargs):
+        with lock:
+            log.append(("ffmpeg starts", args[1].name))
+        return real_run(*args, **kwargs)
+
+    def slow_tags(path, *args, **kwargs):
+        with lock:
+            first = not any(event == "tags" for event, _ in log)
+            log.append(("tags", None))
+        if first:
+            time.sleep(1.0)  # the first task's publishing lags: the second must not wait for it
+        with lock:
+            log.append(("tags written", None))
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(ffmpeg, "_run_ffmpeg", running)
+    monkeypatch.setattr(tags, "write_tags", slow_tags)
+    tasks.enqueue(tracks, ["medium"])
+    pool = WorkerPool(1, burst=True, poll_interval=0.05).start()
+    assert pool.join(timeout=60)
+
+    events = [event for event, _ in log]
+    assert events.count("ffmpeg starts") == 2
+    assert events.index("ffmpeg starts", 1) < events.index("tags written")  # b's ffmpeg ran during a's tags
+    assert {name for event, name in log if name} == {"a.flac", "b.flac"}
+    assert CacheTask.objects.filter(status=Status.DONE).count() == 2
+    assert CachedRendition.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_listeners_task_queued_while_the_encoders_are_busy_is_encoded_next(make_audio, settings, monkeypatch):
+    """Tasks are claimed only once an encoder slot is free: the spare threads hold no precache
+    task back, so a play request queued meanwhile is the next one encoded."""
+    tracks = scanned_tracks(make_audio, *[f"p{n}.flac" for n in range(4)], duration=1)
+    listened = scanned_tracks(make_audio, "listened.flac", duration=1)[0]
+    from audiocache.transcode import ffmpeg
+
+    order, first_started, release = [], threading.Event(), threading.Event()
+    real_run = ffmpeg._run_ffmpeg
+
+    def running(*args, **kwargs):
+        order.append(args[1].name)
+        first_started.set()
+        release.wait(30)  # hold the only encoder until the play request is queued
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(ffmpeg, "_run_ffmpeg", running)
+    tasks.enqueue(tracks, ["medium"])
+    pool = WorkerPool(1, burst=True, poll_interval=0.05).start()
+    assert first_started.wait(30)
+    time.sleep(0.3)  # the spare thread is waiting for the slot by now, with no task in hand
+    tasks.enqueue([listened], ["medium"], priority=CacheTask.PRIORITY_PLAY)
+    release.set()
+    assert pool.join(timeout=60)
+    assert order[1] == "listened.flac", order
+    assert CacheTask.objects.filter(status=Status.DONE).count() == 5
 
 
 @pytest.mark.django_db(transaction=True)
