@@ -58,14 +58,15 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, mixtape, track, all, quality, overwrite, wait, inline, workers, **options):
-        ids = self._select(mixtape, track, all)
         if workers is not None and workers < 1:
             raise CommandError("--workers must be at least 1")
         qualities = quality or list(settings.AUDIO_CACHE_PRECACHE_QUALITIES)
         label = "precache " + (" ".join(sys.argv[2:]) if len(sys.argv) > 2 else "")
         with ThreadPoolExecutor(1) as helper:
-            # ffmpeg's check (a process of its own, about 0.1 s) runs while the batch is queued.
+            # ffmpeg's check (a process of its own, about 0.1 s) runs while the tracks are
+            # chosen and the batch is queued.
             ffmpeg_checked = helper.submit(check_ffmpeg) if inline else None
+            ids = self._select(mixtape, track, all)
             batch = services.precache_tracks(ids, qualities, label=label.strip(), force=overwrite)
         summary = selectors.batch_counts(batch)
         self.stdout.write(f"Batch {batch.pk}: {summary.total} renditions ({summary.pending} to make, {summary}).")
