@@ -61,6 +61,7 @@ def main() -> None:
     from audiocache.transcode import tags
     from audiocache.transcode.ffmpeg import SourceFacts, build_command
     from mixtapes.demo import AudioSpec, render_audio
+    from mixtapes.tags import read_source_tags
 
     try:
         print(f"Generating {args.tracks} x {args.seconds:g} s FLAC in {music} ...")
@@ -90,7 +91,7 @@ def main() -> None:
         def bare_command(src: Path) -> str:
             # Exactly the command a worker runs: progress reporting, an MP3's room for its tags, and
             # for AAC the ADTS copy listeners may follow (the tee muxer) included.
-            reserve = tags.mp3_reserve(tags.read_tags(src)) if args.format == "mp3" else 0
+            reserve = tags.mp3_reserve(read_source_tags(src)) if args.format == "mp3" else 0
             output = bare_out / f"{src.stem}.{variant.spec.extension}"
             follow = bare_out / f"{src.stem}.aac" if args.format == "aac" else None
             return shlex.join(build_command(src, output, variant, facts, reserve=reserve, follow=follow))

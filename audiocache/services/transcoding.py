@@ -24,6 +24,7 @@ from django.utils import timezone
 from mixtapes.files import SourceState, SourceUnavailable, source_state
 from mixtapes.models import Track
 from mixtapes.probe import last_line
+from mixtapes.tags import SourceTags, read_source_tags
 
 from ..events.sending import BatchEvents
 from ..models import CachedRendition, CacheTask
@@ -94,7 +95,7 @@ def make_rendition(
     # format whose length follows from its frames (MP3); the others are followed without one.
     frames = planned_frames(track, before) if settings.AUDIO_CACHE_PROGRESSIVE and variant.spec.planned_length else None
     facts = SourceFacts(track.sample_rate, track.channels, track.has_cover, track.duration)
-    source_tags = _with_scanned(tags.read_tags(before.path), track)
+    source_tags = _with_scanned(read_source_tags(before.path), track)
 
     def check_before_publish() -> None:
         # Checked before the rename, so a stale result never replaces a newer rendition.
@@ -139,7 +140,7 @@ def make_rendition(
     return destination
 
 
-def _with_scanned(found: "tags.SourceTags", track: Track) -> "tags.SourceTags":
+def _with_scanned(found: SourceTags, track: Track) -> SourceTags:
     """The source's tags as mutagen reads them (bounded), completed by what the scan read with
     ffprobe where mutagen reads nothing (a WAV's RIFF INFO, TTA): a rendition never has fewer
     tags than the library shows."""
@@ -162,7 +163,7 @@ def _with_scanned(found: "tags.SourceTags", track: Track) -> "tags.SourceTags":
     )
 
 
-def _carry_tags(rendition: Path, variant: Variant, track: Track, source_tags: tags.SourceTags) -> None:
+def _carry_tags(rendition: Path, variant: Variant, track: Track, source_tags: SourceTags) -> None:
     """Every tag and the cover of the source, in the rendition's format (transcode/tags.py).
     Tags that cannot be written cost the tags (ffmpeg's stay), never the rendition."""
     samples = None  # AAC's gapless note (iTunSMPB) states the length in samples at the output rate

@@ -3,11 +3,12 @@
 ffmpeg's ``-map_metadata`` is wrong or lossy for what a tagged library holds: lyrics become
 ``TXXX:lyrics`` in MP3, MusicBrainz ids land under ffmpeg's own names, Ogg gets no cover and MP4
 drops every name it does not know. So the transcoder lets ffmpeg encode and then calls
-``write_tags(rendition, fmt, read_tags(source))``, which replaces whatever ffmpeg wrote with the
-full set in each format's conventional names (as MusicBrainz Picard writes them).
+``write_tags(rendition, fmt, read_source_tags(source))``, which replaces whatever ffmpeg wrote
+with the full set in each format's conventional names (as MusicBrainz Picard writes them).
 
-``read_tags`` reads every container the library holds; ``write_tags`` writes the three rendition
-formats (MP3, Ogg Opus, MP4/AAC). Both use mutagen only, except where a comment says why not.
+The source is read by the library's one tag reader (mixtapes/tags.py), whose name tables are the
+ones written here; ``write_tags`` writes the three rendition formats (MP3, Ogg Opus, MP4/AAC)
+with mutagen, except where a comment says why not.
 """
 
 import base64
@@ -15,10 +16,9 @@ import io
 import logging
 import os
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from mutagen.apev2 import APEBinaryValue, APEv2
 from mutagen.flac import Picture
 from mutagen.id3 import (
     APIC,
@@ -39,30 +39,31 @@ from mutagen.id3 import (
     PictureType,
 )
 from mutagen.mp3 import MP3
-from mutagen.mp4 import MP4, Atom, AtomDataType, Atoms, MP4Cover, MP4FreeForm, MP4Tags
+from mutagen.mp4 import MP4, Atom, AtomDataType, Atoms, MP4Cover, MP4FreeForm
 from mutagen.ogg import OggPage
 from mutagen.oggopus import OggOpus
 
-from mixtapes.embedded import (
-    MP4_IMAGE_FORMATS,
-    front_picture,
-    pictures,
-    read_audio,
-    vorbis_texts,
+from mixtapes.embedded import MP4_IMAGE_FORMATS, vorbis_texts
+from mixtapes.tags import (
+    ID3_TEXT_FRAMES,
+    MP4_FREEFORM,
+    MP4_TEXT_ATOMS,
+    MUSICBRAINZ,
+    MUSICBRAINZ_UFID_OWNER,
+    NUMBER_FIELDS,
+    REPLAYGAIN_FIELDS,
+    REPLAYGAIN_OVER_R128_DB,
+    TEXT_FIELDS,
+    VORBIS_NAMES,
+    SourceTags,
 )
-from mixtapes.tags import clean_text, parse_number, parse_replaygain
 
 logger = logging.getLogger(__name__)
 
-# Lyrics are the one multi-line text; a whole libretto fits. Other texts are cut by clean_text
-# at the library's own limit (mixtapes.models.MAX_TAG_LENGTH).
-MAX_LYRICS_CHARS = 100_000
-
 FORMATS = ("mp3", "opus", "aac")
 
-# ReplayGain aims at -18 LUFS, R128 (and so Opus's R128_*_GAIN tags) at -23 LUFS: a ReplayGain
-# gain is 5 dB more than the R128 gain of the same track.
-REPLAYGAIN_OVER_R128_DB = 5.0
+ITUNSMPB = MP4_FREEFORM + "iTunSMPB"
+_ID3_FRAME_TYPES = {"TIT2": TIT2, "TPE1": TPE1, "TALB": TALB, "TPE2": TPE2, "TDRC": TDRC, "TCOM": TCOM}
 
 # Kept from what ffmpeg wrote: they describe the rendition's encoder, not the source.
 _ENCODER_ID3 = "TSSE"
@@ -73,261 +74,6 @@ _ENCODER_MP4 = "\xa9too"
 class TagWriteError(Exception):
     """The rendition's tags could not be written: no such file, not the format said, or gapless
     information that does not fit the file."""
-
-
-@dataclass(frozen=True)
-class Cover:
-    """One picture: its bytes and MIME type (sniffed from the bytes when they say)."""
-
-    data: bytes = field(repr=False)
-    mime: str
-
-    def __repr__(self) -> str:
-        return f"Cover({self.mime}, {len(self.data)} bytes)"
-
-
-@dataclass(frozen=True)
-class SourceTags:
-    """What a rendition carries of its source. Texts are one line, cut at the library's limit
-    (lyrics keep their lines); several values of one field are joined with "; ". ReplayGain is
-    kept as numbers, normalised the way taggers print them: gains in dB to 0.01, peaks (a
-    fraction of full scale) to 0.000001, so every format's text gives back the same number."""
-
-    title: str = ""
-    artist: str = ""
-    album: str = ""
-    album_artist: str = ""
-    track: int | None = None
-    track_total: int | None = None
-    disc: int | None = None
-    disc_total: int | None = None
-    date: str = ""
-    genre: str = ""
-    composer: str = ""
-    # MusicBrainz: the recording id is what taggers call "MusicBrainz Track Id".
-    musicbrainz_recording_id: str = ""
-    musicbrainz_release_track_id: str = ""
-    musicbrainz_album_id: str = ""
-    musicbrainz_artist_id: str = ""
-    musicbrainz_album_artist_id: str = ""
-    musicbrainz_release_group_id: str = ""
-    track_gain: float | None = None
-    track_peak: float | None = None
-    album_gain: float | None = None
-    album_peak: float | None = None
-    lyrics: str = ""
-    cover: Cover | None = None
-
-
-# --- names ----------------------------------------------------------------------------------
-
-_TEXT_FIELDS = ("title", "artist", "album", "album_artist", "date", "genre", "composer")
-_NUMBER_FIELDS = ("track", "track_total", "disc", "disc_total")
-_REPLAYGAIN_FIELDS = ("track_gain", "track_peak", "album_gain", "album_peak")
-
-# field, Vorbis comment / APEv2 name (as Picard writes them), ID3 TXXX and MP4 freeform name.
-_MUSICBRAINZ = (
-    ("musicbrainz_recording_id", "MUSICBRAINZ_TRACKID", "MusicBrainz Track Id"),
-    ("musicbrainz_release_track_id", "MUSICBRAINZ_RELEASETRACKID", "MusicBrainz Release Track Id"),
-    ("musicbrainz_album_id", "MUSICBRAINZ_ALBUMID", "MusicBrainz Album Id"),
-    ("musicbrainz_artist_id", "MUSICBRAINZ_ARTISTID", "MusicBrainz Artist Id"),
-    ("musicbrainz_album_artist_id", "MUSICBRAINZ_ALBUMARTISTID", "MusicBrainz Album Artist Id"),
-    ("musicbrainz_release_group_id", "MUSICBRAINZ_RELEASEGROUPID", "MusicBrainz Release Group Id"),
-)
-# The recording id lives in ID3's UFID frame under this owner, not in a TXXX frame.
-MUSICBRAINZ_UFID_OWNER = "http://musicbrainz.org"
-
-# Vorbis comments and APEv2 keys, read case-insensitively: the first name is the one we write
-# (Vorbis); the others are what other taggers, APEv2 and ffmpeg's muxers use.
-_DICT_NAMES: dict[str, tuple[str, ...]] = {
-    "title": ("TITLE",),
-    "artist": ("ARTIST",),
-    "album": ("ALBUM",),
-    "album_artist": ("ALBUMARTIST", "ALBUM ARTIST", "ALBUM_ARTIST"),
-    "track": ("TRACKNUMBER", "TRACK"),
-    "track_total": ("TRACKTOTAL", "TOTALTRACKS"),
-    "disc": ("DISCNUMBER", "DISC", "DISK"),
-    "disc_total": ("DISCTOTAL", "TOTALDISCS"),
-    "date": ("DATE", "YEAR"),
-    "genre": ("GENRE",),
-    "composer": ("COMPOSER",),
-    "lyrics": ("LYRICS", "UNSYNCEDLYRICS", "UNSYNCED LYRICS"),
-    **{name: (key,) for name, key, _ in _MUSICBRAINZ},
-    **{name: (f"REPLAYGAIN_{name.upper()}",) for name in _REPLAYGAIN_FIELDS},
-}
-# ID3 text frames for the one-value fields (TRCK and TPOS hold "n/N").
-_ID3_TEXT = {
-    "title": "TIT2",
-    "artist": "TPE1",
-    "album": "TALB",
-    "album_artist": "TPE2",
-    "date": "TDRC",  # mutagen reads ID3v2.3's TYER/TDAT/TIME as one TDRC, and writes them back
-    "composer": "TCOM",
-}
-_ID3_FRAME_TYPES = {"TIT2": TIT2, "TPE1": TPE1, "TALB": TALB, "TPE2": TPE2, "TDRC": TDRC, "TCOM": TCOM}
-_MP4_TEXT = {
-    "title": "\xa9nam",
-    "artist": "\xa9ART",
-    "album": "\xa9alb",
-    "album_artist": "aART",
-    "date": "\xa9day",
-    "genre": "\xa9gen",  # mutagen turns an old numeric gnre into this on reading
-    "composer": "\xa9wrt",
-    "lyrics": "\xa9lyr",
-}
-_MP4_FREEFORM = "----:com.apple.iTunes:"
-ITUNSMPB = _MP4_FREEFORM + "iTunSMPB"
-
-# --- reading ----------------------------------------------------------------------------------
-
-
-def read_tags(path: Path | str) -> SourceTags:
-    """The tags and front cover of ``path`` (FLAC, ALAC/AAC, WavPack, APE, WAV, AIFF, MP3, Ogg
-    Opus/Vorbis...), read within mixtapes.embedded's bounds. A file mutagen cannot read, a
-    damaged one or one whose tags are too big gives empty tags: a rendition without tags beats
-    no rendition."""
-    audio = read_audio(path)
-    return _tags_of(audio) if audio is not None else SourceTags()
-
-
-@dataclass
-class _Found:
-    """Raw values by SourceTags field name, and the pictures as (picture type, MIME, bytes)."""
-
-    values: dict[str, list[str]] = field(default_factory=dict)
-    pictures: list[tuple[int, str, bytes]] = field(default_factory=list)
-
-    def add(self, name: str, values) -> None:
-        if name not in self.values:
-            texts = [str(v) for v in values if str(v).strip()]
-            if texts:
-                self.values[name] = texts
-
-
-def _tags_of(audio) -> SourceTags:
-    tags = audio.tags
-    found = _Found()
-    if isinstance(tags, ID3):  # MP3, WAV, AIFF (and TTA) carry ID3
-        _from_id3(tags, found)
-    elif isinstance(tags, MP4Tags):
-        _from_mp4(tags, found)
-    elif isinstance(tags, APEv2):  # WavPack, Monkey's Audio, Musepack...
-        _from_dict(tags, found, _ape_texts)
-    elif tags is not None:  # Vorbis comments: FLAC, Ogg Vorbis, Ogg Opus, Ogg FLAC
-        _from_dict(tags, found, vorbis_texts)
-        if isinstance(audio, OggOpus):
-            _from_r128(tags, found)
-    found.pictures = pictures(audio)
-    return _assemble(found)
-
-
-def _ape_texts(tags, key: str) -> list[str]:
-    value = tags.get(key)
-    if value is None or isinstance(value, APEBinaryValue):
-        return []
-    return list(value)  # an APEv2 text value iterates over its NUL-separated values
-
-
-def _from_dict(tags, found: _Found, texts) -> None:
-    for name, keys in _DICT_NAMES.items():
-        for key in keys:
-            found.add(name, texts(tags, key))
-
-
-def _from_r128(tags, found: _Found) -> None:
-    """Opus's R128_*_GAIN (Q7.8 dB relative to -23 LUFS, RFC 7845 section 5.2.1) as ReplayGain,
-    where no REPLAYGAIN_* tag said it already."""
-    for name, key in (("track_gain", "R128_TRACK_GAIN"), ("album_gain", "R128_ALBUM_GAIN")):
-        for value in vorbis_texts(tags, key)[:1]:
-            try:
-                q78 = int(value.strip())
-            except ValueError:
-                continue
-            if -32768 <= q78 <= 32767:
-                found.add(name, [f"{q78 / 256 + REPLAYGAIN_OVER_R128_DB:.2f} dB"])
-
-
-def _from_id3(tags: ID3, found: _Found) -> None:
-    for name, frame_id in _ID3_TEXT.items():
-        frame = tags.get(frame_id)
-        if frame is not None:
-            found.add(name, frame.text)
-    genre = tags.get("TCON")
-    if genre is not None:
-        found.add("genre", genre.genres)  # "(17)" and "17" become "Rock"
-    for name, frame_id in (("track", "TRCK"), ("disc", "TPOS")):
-        frame = tags.get(frame_id)
-        if frame is not None:
-            found.add(name, frame.text[:1])
-    for frame in tags.getall("UFID"):
-        if frame.owner == MUSICBRAINZ_UFID_OWNER:
-            found.add("musicbrainz_recording_id", [frame.data.decode("ascii", "replace")])
-    by_description = {frame.desc.lower(): frame.text for frame in tags.getall("TXXX")}
-    for name, _key, description in _MUSICBRAINZ:
-        found.add(name, by_description.get(description.lower(), []))
-    for name in _REPLAYGAIN_FIELDS:
-        found.add(name, by_description.get(f"replaygain_{name}", []))
-    lyrics = tags.getall("USLT")
-    if lyrics:
-        found.add("lyrics", [lyrics[0].text])
-
-
-def _from_mp4(tags: MP4Tags, found: _Found) -> None:
-    for name, atom in _MP4_TEXT.items():
-        found.add(name, tags.get(atom, []))
-    for atom, number, total in (("trkn", "track", "track_total"), ("disk", "disc", "disc_total")):
-        for pair in tags.get(atom, [])[:1]:
-            found.add(number, [pair[0]] if pair[0] else [])
-            found.add(total, [pair[1]] if len(pair) > 1 and pair[1] else [])
-    freeform = {key.lower(): values for key, values in tags.items() if key.startswith("----:")}
-
-    def texts(name: str) -> list[str]:
-        values = freeform.get((_MP4_FREEFORM + name).lower(), [])
-        return [bytes(v).decode("utf-8", "replace") for v in values]
-
-    for name, _key, description in _MUSICBRAINZ:
-        found.add(name, texts(description))
-    for name in _REPLAYGAIN_FIELDS:
-        found.add(name, texts(f"replaygain_{name}"))
-
-
-def _assemble(found: _Found) -> SourceTags:
-    values = found.values
-
-    def text(name: str) -> str:
-        return clean_text("; ".join(dict.fromkeys(values.get(name, []))))
-
-    numbers: dict[str, int | None] = {}
-    for number, total in (("track", "track_total"), ("disc", "disc_total")):
-        raw = (values.get(number) or [""])[0]
-        numbers[number] = parse_number(raw)
-        _, slash, after = raw.partition("/")
-        explicit = (values.get(total) or [""])[0]
-        numbers[total] = parse_number(explicit) or (parse_number(after) if slash else None)
-    replaygain = {}
-    for name in _REPLAYGAIN_FIELDS:
-        number = parse_replaygain(name, (values.get(name) or [""])[0])
-        replaygain[name] = None if number is None else round(number, 2 if name.endswith("gain") else 6)
-    return SourceTags(
-        **{name: text(name) for name in _TEXT_FIELDS},
-        **{name: text(name) for name, _key, _description in _MUSICBRAINZ},
-        **numbers,
-        **replaygain,
-        lyrics=_clean_lyrics((values.get("lyrics") or [""])[0]),
-        cover=_cover(found.pictures),
-    )
-
-
-def _clean_lyrics(value: str) -> str:
-    """Lines kept (as \\n), other control characters dropped, cut at MAX_LYRICS_CHARS."""
-    value = value[: MAX_LYRICS_CHARS * 2].replace("\r\n", "\n").replace("\r", "\n")
-    kept = "".join(ch for ch in value if ch in "\n\t" or not (ord(ch) < 32 or 0x7F <= ord(ch) <= 0x9F))
-    return kept.strip()[:MAX_LYRICS_CHARS]
-
-
-def _cover(found: list[tuple[int, str, bytes]]) -> Cover | None:
-    front = front_picture(found)
-    return Cover(data=front[1], mime=front[0]) if front else None
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -363,7 +109,7 @@ def _peak(value: float) -> str:
 def _replaygain_texts(tags: SourceTags) -> dict[str, str]:
     """ReplayGain as "-6.50 dB" and "0.988547", by field name."""
     texts = {}
-    for name in _REPLAYGAIN_FIELDS:
+    for name in REPLAYGAIN_FIELDS:
         value = getattr(tags, name)
         if value is not None:
             texts[name] = _gain(value) if name.endswith("gain") else _peak(value)
@@ -411,7 +157,7 @@ MP3_SLACK = 1024
 
 def _fill_id3(id3, tags: SourceTags, *, with_cover: bool = True) -> None:
     encoding = 3  # UTF-8; mutagen writes UTF-16 instead when saving ID3v2.3
-    for name, frame_id in _ID3_TEXT.items():
+    for name, frame_id in ID3_TEXT_FRAMES.items():
         value = getattr(tags, name)
         if value:
             id3.add(_ID3_FRAME_TYPES[frame_id](encoding=encoding, text=[value]))
@@ -422,7 +168,7 @@ def _fill_id3(id3, tags: SourceTags, *, with_cover: bool = True) -> None:
         id3.add(TRCK(encoding=encoding, text=[_pair(tags.track, tags.track_total)]))
     if tags.disc:
         id3.add(TPOS(encoding=encoding, text=[_pair(tags.disc, tags.disc_total)]))
-    for name, _key, description in _MUSICBRAINZ:
+    for name, _key, description in MUSICBRAINZ:
         value = getattr(tags, name)
         if not value:
             continue
@@ -469,15 +215,15 @@ def _write_opus(path, tags: SourceTags, _source_samples) -> None:
     comments.clear()
     if kept:
         comments[_ENCODER_VORBIS] = kept
-    for name in _TEXT_FIELDS:
+    for name in TEXT_FIELDS:
         value = getattr(tags, name)
         if value:
-            comments[_DICT_NAMES[name][0]] = [value]
-    for name in _NUMBER_FIELDS:
+            comments[VORBIS_NAMES[name][0]] = [value]
+    for name in NUMBER_FIELDS:
         value = getattr(tags, name)
         if value:
-            comments[_DICT_NAMES[name][0]] = [str(value)]
-    for name, key, _description in _MUSICBRAINZ:
+            comments[VORBIS_NAMES[name][0]] = [str(value)]
+    for name, key, _description in MUSICBRAINZ:
         value = getattr(tags, name)
         if value:
             comments[key] = [value]
@@ -535,19 +281,19 @@ def _write_mp4(path, tags: SourceTags, source_samples: int | None) -> None:
     atoms.clear()
     if kept:
         atoms[_ENCODER_MP4] = kept
-    for name, atom in _MP4_TEXT.items():
+    for name, atom in MP4_TEXT_ATOMS.items():
         value = getattr(tags, name)
         if value:
             atoms[atom] = [value]
     for atom, number, total in (("trkn", tags.track, tags.track_total), ("disk", tags.disc, tags.disc_total)):
         if number or total:
             atoms[atom] = [(number or 0, total or 0)]  # 0: not known
-    for name, _key, description in _MUSICBRAINZ:
+    for name, _key, description in MUSICBRAINZ:
         value = getattr(tags, name)
         if value:
-            atoms[_MP4_FREEFORM + description] = [_utf8(value)]
+            atoms[MP4_FREEFORM + description] = [_utf8(value)]
     for name, text in _replaygain_texts(tags).items():
-        atoms[f"{_MP4_FREEFORM}replaygain_{name}"] = [_utf8(text)]
+        atoms[f"{MP4_FREEFORM}replaygain_{name}"] = [_utf8(text)]
     # covr holds JPEG, PNG, GIF and BMP only; any other picture stays out.
     if tags.cover is not None and tags.cover.mime in MP4_IMAGE_FORMATS:
         atoms["covr"] = [MP4Cover(tags.cover.data, imageformat=MP4_IMAGE_FORMATS[tags.cover.mime])]

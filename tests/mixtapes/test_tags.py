@@ -33,3 +33,38 @@ def test_read_tags_of_every_format(make_audio):
                        ("opus", "a.opus"), ("aiff", "a.aiff")]:  # fmt: skip
         tags = read_tags(make_audio(name, kind=kind, tags=common))
         assert (tags.title, tags.artist, tags.album, tags.track_number) == ("T", "A", "B", 2), kind
+
+
+def test_the_scan_and_the_renditions_read_tags_the_same_way(make_audio):
+    """One reader: what the library shows is what every rendition carries (mixtapes/tags.py)."""
+    from mutagen.flac import FLAC
+
+    from mixtapes.tags import read_source_tags
+
+    path = make_audio("multi.flac", tags={"title": "T", "album": "B", "track": "2/3"})
+    audio = FLAC(path)
+    audio["ARTIST"] = ["First", "Second"]
+    audio["ALBUM ARTIST"] = ["Various"]  # another tagger's spelling
+    audio["REPLAYGAIN_TRACK_GAIN"] = ["-6.543 dB"]
+    audio.save()
+    scanned, carried = read_tags(path), read_source_tags(path)
+    assert (scanned.title, scanned.artist, scanned.album_artist, scanned.track_number) == (
+        "T",
+        "First; Second",
+        "Various",
+        2,
+    )
+    assert (scanned.artist, scanned.album, scanned.track_number, scanned.track_gain) == (
+        carried.artist, carried.album, carried.track, carried.track_gain
+    )  # fmt: skip
+    assert scanned.track_gain == -6.54
+
+
+def test_the_scan_reads_an_opus_files_r128_gain_as_replaygain(make_audio):
+    from mutagen.oggopus import OggOpus
+
+    path = make_audio("a.opus", kind="opus", tags={"title": "T"})
+    audio = OggOpus(path)
+    audio["R128_TRACK_GAIN"] = ["-256"]  # -1 dB against -23 LUFS: +4 dB against ReplayGain's -18
+    audio.save()
+    assert read_tags(path).track_gain == 4.0

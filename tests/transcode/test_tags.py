@@ -2,7 +2,7 @@
 
 Real files: FLAC, ALAC and WavPack sources rendered by ffmpeg's generators (tagged by ffmpeg where
 its -metadata can, by mutagen for the rest, as a tagger would), encoded by ffmpeg as the transcoder
-does, tagged by ``write_tags``, then read back with ``read_tags`` and compared field by field;
+does, tagged by ``write_tags``, then read back with ``read_source_tags`` (mixtapes/tags.py) and compared field by field;
 ffprobe and ffmpeg check that the audio, the Opus header and the MP4 edit list survived.
 """
 
@@ -26,20 +26,17 @@ from audiocache.transcode.ffmpeg import SourceFacts, build_command
 from audiocache.transcode.mp3 import id3v2_length
 from audiocache.transcode.tags import (
     ITUNSMPB,
-    MAX_LYRICS_CHARS,
-    Cover,
-    SourceTags,
     TagWriteError,
     gapless_info,
     mp3_reserve,
     opus_head,
-    read_tags,
     write_tags,
 )
 from mixtapes import embedded
 from mixtapes.demo import FORMATS as DEMO_FORMATS
 from mixtapes.demo import AudioSpec, render_audio, render_cover
 from mixtapes.models import MAX_TAG_LENGTH
+from mixtapes.tags import MAX_LYRICS_CHARS, Cover, SourceTags, read_source_tags
 
 SOURCE_KINDS = ("flac", "alac", "wavpack")
 FORMATS = ("mp3", "opus", "aac")
@@ -214,7 +211,7 @@ def source_samples(path: Path) -> int:
 
 def encode(source: Path, output: Path, fmt: str) -> None:
     """The app's own ffmpeg command for a medium rendition (with the room an MP3's tags need)."""
-    reserve = mp3_reserve(read_tags(source)) if fmt == "mp3" else 0
+    reserve = mp3_reserve(read_source_tags(source)) if fmt == "mp3" else 0
     facts = SourceFacts(RATE, 2, has_cover=True, duration=DURATION)
     command = build_command(source, output, Variant(fmt, "medium"), facts, ffmpeg="ffmpeg", reserve=reserve)
     subprocess.run(command, check=True, capture_output=True, timeout=60)
@@ -239,7 +236,7 @@ def rendition(workdir, sources):
             path = workdir / f"{kind}-tagged{EXTENSION[fmt]}"
             shutil.copyfile(encoded, path)
             samples = source_samples(source) if fmt == "aac" else None
-            write_tags(path, fmt, read_tags(source), source_samples=samples)
+            write_tags(path, fmt, read_source_tags(source), source_samples=samples)
             made[kind, fmt] = Rendition(encoded, path)
         return made[kind, fmt]
 
@@ -251,14 +248,14 @@ def rendition(workdir, sources):
 
 @pytest.mark.parametrize("kind", SOURCE_KINDS)
 def test_each_source_reads_as_the_tagger_wrote_it(sources, expected, kind):
-    assert read_tags(sources[kind]) == expected
+    assert read_source_tags(sources[kind]) == expected
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("kind", SOURCE_KINDS)
 def test_the_rendition_carries_every_field_of_its_source(sources, rendition, kind, fmt):
-    source = read_tags(sources[kind])
-    carried = read_tags(rendition(kind, fmt).path)
+    source = read_source_tags(sources[kind])
+    carried = read_source_tags(rendition(kind, fmt).path)
 
     for spec in dataclasses.fields(SourceTags):
         name = spec.name
@@ -359,7 +356,7 @@ def test_mp3_tags_that_do_not_fit_leave_the_file_as_ffmpeg_wrote_it(workdir, sou
     )  # fmt: skip  (no room reserved: ffmpeg's tag holds its encoder frame only)
     before = made.read_bytes()
     with pytest.raises(TagWriteError, match="bytes more than ffmpeg's tag holds"):
-        write_tags(made, "mp3", read_tags(sources["flac"]))
+        write_tags(made, "mp3", read_source_tags(sources["flac"]))
     assert made.read_bytes() == before
 
 
@@ -423,7 +420,7 @@ def test_aac_edit_list_kept_and_decodes_cleanly(sources, rendition, kind):
     assert after["duration_ts"] == before["duration_ts"] == source_samples(sources[kind])
     assert float(after["duration"]) == pytest.approx(float(audio_stream(sources[kind])["duration"]), abs=1024 / RATE)
     assert decode_errors(made.path) == ""
-    assert MP4(made.path).tags["covr"] == [MP4Cover(read_tags(sources[kind]).cover.data, AtomDataType.JPEG)]
+    assert MP4(made.path).tags["covr"] == [MP4Cover(read_source_tags(sources[kind]).cover.data, AtomDataType.JPEG)]
 
 
 def test_aac_source_samples_that_do_not_fit_the_file_are_refused(workdir, rendition):
@@ -444,7 +441,7 @@ def test_aac_without_source_samples_has_no_itunsmpb(workdir, rendition, expected
 
     write_tags(path, "aac", expected)
     assert ITUNSMPB not in MP4(path).tags
-    assert read_tags(path) == expected
+    assert read_source_tags(path) == expected
 
 
 # --- the other containers the library holds ---------------------------------------------------
@@ -471,7 +468,7 @@ def test_other_containers_are_read(workdir, kind):
         audio["R128_TRACK_GAIN"] = "-2944"
         audio.save()
 
-    found = read_tags(path)
+    found = read_source_tags(path)
     assert (found.title, found.artist, found.album_artist, found.track, found.track_total) == ("Tïtle", "A", "AA", 2, 5)
     assert found.track_gain == (-6.5 if kind == "opus" else None)
 
@@ -495,7 +492,7 @@ def test_a_picture_over_16_mib_is_skipped_and_the_rest_read(workdir, sources, re
         audio.add(APIC(encoding=3, mime="image/jpeg", type=PictureType.COVER_FRONT, desc="", data=HUGE_PICTURE))
     audio.save()
 
-    assert read_tags(path) == dataclasses.replace(expected, cover=None)
+    assert read_source_tags(path) == dataclasses.replace(expected, cover=None)
 
 
 def test_tags_beyond_the_read_budget_are_not_loaded(workdir, sources, monkeypatch):
@@ -506,7 +503,7 @@ def test_tags_beyond_the_read_budget_are_not_loaded(workdir, sources, monkeypatc
     audio.save()
     monkeypatch.setattr(embedded, "READ_BUDGET_BYTES", 1024 * 1024)
 
-    assert read_tags(path) == SourceTags()
+    assert read_source_tags(path) == SourceTags()
 
 
 def test_long_texts_are_cut(workdir, sources):
@@ -517,7 +514,7 @@ def test_long_texts_are_cut(workdir, sources):
     audio["LYRICS"] = "la\n" * MAX_LYRICS_CHARS
     audio.save()
 
-    found = read_tags(path)
+    found = read_source_tags(path)
     assert found.title == "t" * MAX_TAG_LENGTH
     assert len(found.lyrics) == MAX_LYRICS_CHARS and found.lyrics.startswith("la\nla\n")
 
@@ -532,7 +529,7 @@ def test_a_damaged_source_gives_empty_tags(workdir, sources, damage):
     elif damage == "empty":
         path.write_bytes(b"")
 
-    assert read_tags(path) == SourceTags()
+    assert read_source_tags(path) == SourceTags()
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
