@@ -5,7 +5,8 @@
                                                    [--format mp3|opus|aac]
 
 Generates TRACKS lossless files of SECONDS each (FLAC, stereo, 44.1 kHz, music-like noise),
-scans them once, then, ROUNDS times and alternating so both see the same machine:
+scans them once, then, ROUNDS times and alternating (the first of the pair alternates too) so
+both see the same machine:
 
   bare   `xargs -P WORKERS ffmpeg ...` with exactly the arguments a worker's ffmpeg gets
   ours   `manage.py precache --all --inline --workers WORKERS --quality FORMAT:medium`, the first
@@ -143,8 +144,14 @@ def main() -> None:
 
         bare_times, our_times = [], []
         for round_ in range(args.rounds):
-            bare_times.append(run_bare())
-            our_times.append(run_ours())
+            # Which side goes first alternates, so a machine that speeds up or slows down during
+            # the run favours neither.
+            if round_ % 2 == 0:
+                bare_times.append(run_bare())
+                our_times.append(run_ours())
+            else:
+                our_times.append(run_ours())
+                bare_times.append(run_bare())
             print(f"round {round_ + 1}: bare {bare_times[-1]:.2f} s, ours {our_times[-1]:.2f} s")
         bare, ours = min(bare_times), min(our_times)
         startup = min(run_startup() for _ in range(3))
