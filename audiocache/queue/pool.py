@@ -198,8 +198,8 @@ class WorkerPool:
                     continue  # every encoder busy (or stopping): look at the loop's conditions again
                 slot = _HeldSlot(self._slots)
                 try:
-                    if self._claim_and_run(worker_id, slot) == "drained":
-                        break
+                    if self._claim_and_run(worker_id, slot):
+                        break  # a burst with nothing left to do
                 finally:
                     slot.give_back()
         finally:
@@ -210,9 +210,9 @@ class WorkerPool:
                     if self._idle_workers >= self.thread_count:
                         self._stopping.set()  # the housekeeper may go too
 
-    def _claim_and_run(self, worker_id: str, slot: _HeldSlot) -> str | None:
-        """Claim a task and run it, holding ``slot`` until its ffmpeg exits; "drained" when a
-        burst has nothing left to do."""
+    def _claim_and_run(self, worker_id: str, slot: _HeldSlot) -> bool:
+        """Claim a task and run it, holding ``slot`` until its ffmpeg exits; True when a burst
+        has nothing left to do."""
         close_old_connections()
         try:
             task = tasks.claim(worker_id)
@@ -220,14 +220,14 @@ class WorkerPool:
             if not self._wait_for_database(exc):
                 logger.exception("claim failed; retrying")
                 self._stopping.wait(self.poll_interval)
-            return None
+            return False
         try:
             if task is None:
                 slot.give_back()  # idle threads hold no slot
                 if self.burst and self._queue_is_drained():
-                    return "drained"
+                    return True
                 self._idle()
-                return None
+                return False
             self._run(task, worker_id, slot)
         except Exception as exc:
             # The database went away mid-task (restart, "database is locked"): keep the
@@ -235,7 +235,7 @@ class WorkerPool:
             if not self._wait_for_database(exc):
                 logger.exception("worker %s: database error; going on", worker_id)
                 self._stopping.wait(self.poll_interval)
-        return None
+        return False
 
     def _wait_for_database(self, exc: BaseException) -> bool:
         """When ``exc`` means the database cannot be reached: wait until it can, trying again
