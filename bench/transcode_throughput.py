@@ -146,12 +146,9 @@ def main() -> None:
         for round_ in range(args.rounds):
             # Which side goes first alternates, so a machine that speeds up or slows down during
             # the run favours neither.
-            if round_ % 2 == 0:
-                bare_times.append(run_bare())
-                our_times.append(run_ours())
-            else:
-                our_times.append(run_ours())
-                bare_times.append(run_bare())
+            sides = [(run_bare, bare_times), (run_ours, our_times)]
+            for run, times in sides if round_ % 2 == 0 else reversed(sides):
+                times.append(run())
             print(f"round {round_ + 1}: bare {bare_times[-1]:.2f} s, ours {our_times[-1]:.2f} s")
         bare, ours = min(bare_times), min(our_times)
         startup = min(run_startup() for _ in range(3))
