@@ -96,8 +96,13 @@ def _outcome_for_reason(reason: str) -> str:
 
 def batch_counts(batch: CacheBatch) -> Counts:
     """Counts from the items and their tasks' live status (one aggregate query)."""
+    counts = _aggregate(batch)
+    return Counts(**counts)
+
+
+def _aggregate(batch: CacheBatch, **extra) -> dict[str, int]:
     no_task = Q(task__isnull=True)
-    counts = batch.items.aggregate(
+    return batch.items.aggregate(
         total=Count("id"),
         cached=Count("id", filter=~no_task & Q(task__status=Status.DONE)),
         skipped=Count(
@@ -108,8 +113,8 @@ def batch_counts(batch: CacheBatch) -> Counts:
         failed=Count(
             "id", filter=(no_task & ~Q(outcome=CacheBatchItem.Outcome.SKIPPED)) | Q(task__status=Status.FAILED)
         ),
+        **extra,
     )
-    return Counts(**counts)
 
 
 def check_finished(batch: CacheBatch, *, all_announced: bool = False) -> tuple[Counts, bool]:
@@ -117,10 +122,15 @@ def check_finished(batch: CacheBatch, *, all_announced: bool = False) -> tuple[C
     marked it finished). ``all_announced``: finished only once every item's outcome event was
     sent (the workers' way: the final event then always comes last); readers of a batch whose
     worker died before announcing leave it out."""
-    counts = batch_counts(batch)
+    if all_announced:  # the items not yet announced, counted in the same query
+        found = _aggregate(batch, unannounced=Count("id", filter=Q(announced=False)))
+        unannounced = found.pop("unannounced")
+        counts = Counts(**found)
+        if counts.finished and unannounced:
+            return counts, False
+    else:
+        counts = batch_counts(batch)
     just_finished = False
-    if all_announced and counts.finished and batch.items.filter(announced=False).exists():
-        return counts, False
     if counts.finished and batch.finished_at is None:
         just_finished = bool(
             CacheBatch.objects.filter(pk=batch.pk, finished_at__isnull=True).update(finished_at=timezone.now())
