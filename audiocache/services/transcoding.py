@@ -81,7 +81,7 @@ def make_rendition(
     Raises ``SourceUnavailable`` or ``TranscodeError``; a failure never removes a good rendition.
     ``still_allowed`` (a worker's "do I still hold this task?") is asked just before the new
     file would replace the old one. ``on_output(temporary path, planned frames or None)`` is
-    called before ffmpeg starts writing (listeners may follow that file while it grows).
+    called once ffmpeg runs (listeners may follow that file while it grows).
     """
     variant = allowed_variant(variant)  # ValueError for an unknown one, or one turned off
     cache_dir = Path(cache_dir or settings.AUDIO_CACHE_DIR)
@@ -205,7 +205,6 @@ def run_task(
     ``machine_delay``: how long the task waits if the cache folder fails it (the pool backs off).
     ``on_encoder_exit``: called once ffmpeg has exited, while the rendition is still being
     finished (tags, sync, publish) and its outcome recorded; never called without an ffmpeg."""
-    _announce_start(task)
     started = time.monotonic()
     try:
         outcome = _execute(task, worker_id, cancelled, shutting_down, cache_dir, machine_delay, on_encoder_exit)
@@ -262,7 +261,7 @@ def _execute(
             temp_tag=tasks.temp_tag(task.pk, task.attempts),
             still_allowed=lambda: tasks.still_held(task, worker_id),
             on_progress=on_progress,
-            on_output=lambda temp, frames: tasks.set_output(task, worker_id, temp.name, frames),
+            on_output=lambda temp, frames: _started(task, worker_id, temp, frames),
             should_stop=lambda: cancelled() or shutting_down(),
             on_encoder_exit=on_encoder_exit,
         )
@@ -306,6 +305,12 @@ def _enforce_limits(task: CacheTask, cache_dir) -> None:
         cleanup.enforce_limits(keep=Q(track_id=task.track_id, **task.variant.lookup), cache_dir=cache_dir)
     except Exception:  # eviction trouble must not fail a transcode that worked
         logger.exception("could not apply the cache limits")
+
+
+def _started(task: CacheTask, worker_id: str, temp: Path, frames: int | None) -> None:
+    """ffmpeg runs: listeners may follow its file, and the batches hear which track is being made."""
+    tasks.set_output(task, worker_id, temp.name, frames)
+    _announce_start(task)
 
 
 def _announce_start(task: CacheTask) -> None:

@@ -249,13 +249,14 @@ def transcode(
     ``on_progress`` gets 0.0-1.0 as ffmpeg advances; ``should_stop`` is polled and, when it
     returns True, ffmpeg is killed and ``TranscodeError("stopped")`` raised. ``on_output`` gets
     the path of the file listeners may follow while ffmpeg writes it (progressive streaming),
-    before ffmpeg starts. ``finish`` completes the file once ffmpeg is done (the tags): on a
-    copy when listeners may be following the one ffmpeg wrote, so their bytes never change
-    under them. ``before_publish`` runs after the file is complete and synced, just before it
-    replaces ``destination``; it raises to cancel. ``on_encoder_exit`` is called as soon as
-    ffmpeg has exited, whatever its outcome, before the file is finished (a worker pool hands
-    the CPU to its next transcode then). On any failure the temporary files are removed and an
-    existing ``destination`` is left untouched.
+    once ffmpeg has started (the file may not exist yet); if it raises, ffmpeg is killed.
+    ``finish`` completes the file once ffmpeg is done (the tags): on a copy when listeners may
+    be following the one ffmpeg wrote, so their bytes never change under them.
+    ``before_publish`` runs after the file is complete and synced, just before it replaces
+    ``destination``; it raises to cancel. ``on_encoder_exit`` is called as soon as ffmpeg has
+    exited, whatever its outcome, before the file is finished (a worker pool hands the CPU to
+    its next transcode then). On any failure the temporary files are removed and an existing
+    ``destination`` is left untouched.
     """
     variant = Variant.of(variant)
     timeout = timeout or settings.AUDIO_CACHE_TRANSCODE_TIMEOUT
@@ -276,12 +277,12 @@ def transcode(
     command = build_command(
         source, temp, variant, facts, follow=followed if followed != temp else None, reserve=reserve
     )
+    # Told once ffmpeg runs, not before: the bookkeeping then overlaps the encode.
+    on_started = None if on_output is None else lambda: on_output(followed)
     try:
-        if on_output is not None:
-            on_output(followed)
         try:
             try:
-                _run_ffmpeg(command, source, facts.duration, timeout, on_progress, should_stop)
+                _run_ffmpeg(command, source, facts.duration, timeout, on_progress, should_stop, on_started)
             finally:
                 if on_encoder_exit is not None:
                     on_encoder_exit()
@@ -346,7 +347,7 @@ def dies_with_parent() -> list[str]:
     return [setpriv, "--pdeathsig", "KILL", "--"] if probe.returncode == 0 else []
 
 
-def _run_ffmpeg(command, source, duration, timeout, on_progress, should_stop) -> None:
+def _run_ffmpeg(command, source, duration, timeout, on_progress, should_stop, on_started=None) -> None:
     deadline = time.monotonic() + timeout
     executable = shutil.which(command[0])
     if executable is None:  # said here: setpriv would only report that it could not run it
@@ -364,6 +365,8 @@ def _run_ffmpeg(command, source, duration, timeout, on_progress, should_stop) ->
         except PermissionError:
             raise FFmpegMissing(f"{command[0]!r} is not executable: check AUDIO_CACHE_FFMPEG") from None
         try:
+            if on_started is not None:
+                on_started()
             decoded = _follow_progress(process, duration, deadline, on_progress, should_stop)
             remaining = max(0.1, deadline - time.monotonic())
             returncode = process.wait(timeout=remaining)

@@ -3,14 +3,17 @@ checked with ffprobe; damaged sources, odd names, timeouts, a full disk.
 """
 
 import json
+import os
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from audiocache.models import CachedRendition
 from audiocache.renditions import cache_file_name
 from audiocache.seed_api import AudioCache
+from audiocache.services.transcoding import make_rendition
 from audiocache.transcode.ffmpeg import (
     ENCODER_PROFILE,
     FFmpegMissing,
@@ -142,6 +145,37 @@ def test_stop_request_kills_ffmpeg(make_audio, settings):
     track = scanned(make_audio, "long.flac", duration=30, noise=True)
     with pytest.raises(TranscodeError, match="stopped"):
         AudioCache().transcode_file(track, should_stop=lambda: True)
+    assert not any(settings.AUDIO_CACHE_DIR.iterdir())
+
+
+def ffmpeg_children() -> list[int]:
+    """This process's children that run ffmpeg (under setpriv, which then becomes it)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:  # it ended meanwhile
+            continue
+        if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"ffmpeg" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_listeners_are_told_of_the_file_once_ffmpeg_runs_and_a_failure_to_tell_stops_it(make_audio, settings):
+    # The worker's bookkeeping (where listeners follow the file, the batch's "now caching"
+    # line) runs while ffmpeg already encodes; if it fails, ffmpeg stops and nothing is left.
+    track = scanned(make_audio, "long.flac", duration=30, noise=True)
+    running_when_told = []
+
+    def on_output(temp, frames):
+        running_when_told.append(len(ffmpeg_children()))
+        raise RuntimeError("the database went away")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        make_rendition(track, "mp3:medium", on_output=on_output)
+    assert running_when_told == [1]
+    assert ffmpeg_children() == []
     assert not any(settings.AUDIO_CACHE_DIR.iterdir())
 
 
