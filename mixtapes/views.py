@@ -195,6 +195,7 @@ def share_page(request, mixtape: Mixtape, link=None):
             "playlist": playlist,
             "qualities": quality_choices(),
             "player_formats": player_formats(),
+            "account_format": _account_format(request.user),
             "download_qualities": quality_choices() if link and link.allow_download else [],
             "default_quality": default_quality,
             "cache_enabled": settings.AUDIO_CACHE_ENABLED,
@@ -209,6 +210,13 @@ def share_page(request, mixtape: Mixtape, link=None):
 def player_formats() -> dict:
     """The formats the player may ask for (AUDIO_CACHE_FORMATS), with their bitrates."""
     return {name: {"label": FORMATS[name].label, "bitrates": FORMATS[name].bitrates} for name in enabled_formats()}
+
+
+def _account_format(user) -> str:
+    """The signed-in listener's *Streaming format*, when it names a format the player may ask for
+    (the player's "Automatic" takes it where the browser plays it); else empty."""
+    chosen = cache_services.preferred_format(user)
+    return chosen if chosen in enabled_formats() else ""
 
 
 def quality_choices() -> list[tuple[str, str]]:

@@ -1,7 +1,8 @@
 // Share page player: one <audio> element over /stream/<id>/?quality=...&format=..., with
 // play/pause, previous/next, a seek bar, and quality and format selectors that keep the
-// position when switching. "Automatic" asks the browser which formats it plays (Opus, then
-// AAC, then MP3, which every browser plays) and streams the best one.
+// position when switching. "Automatic" takes the account's Streaming format when one is set
+// and the browser plays it; else it asks the browser which formats it plays (Opus, then AAC,
+// then MP3, which every browser plays) and streams the best one.
 (function () {
   "use strict";
 
@@ -67,7 +68,12 @@
     );
   }
 
-  const bestFormat = ["opus", "aac"].find((name) => formats[name] && browserPlays(name)) || "mp3";
+  // The account's Streaming format, when the listener chose one and this browser plays it;
+  // else the best format the browser plays.
+  const accountFormat = root.dataset.accountFormat;
+  const accountPick = formats[accountFormat] && (accountFormat === "mp3" || browserPlays(accountFormat));
+  const bestFormat =
+    (accountPick && accountFormat) || ["opus", "aac"].find((name) => formats[name] && browserPlays(name)) || "mp3";
 
   function format() {
     const chosen = formatSelect ? formatSelect.value : "auto";

@@ -10,10 +10,11 @@ import pytest
 from django.db import connections
 
 from audiocache.seed_api import AudioCache
+from audiocache.services import set_streaming_format
 from mixtapes.library import scan_library
 from mixtapes.models import Track
 from tests.e2e.conftest import wait_in_page
-from tests.factories import MixtapeFactory, MixtapeTrackFactory
+from tests.factories import MixtapeFactory, MixtapeTrackFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -21,7 +22,7 @@ AUDIO = "document.getElementById('player-audio')"
 
 
 def test_the_player_picks_opus_and_keeps_the_position_across_formats(
-    browser, artifacts, make_audio, static_root, uvicorn_server
+    browser, artifacts, make_audio, static_root, uvicorn_server, client
 ):
     make_audio("Band/01.flac", duration=20, noise=True, tags={"title": "Long Noise", "artist": "Band"})
     scan_library()
@@ -70,3 +71,16 @@ def test_the_player_picks_opus_and_keeps_the_position_across_formats(
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert middle.returncode == 0 and middle.stderr.strip() == "", (fmt, middle.stderr)
+
+    # A listener whose account says MP3: "Automatic" takes it (a browser that plays Opus or not).
+    listener = UserFactory()
+    set_streaming_format(listener, "mp3")
+    client.force_login(listener)
+    connections.close_all()
+    signed_in = browser.new_context()
+    signed_in.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": base}])
+    page = signed_in.new_page()
+    page.goto(f"{base}/share/formats/")
+    assert page.locator("#player").get_attribute("data-best-format") == "mp3"
+    assert page.locator("#player-format option").first.text_content() == "Automatic (MP3)"
+    assert page.locator("#player-quality option[value=medium]").text_content() == "Medium · MP3 192k"
