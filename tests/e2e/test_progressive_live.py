@@ -94,6 +94,38 @@ def test_curl_and_ffprobe_read_a_rendition_in_the_making(server, track, settings
     assert decode.returncode == 0 and not decode.stderr, decode.stderr
 
 
+@pytest.mark.parametrize(("fmt", "codec", "rate"), [("opus", "opus", "48000"), ("aac", "aac", "44100")])
+def test_ffprobe_reads_opus_and_aac_in_the_making_and_a_seek_into_the_finished_file_decodes(
+    server, track, settings, tmp_path, fmt, codec, rate
+):
+    url = f"{server()}/stream/{track.pk}/?quality=medium&format={fmt}"
+    # While ffmpeg writes it (ffprobe's request starts it): no length is known, so the stream is
+    # sent as it grows.
+    info = ffprobe(url)
+    assert transcoding(track), "ffprobe should have read the rendition while it was being made"
+    assert (info["streams"][0]["codec_name"], info["streams"][0]["sample_rate"]) == (codec, rate)
+    whole = curl("-o", str(tmp_path / "whole"), "-D", str(tmp_path / "h"), url)
+    assert whole.returncode == 0, whole.stderr
+    assert headers_in(tmp_path / "h")["x-audio-cache"] in {"progressive", "hit"}
+    decoded = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_packets", "-show_entries", "stream=codec_name,nb_read_packets",
+         "-of", "csv=p=0", str(tmp_path / "whole")],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert decoded.stdout.startswith(codec) and not decoded.stderr
+
+    # Finished: the file with its length, and a seek into its middle over HTTP decodes.
+    finished_bytes(settings, track)
+    info = ffprobe(url)
+    assert float(info["format"]["duration"]) == pytest.approx(SECONDS, abs=0.2)
+    seek = subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-ss", str(SECONDS / 2), "-i", url, "-t", "2", "-f", "null", "-"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert seek.returncode == 0 and not seek.stderr, seek.stderr
+    assert headers_of(curl("-I", url).stdout)["accept-ranges"] == "bytes"
+
+
 def test_a_seek_ahead_gets_its_headers_at_once_and_its_bytes_as_they_are_written(server, track, settings, tmp_path):
     url = f"{server()}/stream/{track.pk}/?quality=medium"
     size_probe = curl("-r", "0-0", "-o", "/dev/null", "-D", str(tmp_path / "h0"), url)

@@ -9,7 +9,7 @@ from audiocache.seed_api import AudioCache
 from audiocache.services import UnknownFormat, choose_format, set_streaming_format
 from audiocache.services.formats import format_from_accept
 from mixtapes.library import scan_library
-from mixtapes.models import Track
+from mixtapes.models import MixtapeTrack, Track
 from subsonic import services as subsonic_services
 from subsonic.views import choose_quality
 from tests.factories import MixtapeTrackFactory, UserFactory
@@ -50,6 +50,8 @@ def test_a_named_format_wins_then_the_preference_then_accept(settings):
     assert choose_format("", user=user, accept="audio/mp4") == "aac"
     settings.AUDIO_CACHE_FORMATS = ["mp3", "opus"]
     assert choose_format("aac", user=user) == "mp3"  # turned off: the fallback, never a guess
+    set_streaming_format(user, "aac")
+    assert choose_format(None, user=user, accept=OPUS) == "mp3"  # the account's choice, turned off
     with pytest.raises(UnknownFormat, match="use one of mp3, opus, aac"):
         choose_format("flac")
     with pytest.raises(UnknownFormat):
@@ -102,6 +104,30 @@ def test_subsonic_format_and_max_bit_rate_map_onto_the_same_choice(client, flac)
     assert response["Content-Type"] == "audio/ogg; codecs=opus"
     raw = client.get("/rest/stream", {**auth, "id": flac.pk, "format": "raw"})
     assert raw["Content-Type"] == "audio/flac"
+
+
+@pytest.mark.parametrize(("asked", "served"), [("ogg", "audio/ogg; codecs=opus"), ("m4a", "audio/mp4"),
+                                               ("mp4", "audio/mp4"), ("wma", "audio/mpeg")])  # fmt: skip
+def test_subsonic_format_aliases(client, flac, asked, served):
+    # Apps name formats their own way: Ogg means Opus here, M4A and MP4 mean AAC; one we do
+    # not make gets MP3 (a stream that plays, never an error in the middle of a queue).
+    user = UserFactory(username="ann")
+    auth = token_params("ann", subsonic_services.new_streaming_password(user))
+    for variant in ("opus:medium", "aac:medium", "medium"):
+        AudioCache().transcode_file(flac, variant)
+    response = client.get("/rest/stream", {**auth, "id": flac.pk, "format": asked})  # the default quality
+    assert (response.status_code, response["Content-Type"]) == (200, served)
+
+
+def test_the_share_page_hands_the_account_format_to_the_player(client, flac, settings):
+    slug = MixtapeTrack.objects.get(track=flac).mixtape.slug
+    user = UserFactory()
+    client.force_login(user)
+    assert b"data-account-format" not in client.get(f"/share/{slug}/").content  # automatic
+    set_streaming_format(user, "aac")
+    assert b'data-account-format="aac"' in client.get(f"/share/{slug}/").content
+    settings.AUDIO_CACHE_FORMATS = ["mp3", "opus"]  # turned off since: the player decides
+    assert b"data-account-format" not in client.get(f"/share/{slug}/").content
 
 
 def test_the_account_page_saves_the_streaming_format(client):
