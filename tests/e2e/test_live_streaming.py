@@ -94,6 +94,7 @@ def test_clients_that_hang_up_mid_body_release_their_files(uvicorn_server, make_
 
 def test_nginx_sends_the_bytes_with_x_accel_redirect(uvicorn_server, nginx, shared_track, tmp_path, settings):
     track, rendition = shared_track
+    opus, aac = (AudioCache().transcode_file(track, variant) for variant in ("opus:medium", "aac:medium"))
     app = uvicorn_server(AUDIO_CACHE_SENDFILE="nginx")
     front = nginx(app)
     data = rendition.read_bytes()
@@ -105,6 +106,9 @@ def test_nginx_sends_the_bytes_with_x_accel_redirect(uvicorn_server, nginx, shar
 
     for quality, expected, cache_state, content_type in [
         ("medium", data, "hit", "audio/mpeg"),
+        # nginx keeps the app's Content-Type (its location's default_type is only a fallback).
+        ("medium&format=opus", opus.read_bytes(), "hit", "audio/ogg; codecs=opus"),
+        ("medium&format=aac", aac.read_bytes(), "hit", "audio/mp4"),
         ("original", original, "bypass", "audio/flac"),
     ]:
         address = f"{front}/stream/{track.pk}/?quality={quality}"
