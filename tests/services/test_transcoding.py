@@ -6,10 +6,12 @@ import os
 
 import pytest
 
+from audiocache import selectors
 from audiocache.models import CachedRendition
 from audiocache.renditions import cache_file_name
 from audiocache.seed_api import AudioCache
-from audiocache.transcode.ffmpeg import ENCODER_PROFILE, TranscodeError
+from audiocache.services.transcoding import fresh_rendition
+from audiocache.transcode.ffmpeg import ENCODER_PROFILE, ENCODER_PROFILES, TranscodeError
 from mixtapes.files import SourceUnavailable
 from mixtapes.models import Track
 from tests.conftest import scanned
@@ -54,6 +56,21 @@ def test_staleness_after_touch_replace_and_profile_change(make_audio):
     CachedRendition.objects.update(encoder_profile=ENCODER_PROFILE)
     cached.unlink()
     assert not cache.is_cached(track)  # the row alone is not a rendition
+
+
+def test_each_format_goes_stale_on_its_own_encoder_settings(make_audio, monkeypatch):
+    # New Opus settings make the Opus renditions stale (the dashboard counts them, the next play
+    # makes them again), and leave the MP3 and AAC ones of the same track alone.
+    track = scanned(make_audio, "a.flac")
+    for variant in ("medium", "opus:medium", "aac:medium"):
+        AudioCache().transcode_file(track, variant)
+    assert selectors.fresh_renditions().count() == 3
+    monkeypatch.setitem(ENCODER_PROFILES, "opus", "opus-newer-settings")
+    assert fresh_rendition(track, "opus:medium") is None
+    assert fresh_rendition(track, "medium") is not None and fresh_rendition(track, "aac:medium") is not None
+    assert sorted(selectors.fresh_renditions().values_list("format", flat=True)) == ["aac", "mp3"]
+    AudioCache().transcode_file(track, "opus:medium")  # made again with today's settings
+    assert CachedRendition.objects.get(format="opus").encoder_profile == "opus-newer-settings"
 
 
 def test_a_failed_transcode_keeps_the_good_rendition(make_audio, settings):
