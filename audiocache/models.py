@@ -204,21 +204,33 @@ class CacheBatchItem(VariantMixin, models.Model):
 
 
 class StreamDay(models.Model):
-    """Stream requests per day by how they were answered, for the cache dashboard.
+    """Stream requests per day and format by how they were answered, for the cache dashboard.
 
     Counted in memory by each process and added here about once a minute (audiocache/services/play_counts.py).
     """
 
-    day = models.DateField(unique=True)
+    ORIGINAL = "original"  # the format of bypasses: the file itself was sent
+
+    day = models.DateField()
+    format = models.CharField(
+        max_length=8,
+        blank=True,
+        default="",
+        help_text="The format asked for (mp3, opus, aac), or original for bypasses; "
+        "empty for days counted before formats were told apart.",
+    )
     hits = models.PositiveBigIntegerField(default=0, help_text="Served a fresh rendition.")
-    misses = models.PositiveBigIntegerField(default=0, help_text="No fresh rendition: original served, task queued.")
+    misses = models.PositiveBigIntegerField(
+        default=0, help_text="No fresh rendition: streamed while it was made, or the original served; task queued."
+    )
     bypasses = models.PositiveBigIntegerField(default=0, help_text="Original asked for, lossy, or cache disabled.")
 
     class Meta:
-        ordering = ["-day"]
+        ordering = ["-day", "format"]
+        constraints = [models.UniqueConstraint(fields=["day", "format"], name="streamday_one_row_per_day_and_format")]
 
     def __str__(self):
-        return f"{self.day}: {self.hits} hits, {self.misses} misses, {self.bypasses} bypasses"
+        return f"{self.day} {self.format or 'all formats'}: {self.hits} hits, {self.misses} misses, {self.bypasses} bypasses"
 
 
 class StreamingPreference(models.Model):

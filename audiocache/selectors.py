@@ -156,6 +156,24 @@ def streaming_preference(user_id: int) -> str | None:
 # --- Freshness as the rows say it -----------------------------------------------------------------
 
 
+def _streams_by_format(since) -> list[dict]:
+    """Hits and misses of each format since ``since`` (bypasses send the original: no format)."""
+    rows = {
+        row["format"]: row
+        for row in StreamDay.objects.filter(day__gt=since, format__in=list(FORMATS))
+        .values("format")
+        .annotate(hits=Sum("hits"), misses=Sum("misses"))
+        .order_by()
+    }
+    found = []
+    for fmt in FORMATS:  # in the table's order: MP3, Opus, AAC
+        if fmt in rows:
+            hits, misses = rows[fmt]["hits"] or 0, rows[fmt]["misses"] or 0
+            rate = 100 * hits / (hits + misses) if hits + misses else None
+            found.append({"label": FORMATS[fmt].label, "hits": hits, "misses": misses, "hit_rate": rate})
+    return found
+
+
 def fresh_q() -> Q:
     """Rendition rows that match their track as last scanned and today's encoder settings
     (each format's own)."""
@@ -353,7 +371,12 @@ def dashboard() -> dict:
     streams = {key: value or 0 for key, value in streams.items()}
     answered = streams["hits"] + streams["misses"]
     streams["hit_rate"] = (100 * streams["hits"] / answered) if answered else None
-    today_row = StreamDay.objects.filter(day=today).first()
+    streams["by_format"] = _streams_by_format(today - timedelta(days=30))
+    today_row = StreamDay.objects.filter(day=today).aggregate(
+        hits=Sum("hits"), misses=Sum("misses"), bypasses=Sum("bypasses")
+    )
+    if today_row["hits"] is None:  # no row today
+        today_row = None
 
     task_counts = dict(CacheTask.objects.values_list("status").annotate(n=Count("id")).order_by())
     oldest_pending = (

@@ -2,8 +2,8 @@
 
 Rendition hits (hit count, last access) are counted in memory and written at most once a
 minute per rendition, by the request that finds the minute over. Plays by outcome (hit,
-miss, bypass; the dashboard's figures) are counted per day the same way, once a minute per
-process, and on shutdown. A crash loses at most a minute of counts, never a rendition.
+miss, bypass; the dashboard's figures) are counted per day and format the same way, once a
+minute per process, and on shutdown. A crash loses at most a minute of counts, never a rendition.
 """
 
 import threading
@@ -44,11 +44,12 @@ _plays: Counter = Counter()
 _plays_flushed = [-FLUSH_INTERVAL]
 
 
-def record_play(outcome: str) -> None:
-    """Count one play (a GET from the start of the file) as ``hit``, ``miss`` or ``bypass``."""
+def record_play(outcome: str, fmt: str) -> None:
+    """Count one play (a GET from the start of the file) as ``hit``, ``miss`` or ``bypass`` of
+    format ``fmt`` (the one asked for; ``StreamDay.ORIGINAL`` for a bypass)."""
     now = time.monotonic()
     with _lock:
-        _plays[(timezone.localdate(), OUTCOMES[outcome])] += 1
+        _plays[(timezone.localdate(), fmt, OUTCOMES[outcome])] += 1
         if now - _plays_flushed[0] < FLUSH_INTERVAL:
             return
         _plays_flushed[0] = now
@@ -60,17 +61,17 @@ def flush_plays() -> None:
     with _lock:
         counts = dict(_plays)
         _plays.clear()
-    days: dict = {}
-    for (day, field), n in counts.items():
-        days.setdefault(day, {})[field] = n
-    for day, fields in days.items():
+    rows: dict = {}
+    for (day, fmt, field), n in counts.items():
+        rows.setdefault((day, fmt), {})[field] = n
+    for (day, fmt), fields in rows.items():
         updates = {field: F(field) + n for field, n in fields.items()}
-        if not StreamDay.objects.filter(day=day).update(**updates):
+        if not StreamDay.objects.filter(day=day, format=fmt).update(**updates):
             try:
                 with transaction.atomic():
-                    StreamDay.objects.create(day=day, **fields)
-            except IntegrityError:  # another process created the day first
-                StreamDay.objects.filter(day=day).update(**updates)
+                    StreamDay.objects.create(day=day, format=fmt, **fields)
+            except IntegrityError:  # another process created the row first
+                StreamDay.objects.filter(day=day, format=fmt).update(**updates)
 
 
 def reset() -> None:

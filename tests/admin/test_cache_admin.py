@@ -60,12 +60,18 @@ def test_dashboard_shows_the_figures(admin_client, cache_dir, settings):
     StreamDay.objects.create(day="2000-01-01", hits=99)  # outside the 30 days
     from django.utils import timezone
 
-    StreamDay.objects.create(day=timezone.localdate(), hits=3, misses=1, bypasses=2)
+    StreamDay.objects.create(day=timezone.localdate(), format="mp3", hits=2, misses=1)
+    StreamDay.objects.create(day=timezone.localdate(), format="opus", hits=1)
+    StreamDay.objects.create(day=timezone.localdate(), format="original", bypasses=2)
     page = admin_client.get(DASHBOARD).content.decode().replace("\xa0", " ")
     assert "3.4 KB" in page  # total
     assert "Size cap 9.8 KB: 35% used" in page
     assert "1 stale" in page
     assert "75.0%" in page  # hit rate: 3 of 4
+    assert 'MP3: hits / misses</th><td class="num">2 / 1 (66.7%)' in page
+    assert 'Opus: hits / misses</th><td class="num">1 / 0 (100.0%)' in page
+    assert "AAC: hits" not in page  # none streamed
+    assert "3 / 1 / 2" in page  # today, every format
     assert "Invalid data found when processing input" in page
     assert "Oldest pending task queued" in page
     assert "free of" in page

@@ -6,7 +6,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 
-from audiocache.models import CachedRendition
+from audiocache.models import CachedRendition, StreamDay
 from audiocache.seed_api import AudioCache
 from audiocache.selectors import fresh_renditions
 from mixtapes.library import scan_library
@@ -23,6 +23,11 @@ def migrate(targets):
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(targets)
+
+
+def migrate_to_the_latest():
+    """Back to today's schema, for the tests that follow in this database."""
+    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
 
 
 def test_mp3_renditions_made_before_formats_stay_valid(make_audio):
@@ -46,6 +51,7 @@ def test_mp3_renditions_made_before_formats_stay_valid(make_audio):
         assert "format" not in {f.name for f in old._meta.get_fields()}
     finally:
         migrate(AFTER)
+        migrate_to_the_latest()
 
     kept = CachedRendition.objects.get()
     assert (kept.pk, kept.format, kept.quality, kept.file_name) == (rows[0][0], "mp3", "low", old_name)
@@ -56,3 +62,15 @@ def test_mp3_renditions_made_before_formats_stay_valid(make_audio):
     AudioCache().transcode_file(track, "low", overwrite=True)
     assert CachedRendition.objects.get().file_name.endswith("_mp3_low_128k.mp3")
     assert not (cache_dir / old_name).exists()
+
+
+def test_the_days_counted_before_formats_are_kept_as_all_formats():
+    migrate([("audiocache", "0005_formats")])
+    try:
+        old = MigrationExecutor(connection).loader.project_state([("audiocache", "0005_formats")]).apps
+        old.get_model("audiocache", "StreamDay").objects.create(day="2026-11-30", hits=7, misses=2, bypasses=1)
+    finally:
+        migrate_to_the_latest()
+    kept = StreamDay.objects.get()
+    assert (str(kept.day), kept.format, kept.hits, kept.misses, kept.bypasses) == ("2026-11-30", "", 7, 2, 1)
+    StreamDay.objects.create(day="2026-11-30", format="opus", hits=1)  # the same day, counted per format now

@@ -3,6 +3,7 @@
 """
 
 import pytest
+from django.db.models import Sum
 from django.utils import timezone
 
 from audiocache.models import CachedRendition, StreamDay
@@ -19,8 +20,11 @@ def fresh_counters():
     play_counts.reset()
 
 
-def today():
-    return StreamDay.objects.filter(day=timezone.localdate()).values("hits", "misses", "bypasses").first()
+def today(**formats):
+    """Today's counts over every format (or those of ``format=...``)."""
+    rows = StreamDay.objects.filter(day=timezone.localdate(), **formats)
+    counts = rows.aggregate(hits=Sum("hits"), misses=Sum("misses"), bypasses=Sum("bypasses"))
+    return None if counts["hits"] is None else counts
 
 
 def test_plays_are_counted_by_outcome_once_per_play(user_client, library, hit):
@@ -38,14 +42,30 @@ def test_plays_are_counted_by_outcome_once_per_play(user_client, library, hit):
     assert today() == {"hits": 2, "misses": 1, "bypasses": 2}
     play_counts.flush_plays()
     assert today() == {"hits": 2, "misses": 1, "bypasses": 2}  # nothing counted twice
+    # Per format: the MP3 asked for (hits and the miss), the original for the bypasses.
+    assert today(format="mp3") == {"hits": 2, "misses": 1, "bypasses": 0}
+    assert today(format="original") == {"hits": 0, "misses": 0, "bypasses": 2}
+
+
+def test_plays_are_counted_per_format(user_client, library, hit):
+    hit_url, _ = hit
+    body(user_client.get(url(library["wave.wav"], "medium") + "&format=opus"))  # miss, in Opus
+    body(user_client.get(url(library["wave.wav"], "low") + "&format=aac"))  # miss, in AAC
+    body(user_client.get(hit_url))
+    play_counts.flush_plays()
+    assert today(format="opus") == {"hits": 0, "misses": 1, "bypasses": 0}
+    assert today(format="aac") == {"hits": 0, "misses": 1, "bypasses": 0}
+    assert today(format="mp3") == {"hits": 1, "misses": 0, "bypasses": 0}
 
 
 def test_two_processes_adding_to_a_new_day(monkeypatch):
-    play_counts.record_play("hit")  # writes the row
-    play_counts.record_play("miss")
-    StreamDay.objects.all().delete()  # as if another process's row did not exist yet
+    play_counts.record_play("hit", "mp3")  # writes the row
+    play_counts.record_play("miss", "mp3")
+    play_counts.record_play("miss", "opus")
+    StreamDay.objects.all().delete()  # as if another process's rows did not exist yet
     play_counts.flush_plays()
-    assert today() == {"hits": 0, "misses": 1, "bypasses": 0}
+    assert today(format="mp3") == {"hits": 0, "misses": 1, "bypasses": 0}
+    assert today(format="opus") == {"hits": 0, "misses": 1, "bypasses": 0}
 
 
 def test_hits_are_written_at_most_once_a_minute(user_client, hit, django_assert_max_num_queries, monkeypatch):
