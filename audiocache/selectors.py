@@ -156,24 +156,6 @@ def streaming_preference(user_id: int) -> str | None:
 # --- Freshness as the rows say it -----------------------------------------------------------------
 
 
-def _streams_by_format(since) -> list[dict]:
-    """Hits and misses of each format since ``since`` (bypasses send the original: no format)."""
-    rows = {
-        row["format"]: row
-        for row in StreamDay.objects.filter(day__gt=since, format__in=list(FORMATS))
-        .values("format")
-        .annotate(hits=Sum("hits"), misses=Sum("misses"))
-        .order_by()
-    }
-    found = []
-    for fmt in FORMATS:  # in the table's order: MP3, Opus, AAC
-        if fmt in rows:
-            hits, misses = rows[fmt]["hits"] or 0, rows[fmt]["misses"] or 0
-            rate = 100 * hits / (hits + misses) if hits + misses else None
-            found.append({"label": FORMATS[fmt].label, "hits": hits, "misses": misses, "hit_rate": rate})
-    return found
-
-
 def fresh_q() -> Q:
     """Rendition rows that match their track as last scanned and today's encoder settings
     (each format's own)."""
@@ -341,6 +323,40 @@ def cache_size() -> int:
     return CachedRendition.objects.aggregate(total=Sum("size"))["total"] or 0
 
 
+_OUTCOMES = ("hits", "misses", "bypasses")
+
+
+def _stream_figures(today) -> tuple[dict, dict | None]:
+    """The last 30 days' plays by outcome, in all and per format (bypasses send the original:
+    no format of theirs), and today's, or None when nothing was played today: one query."""
+    is_today = Q(day=today)
+    rows = list(
+        StreamDay.objects.filter(day__gt=today - timedelta(days=30))
+        .values("format")
+        .annotate(
+            **{f"month_{outcome}": Sum(outcome) for outcome in _OUTCOMES},
+            **{f"today_{outcome}": Sum(outcome, filter=is_today) for outcome in _OUTCOMES},
+        )
+        .order_by()
+    )
+    month = {row["format"]: {outcome: row[f"month_{outcome}"] for outcome in _OUTCOMES} for row in rows}
+    streams = {outcome: sum(counts[outcome] for counts in month.values()) for outcome in _OUTCOMES}
+    streams["hit_rate"] = _hit_rate(streams["hits"], streams["misses"])
+    streams["by_format"] = [
+        {"label": spec.label, "hits": counts["hits"], "misses": counts["misses"],
+         "hit_rate": _hit_rate(counts["hits"], counts["misses"])}
+        for fmt, spec in FORMATS.items()  # in the table's order: MP3, Opus, AAC
+        if (counts := month.get(fmt))
+    ]  # fmt: skip
+    played_today = [row for row in rows if row["today_hits"] is not None]
+    today_counts = {outcome: sum(row[f"today_{outcome}"] for row in played_today) for outcome in _OUTCOMES}
+    return streams, today_counts if played_today else None
+
+
+def _hit_rate(hits: int, misses: int) -> float | None:
+    return 100 * hits / (hits + misses) if hits + misses else None
+
+
 def dashboard() -> dict:
     """The cache dashboard's figures: aggregate queries only, so the page costs the same few
     queries with 100 renditions or 100,000."""
@@ -365,18 +381,7 @@ def dashboard() -> dict:
     stale = CachedRendition.objects.exclude(fresh_q()).aggregate(count=Count("id"), bytes=Sum("size"))
 
     today = timezone.localdate()
-    streams = StreamDay.objects.filter(day__gt=today - timedelta(days=30)).aggregate(
-        hits=Sum("hits"), misses=Sum("misses"), bypasses=Sum("bypasses")
-    )
-    streams = {key: value or 0 for key, value in streams.items()}
-    answered = streams["hits"] + streams["misses"]
-    streams["hit_rate"] = (100 * streams["hits"] / answered) if answered else None
-    streams["by_format"] = _streams_by_format(today - timedelta(days=30))
-    today_row = StreamDay.objects.filter(day=today).aggregate(
-        hits=Sum("hits"), misses=Sum("misses"), bypasses=Sum("bypasses")
-    )
-    if today_row["hits"] is None:  # no row today
-        today_row = None
+    streams, today_row = _stream_figures(today)
 
     task_counts = dict(CacheTask.objects.values_list("status").annotate(n=Count("id")).order_by())
     oldest_pending = (
