@@ -209,8 +209,6 @@ class StreamDay(models.Model):
     Counted in memory by each process and added here about once a minute (audiocache/services/play_counts.py).
     """
 
-    ORIGINAL = "original"  # the format of bypasses: the file itself was sent
-
     day = models.DateField()
     format = models.CharField(
         max_length=8,

@@ -96,8 +96,7 @@ def _outcome_for_reason(reason: str) -> str:
 
 def batch_counts(batch: CacheBatch) -> Counts:
     """Counts from the items and their tasks' live status (one aggregate query)."""
-    counts = _aggregate(batch)
-    return Counts(**counts)
+    return Counts(**_aggregate(batch))
 
 
 def _aggregate(batch: CacheBatch, **extra) -> dict[str, int]:

@@ -33,7 +33,7 @@ from .. import selectors
 from ..delivery.files import StoredFile, content_type_for, means_no_file, open_regular
 from ..delivery.growing import GrowingFile
 from ..delivery.ranges import from_the_start
-from ..models import CachedRendition, CacheTask, StreamDay
+from ..models import CachedRendition, CacheTask
 from ..qualities import DEFAULT_FORMAT, FORMATS, ORIGINAL, Variant
 from ..queue import tasks
 from ..renditions import made_from, planned_frames, rendition_path
@@ -204,6 +204,6 @@ def _original(request, track: Track, public: bool, cache_state: str) -> Play:
 def _counted(request: PlayRequest, answer: Play, outcome: str) -> Play:
     if request.starts_play:
         variant = request.variant
-        fmt = variant.format if variant is not None and outcome != "bypass" else StreamDay.ORIGINAL
+        fmt = variant.format if variant is not None and outcome != "bypass" else ORIGINAL  # bypasses: the file itself
         play_counts.record_play(outcome, fmt)
     return answer

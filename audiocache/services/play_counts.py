@@ -46,7 +46,7 @@ _plays_flushed = [-FLUSH_INTERVAL]
 
 def record_play(outcome: str, fmt: str) -> None:
     """Count one play (a GET from the start of the file) as ``hit``, ``miss`` or ``bypass`` of
-    format ``fmt`` (the one asked for; ``StreamDay.ORIGINAL`` for a bypass)."""
+    format ``fmt`` (the one asked for; ``qualities.ORIGINAL`` for a bypass)."""
     now = time.monotonic()
     with _lock:
         _plays[(timezone.localdate(), fmt, OUTCOMES[outcome])] += 1
